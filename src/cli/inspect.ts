@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { inspect, type CheckpointInfo, type OnnxInfo } from '../inspect.js';
+import { formatBytes, Reporter, runCommand } from './report.js';
+
+export function inspectCommand(program: Command): void {
+  program
+    .command('inspect')
+    .description('describe a checkpoint or ONNX model: layout, variant, depths, widths, parameters, dtypes, size')
+    .argument('<file>', 'checkpoint file, Hugging Face folder or ONNX model')
+    .option('--json', 'print JSON on stdout')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (file: string, opts) => {
+      const reporter = new Reporter(opts);
+      await runCommand(reporter, async () => {
+        const info = await inspect(file);
+        if (info.kind === 'checkpoint') for (const w of info.warnings) reporter.warn(w);
+        reporter.result(info.kind === 'checkpoint' ? describeCheckpoint(info) : describeOnnx(info), info);
+      });
+    });
+}
+
+const counts = (r: Readonly<Record<string, number>>) =>
+  Object.entries(r)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
+    .join(', ');
+
+function describeCheckpoint(i: CheckpointInfo): string {
+  return [
+    `${i.file}`,
+    `  format      ${i.format}, ${formatBytes(i.bytes)}`,
+    `  layout      ${i.layout}${i.stateDictKey ? ` (weights under '${i.stateDictKey}')` : ''}`,
+    `  model       ConvNeXt ${i.version.toUpperCase()} ${i.variant}${i.layerScale ? ', LayerScale' : ''}`,
+    `  depths      ${i.depths.join(', ')}`,
+    `  widths      ${i.widths.join(', ')}`,
+    `  classes     ${i.numClasses || 'none (feature extractor)'}${i.labels ? `, ${i.labels} labels` : ''}`,
+    `  parameters  ${i.parameters.toLocaleString('en-US')} (${counts(i.dtypes)})`,
+    `  image size  ${i.imageSize}`,
+  ].join('\n');
+}
+
+function describeOnnx(i: OnnxInfo): string {
+  const io = (v: OnnxInfo['inputs']) => v.map((x) => `${x.name} ${x.dtype} [${x.shape.join(', ')}]`).join('; ');
+  const lines = [
+    `${i.file}`,
+    `  format      ONNX, ${formatBytes(i.bytes)}, opset ${Object.entries(i.opsets).map(([d, v]) => (d ? `${d} ${v}` : v)).join(', ')}`,
+    `  inputs      ${io(i.inputs)}`,
+    `  outputs     ${io(i.outputs)}`,
+    `  nodes       ${i.nodes} (${counts(i.ops)})`,
+    `  parameters  ${i.parameters.toLocaleString('en-US')} in ${i.initializers} initializers (${counts(i.dtypes)})`,
+  ];
+  for (const [k, v] of Object.entries(i.metadata)) lines.push(`  meta ${k.padEnd(6)} ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,8 @@
+// Argument parsers shared by the commands; a bad value is a usage error (exit 2).
+import { InvalidArgumentError } from 'commander';
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got '${value}'`);
+  return n;
+}

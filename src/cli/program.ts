@@ -1,0 +1,32 @@
+// The commander program: one file per command registers itself; this file only assembles them and
+// makes usage errors exit 2 like every other bad input.
+import { Command, CommanderError } from 'commander';
+import { TOOL_VERSION } from '../version.js';
+import { convertCommand } from './convert.js';
+import { inspectCommand } from './inspect.js';
+import { EXIT } from './report.js';
+
+export function buildProgram(): Command {
+  const program = new Command('convnext')
+    .description('Turn ConvNeXt checkpoints into small, fast, verified ONNX models')
+    .version(TOOL_VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  convertCommand(program);
+  inspectCommand(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      process.exitCode = ok ? EXIT.ok : EXIT.badInput;
+      return;
+    }
+    throw e;
+  }
+}

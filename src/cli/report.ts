@@ -1,0 +1,95 @@
+// How the CLI talks to a person or a program: step spinners on a terminal, plain lines elsewhere,
+// nothing but the result with --json, nothing but errors with --quiet. NO_COLOR is honoured.
+
+import ora, { type Ora } from 'ora';
+import { isUserError } from '../errors.js';
+
+export interface OutputFlags {
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+}
+
+export class Reporter {
+  private spinner?: Ora;
+  private stepName?: string;
+  private stepStart = 0;
+  readonly color = !('NO_COLOR' in process.env) && process.stderr.isTTY === true;
+
+  constructor(private readonly flags: OutputFlags) {}
+
+  private get chatty(): boolean {
+    return !this.flags.json && !this.flags.quiet;
+  }
+
+  /** A named step starts; the previous one is marked done with its time. */
+  step(name: string): void {
+    this.finishStep();
+    if (!this.chatty) return;
+    this.stepName = name;
+    this.stepStart = performance.now();
+    if (process.stderr.isTTY) {
+      this.spinner = ora({ text: name, stream: process.stderr, color: this.color ? 'cyan' : false }).start();
+    }
+  }
+
+  finishStep(): void {
+    if (!this.stepName) return;
+    const text = `${this.stepName} (${formatMs(performance.now() - this.stepStart)})`;
+    if (this.spinner) {
+      if (this.color) this.spinner.succeed(text);
+      else this.spinner.stopAndPersist({ symbol: '-', text });
+    } else {
+      process.stderr.write(`- ${text}\n`);
+    }
+    this.spinner = undefined;
+    this.stepName = undefined;
+  }
+
+  failStep(): void {
+    this.spinner?.stop();
+    this.spinner = undefined;
+    this.stepName = undefined;
+  }
+
+  warn(message: string): void {
+    if (!this.flags.json) process.stderr.write(`warning: ${message}\n`);
+  }
+
+  /** The result: a human summary, or the JSON document with --json. */
+  result(human: string, json: unknown): void {
+    this.finishStep();
+    if (this.flags.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    else if (!this.flags.quiet) process.stdout.write(`${human}\n`);
+  }
+}
+
+export function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export const EXIT = { ok: 0, failed: 1, badInput: 2, internal: 3 } as const;
+
+/** Runs a command body with the one catch that maps errors to exit codes and one-line messages. */
+export async function runCommand(reporter: Reporter, body: () => Promise<number | void>): Promise<void> {
+  try {
+    process.exitCode = (await body()) ?? EXIT.ok;
+  } catch (e) {
+    reporter.failStep();
+    if (isUserError(e)) {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = EXIT.badInput;
+    } else {
+      const err = e as Error;
+      process.stderr.write(`internal error: ${err?.message ?? String(e)}\n`);
+      if (process.env.CONVNEXT_DEBUG) process.stderr.write(`${err?.stack}\n`);
+      process.exitCode = EXIT.internal;
+    }
+  }
+}

@@ -1,0 +1,129 @@
+// ConvNextModel → Graph, op for op what PyTorch computes (ONNX opset 17, NCHW input):
+//   stem      Conv(k=p, s=p) → LayerNorm over C
+//   stage s   [s>0: LayerNorm over C → Conv(2×2, s=2)] → blocks
+//   block     x + LS·fc2(GRN(GELU(fc1(LN(dwconv7×7(x))))))     (LS in V1, GRN in V2)
+//   head      mean over H,W → LayerNorm → Gemm
+// LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back), as the
+// pointwise layers do (MatMul over the last axis). GELU is the exact erf form, written the way
+// torch.onnx.export writes it so that onnxruntime's Gelu fusion recognises it. The graph is
+// deliberately literal: folding LayerScale and LayerNorm affines is the passes' work.
+
+import { attr, GraphBuilder, type Graph } from '../graph/graph.js';
+import { float32, transpose2d } from '../graph/tensor.js';
+import { blockParams as bp, names, type ConvNextModel } from './spec.js';
+
+export interface BuildOptions {
+  /** Height and width of the input image. */
+  readonly imageSize: number;
+  readonly metadata?: Record<string, string>;
+}
+
+export const INPUT_NAME = 'pixel_values';
+export const LOGITS_NAME = 'logits';
+export const FEATURES_NAME = 'features';
+
+const TO_NHWC = [0, 2, 3, 1];
+const TO_NCHW = [0, 3, 1, 2];
+
+export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions): Graph {
+  const { spec, params } = model;
+  const g = new GraphBuilder(spec.version === 'v2' ? 'convnextv2' : 'convnext');
+  const param = (name: string): string => {
+    const t = params.get(name);
+    if (!t) throw new Error(`canonical parameter ${name} missing after import`);
+    return g.constant(name, t);
+  };
+  const scalar = (name: string, value: number) => g.constant(name, float32([], [value]));
+  const consts = {
+    half: scalar('const.half', 0.5),
+    one: scalar('const.one', 1),
+    sqrt2: scalar('const.sqrt2', Math.SQRT2),
+    grnEps: spec.version === 'v2' ? scalar('const.grn_eps', spec.grnEps) : '',
+  };
+
+  const layerNorm = (name: string, x: string, eps: number) =>
+    g.op('LayerNormalization', name, [x, param(`${name}.weight`), param(`${name}.bias`)], {
+      axis: attr.int(-1),
+      epsilon: attr.float(eps),
+    });
+  // LayerNorm2d: normalise over channels of an NCHW tensor.
+  const layerNorm2d = (name: string, x: string) => {
+    const nhwc = g.op('Transpose', `${name}/to_nhwc`, [x], { perm: attr.ints(TO_NHWC) });
+    const y = layerNorm(name, nhwc, spec.eps);
+    return g.op('Transpose', `${name}/to_nchw`, [y], { perm: attr.ints(TO_NCHW) });
+  };
+  const conv = (name: string, x: string, kernel: number, stride: number, pad: number, group = 1) =>
+    g.op('Conv', name, [x, param(`${name}.weight`), param(`${name}.bias`)], {
+      kernel_shape: attr.ints([kernel, kernel]),
+      strides: attr.ints([stride, stride]),
+      pads: attr.ints([pad, pad, pad, pad]),
+      dilations: attr.ints([1, 1]),
+      group: attr.int(group),
+    });
+  // A Linear layer on channels-last activations: MatMul with the transposed weight, then the bias.
+  const linear = (name: string, x: string) => {
+    const w = g.constant(`${name}.weight_t`, transpose2d(params.get(`${name}.weight`)!));
+    const y = g.op('MatMul', `${name}/MatMul`, [x, w]);
+    return g.op('Add', `${name}/Add`, [y, param(`${name}.bias`)]);
+  };
+  const gelu = (name: string, x: string) => {
+    const scaled = g.op('Div', `${name}/Div`, [x, consts.sqrt2]);
+    const erf = g.op('Erf', `${name}/Erf`, [scaled]);
+    const onePlus = g.op('Add', `${name}/Add`, [erf, consts.one]);
+    const times = g.op('Mul', `${name}/Mul`, [x, onePlus]);
+    return g.op('Mul', `${name}/Mul_half`, [times, consts.half]);
+  };
+  // GRN(x) = γ·(x·Nx) + β + x,  Nx = ‖x‖₂,HW / (mean_C ‖x‖₂,HW + ε)   (x is NHWC)
+  const grn = (name: string, x: string) => {
+    const gx = g.op('ReduceL2', `${name}/ReduceL2`, [x], { axes: attr.ints([1, 2]), keepdims: attr.int(1) });
+    const mean = g.op('ReduceMean', `${name}/ReduceMean`, [gx], { axes: attr.ints([-1]), keepdims: attr.int(1) });
+    const denom = g.op('Add', `${name}/Add_eps`, [mean, consts.grnEps]);
+    const nx = g.op('Div', `${name}/Div`, [gx, denom]);
+    const xn = g.op('Mul', `${name}/Mul`, [x, nx]);
+    const scaled = g.op('Mul', `${name}/Mul_gamma`, [xn, param(`${name}.gamma`)]);
+    const shifted = g.op('Add', `${name}/Add_beta`, [scaled, param(`${name}.beta`)]);
+    return g.op('Add', `${name}/Add_residual`, [shifted, x]);
+  };
+
+  let x = conv(names.stemConv, INPUT_NAME, spec.patchSize, spec.patchSize, 0);
+  x = layerNorm2d(names.stemNorm, x);
+  for (let s = 0; s < spec.depths.length; s++) {
+    if (s > 0) {
+      x = layerNorm2d(names.downsampleNorm(s), x);
+      x = conv(names.downsampleConv(s), x, 2, 2, 0);
+    }
+    for (let i = 0; i < spec.depths[s]; i++) {
+      const b = names.block(s, i);
+      const k = spec.kernelSize;
+      let h = conv(`${b}.${bp.dwconv}`, x, k, 1, (k - 1) >> 1, spec.widths[s]);
+      h = g.op('Transpose', `${b}/to_nhwc`, [h], { perm: attr.ints(TO_NHWC) });
+      h = layerNorm(`${b}.${bp.norm}`, h, spec.eps);
+      h = linear(`${b}.${bp.fc1}`, h);
+      h = gelu(`${b}.gelu`, h);
+      if (spec.version === 'v2') h = grn(`${b}.grn`, h);
+      h = linear(`${b}.${bp.fc2}`, h);
+      if (spec.layerScale) h = g.op('Mul', `${b}.${bp.layerScale}/Mul`, [h, param(`${b}.${bp.layerScale}`)]);
+      h = g.op('Transpose', `${b}/to_nchw`, [h], { perm: attr.ints(TO_NCHW) });
+      x = g.op('Add', `${b}/residual`, [x, h]);
+    }
+  }
+  const pooled = g.op('ReduceMean', 'head.pool', [x], { axes: attr.ints([2, 3]), keepdims: attr.int(0) });
+  const width = spec.widths[spec.widths.length - 1];
+  const headless = spec.numClasses === 0;
+  const outName = headless ? FEATURES_NAME : LOGITS_NAME;
+  let out: string;
+  if (headless) {
+    out = g.op('LayerNormalization', names.headNorm, [pooled, param(`${names.headNorm}.weight`), param(`${names.headNorm}.bias`)], {
+      axis: attr.int(-1),
+      epsilon: attr.float(spec.headEps),
+    }, outName);
+  } else {
+    const normed = layerNorm(names.headNorm, pooled, spec.headEps);
+    out = g.op('Gemm', names.headFc, [normed, param(`${names.headFc}.weight`), param(`${names.headFc}.bias`)], { transB: attr.int(1) }, outName);
+  }
+  return g.build(
+    [{ name: INPUT_NAME, dtype: 'float32', shape: ['batch', spec.inChannels, options.imageSize, options.imageSize] }],
+    [{ name: out, dtype: 'float32', shape: ['batch', headless ? width : spec.numClasses] }],
+    options.metadata ?? {},
+  );
+}

@@ -1,0 +1,203 @@
+// From a state dict in any supported layout to a ConvNextModel: unwrap, detect the layout, map keys
+// to canonical names, read the architecture off the tensors, and check every shape.
+
+import { InputError, Warnings } from '../errors.js';
+import { asFloat32, reshape, shapeString, type Tensor } from '../graph/tensor.js';
+import { detectLayout, mapKey, type Layout, type LayoutName } from './layouts.js';
+import { blockParams, expectedParams, names, type ConvNextModel, type ConvNextSpec } from './spec.js';
+
+type StateDict = ReadonlyMap<string, Tensor>;
+
+export interface ImportOptions {
+  /** Where the tensors came from, for messages. */
+  readonly source: string;
+  /** Which wrapper to take when a checkpoint holds several (e.g. 'model_ema'). */
+  readonly stateDictKey?: string;
+  /** Epsilon of the head LayerNorm when the checkpoint's config says (Hugging Face layer_norm_eps). */
+  readonly headEps?: number;
+  readonly warnings?: Warnings;
+}
+
+export interface ImportResult {
+  readonly model: ConvNextModel;
+  readonly layout: LayoutName;
+  /** The wrapper key the weights were taken from, if any. */
+  readonly stateDictKey?: string;
+  /** Parameter counts by the dtype they were stored in. */
+  readonly storedDtypes: Readonly<Record<string, number>>;
+}
+
+// Containers training scripts put the weights in; 'module.' is what DistributedDataParallel adds.
+const WRAPPERS = ['model', 'model_ema', 'state_dict', 'ema', 'module', 'net', 'params'];
+const DEFAULT_EPS = 1e-6;
+
+export function importConvNext(stateDict: StateDict, options: ImportOptions): ImportResult {
+  const shapes = new Map([...stateDict].map(([k, t]) => [k, t.shape]));
+  const match = matchArchitecture(shapes, options);
+  const params = new Map<string, Tensor>();
+  const storedDtypes: Record<string, number> = {};
+  for (const [name, { from, shape }] of match.sources) {
+    const stored = stateDict.get(from)!;
+    params.set(name, asFloat32(reshape(stored, shape)));
+    storedDtypes[stored.dtype] = (storedDtypes[stored.dtype] ?? 0) + stored.data.length;
+  }
+  checkFinite(params, match.sources, options);
+  return { model: { spec: match.spec, params }, layout: match.layout, stateDictKey: match.stateDictKey, storedDtypes };
+}
+
+export interface ArchitectureMatch {
+  readonly layout: LayoutName;
+  readonly spec: ConvNextSpec;
+  /** Canonical name → the source key it comes from and the canonical shape. */
+  readonly sources: ReadonlyMap<string, { readonly from: string; readonly shape: readonly number[] }>;
+  readonly stateDictKey?: string;
+}
+
+/**
+ * Reads the architecture from key names and shapes alone: wrapper, layout, version, depths, widths,
+ * classes. Throws one InputError listing every missing, unexpected or misshapen key.
+ */
+export function matchArchitecture(shapes: ReadonlyMap<string, readonly number[]>, options: ImportOptions): ArchitectureMatch {
+  const { tensors, key } = unwrap(shapes, options);
+  const keys = [...tensors.keys()];
+  const { layout, matched } = detectLayout(keys);
+  if (matched === 0) {
+    throw new InputError(`not a ConvNeXt checkpoint: no key matches a known ConvNeXt layout (first keys: ${preview(keys)})`, options.source);
+  }
+  const canonical = new Map<string, { shape: readonly number[]; from: string }>();
+  const unknown: string[] = [];
+  for (const k of keys) {
+    const name = mapKey(layout, k);
+    const full = key === undefined ? k : `${key}.${k}`;
+    if (name === undefined) unknown.push(full);
+    else canonical.set(name, { shape: tensors.get(k)!, from: full });
+  }
+  if (!canonical.has(`${names.stemConv}.weight`) && matched < keys.length / 2) {
+    throw new InputError(`not a ConvNeXt checkpoint: only ${matched} of ${keys.length} keys fit the ${layout.name} layout (first keys: ${preview(keys)})`, options.source);
+  }
+  const spec = readSpec(canonical, layout, options);
+  const sources = checkShapes(spec, canonical, unknown, layout, options.source);
+  return { layout: layout.name, spec, sources, stateDictKey: key };
+}
+
+function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): { tensors: ReadonlyMap<string, T>; key?: string } {
+  let tensors = stateDict;
+  let chosen: string | undefined;
+  // Peel wrappers while every key sits under one (a DDP model inside a 'model' entry has two).
+  for (let depth = 0; depth < 3; depth++) {
+    const groups = new Map<string, number>();
+    for (const k of tensors.keys()) {
+      const head = k.split('.', 1)[0];
+      groups.set(head, (groups.get(head) ?? 0) + 1);
+    }
+    const wrappers = [...groups.keys()].filter((g) => WRAPPERS.includes(g));
+    if (wrappers.length === 0) break;
+    let pick: string;
+    if (options.stateDictKey !== undefined && depth === 0) {
+      if (!groups.has(options.stateDictKey)) {
+        throw new InputError(`no entry '${options.stateDictKey}' in the checkpoint (it has: ${[...groups.keys()].join(', ')})`, options.source);
+      }
+      pick = options.stateDictKey;
+    } else if (wrappers.length === 1 && groups.get(wrappers[0]) === tensors.size) {
+      pick = wrappers[0];
+    } else if (wrappers.includes('model')) {
+      // Training checkpoints keep 'model' beside 'model_ema' and optimizer state: the plain weights
+      // are the default, --state-dict-key picks another.
+      pick = 'model';
+    } else if (wrappers.length === 1 && groups.get(wrappers[0])! > tensors.size / 2) {
+      pick = wrappers[0];
+    } else {
+      break;
+    }
+    const prefix = `${pick}.`;
+    const inner = new Map<string, T>();
+    for (const [k, v] of tensors) if (k.startsWith(prefix)) inner.set(k.slice(prefix.length), v);
+    tensors = inner;
+    chosen = chosen === undefined ? pick : `${chosen}.${pick}`;
+  }
+  return { tensors, key: chosen };
+}
+
+function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: Layout, options: ImportOptions): ConvNextSpec {
+  const shape = (name: string) => canonical.get(name)?.shape;
+  const stem = shape(`${names.stemConv}.weight`);
+  if (!stem || stem.length !== 4) {
+    throw new InputError(`checkpoint in ${layout.name} layout has no 4-D stem convolution weight`, options.source);
+  }
+  const depths: number[] = [];
+  const widths: number[] = [];
+  for (let s = 0; ; s++) {
+    const first = shape(`${names.block(s, 0)}.${blockParams.dwconv}.weight`);
+    if (!first) break;
+    let d = 0;
+    while (canonical.has(`${names.block(s, d)}.${blockParams.dwconv}.weight`)) d++;
+    depths.push(d);
+    widths.push(first[0]);
+  }
+  if (depths.length === 0) throw new InputError(`checkpoint in ${layout.name} layout has no blocks`, options.source);
+  const dw = shape(`${names.block(0, 0)}.${blockParams.dwconv}.weight`)!;
+  const keys = [...canonical.keys()];
+  const fc = shape(`${names.headFc}.weight`);
+  return {
+    version: keys.some((k) => k.endsWith(blockParams.grnGamma)) ? 'v2' : 'v1',
+    depths,
+    widths,
+    inChannels: stem[1],
+    patchSize: stem[2],
+    kernelSize: dw[dw.length - 1],
+    numClasses: fc ? fc[0] : 0,
+    layerScale: keys.some((k) => k.endsWith(blockParams.layerScale)),
+    eps: DEFAULT_EPS,
+    // transformers' ConvNextConfig defaults layer_norm_eps to 1e-12, and only the head LayerNorm uses it
+    headEps: options.headEps ?? (layout.name === 'hf' ? 1e-12 : DEFAULT_EPS),
+    grnEps: 1e-6,
+  };
+}
+
+/** Where each canonical parameter comes from; one error listing every missing, unknown or misshapen key. */
+function checkShapes(
+  spec: ConvNextSpec,
+  canonical: Map<string, { shape: readonly number[]; from: string }>,
+  unknown: string[],
+  layout: Layout,
+  source: string,
+): Map<string, { from: string; shape: readonly number[] }> {
+  const expected = expectedParams(spec);
+  const sources = new Map<string, { from: string; shape: readonly number[] }>();
+  const missing: string[] = [];
+  const wrongShape: string[] = [];
+  for (const [name, want] of expected) {
+    const got = canonical.get(name);
+    if (!got) missing.push(name);
+    else if (fits(got.shape, want)) sources.set(name, { from: got.from, shape: want });
+    else wrongShape.push(`${got.from} is ${shapeString(got.shape)}, expected ${shapeString(want)}`);
+  }
+  for (const [name, { from }] of canonical) if (!expected.has(name)) unknown.push(from);
+  const problems: string[] = [];
+  if (wrongShape.length) problems.push(`shape mismatch: ${wrongShape.join('; ')}`);
+  if (missing.length) problems.push(`missing keys (canonical names): ${missing.join(', ')}`);
+  if (unknown.length) problems.push(`unexpected keys: ${unknown.join(', ')}`);
+  if (problems.length) {
+    throw new InputError(`${layout.name} layout ConvNeXt checkpoint does not fit the architecture read from it: ${problems.join(' | ')}`, source);
+  }
+  return sources;
+}
+
+// The layouts store the same numbers with extra unit dimensions: (C,1,1), (1,1,1,4C), (4C,C,1,1).
+function fits(shape: readonly number[], want: readonly number[]): boolean {
+  const squeeze = (s: readonly number[]) => s.filter((d) => d !== 1).join();
+  return shape.join() === want.join() || squeeze(shape) === squeeze(want);
+}
+
+function checkFinite(params: Map<string, Tensor>, canonical: ReadonlyMap<string, { from: string }>, options: ImportOptions): void {
+  for (const [name, t] of params) {
+    const data = t.data as Float32Array;
+    let bad = 0;
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
+    if (bad) options.warnings?.add(`${canonical.get(name)?.from ?? name} has ${bad} NaN/Inf value${bad > 1 ? 's' : ''}`);
+  }
+}
+
+function preview(keys: readonly string[]): string {
+  return keys.length ? keys.slice(0, 5).join(', ') + (keys.length > 5 ? ', …' : '') : '(none)';
+}

@@ -1,0 +1,143 @@
+// From a path on disk to a ConvNextModel and what travels with it (labels, preprocessing): picks the
+// reader by content, not by extension, then imports the tensors.
+
+import { statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { InputError, Warnings } from '../errors.js';
+import { isHfFolder, readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
+import { readPytorchCheckpoint } from '../formats/pytorch.js';
+import { readSafetensors } from '../formats/safetensors.js';
+import { sniffFile } from '../formats/sniff.js';
+import type { StateDict } from '../formats/state-dict.js';
+import { importConvNext } from './import.js';
+import type { LayoutName } from './layouts.js';
+import { variantName, type ConvNextModel } from './spec.js';
+
+export type CheckpointFormat = 'pth' | 'safetensors' | 'hf';
+
+export interface Preprocessing {
+  /** Shorter side is resized to this, then centre-cropped to `crop`. */
+  readonly resize: number;
+  readonly crop: number;
+  readonly interpolation: string;
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+export interface LoadedCheckpoint {
+  readonly model: ConvNextModel;
+  readonly format: CheckpointFormat;
+  readonly layout: LayoutName;
+  readonly variant: string;
+  readonly stateDictKey?: string;
+  /** Parameter counts by the dtype the checkpoint stored them in. */
+  readonly storedDtypes: Readonly<Record<string, number>>;
+  readonly labels?: readonly string[];
+  readonly imageSize: number;
+  readonly preprocessing: Preprocessing;
+  /** Bytes of the weights file(s) read. */
+  readonly fileBytes: number;
+}
+
+export interface LoadOptions {
+  readonly stateDictKey?: string;
+  readonly imageSize?: number;
+  readonly warnings?: Warnings;
+}
+
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+const DEFAULT_IMAGE_SIZE = 224;
+
+export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch {
+    throw new InputError('no such file or folder', path);
+  }
+  let tensors: StateDict;
+  let format: CheckpointFormat;
+  let hf: Awaited<ReturnType<typeof readHfFolder>> | undefined;
+  let fileBytes = stat.size;
+  if (stat.isDirectory()) {
+    if (!isHfFolder(path)) throw new InputError('a folder must be a Hugging Face model folder with config.json', path);
+    hf = await readHfFolder(path);
+    tensors = hf.tensors;
+    format = 'hf';
+    fileBytes = statSync(`${path}/${hf.weightsFile}`).size;
+  } else {
+    if (stat.size === 0) throw new InputError('file is empty', path);
+    const kind = await sniffFile(path);
+    if (kind === 'safetensors') {
+      tensors = (await readSafetensors(path)).tensors;
+      format = 'safetensors';
+    } else if (kind === 'zip' || kind === 'legacy-pickle') {
+      tensors = await readPytorchCheckpoint(path);
+      format = 'pth';
+    } else if (kind === 'onnx') {
+      throw new InputError('this is an ONNX model, not a checkpoint', path);
+    } else {
+      throw new InputError('not a checkpoint: expected a PyTorch .pth/.bin (zip), a .safetensors file or a Hugging Face folder', path);
+    }
+  }
+  const imported = importConvNext(tensors, {
+    source: path,
+    stateDictKey: options.stateDictKey,
+    headEps: hf?.config.layerNormEps,
+    warnings: options.warnings,
+  });
+  const { model } = imported;
+  if (hf) checkConfigAgrees(hf.config, model, path);
+  const variant = variantName(model.spec);
+  const imageSize = options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE;
+  const labels = hf?.config.labels;
+  if (labels && model.spec.numClasses && labels.length !== model.spec.numClasses) {
+    options.warnings?.add(`${basename(path)}: config.json has ${labels.length} labels but the head has ${model.spec.numClasses} classes; labels dropped`);
+  }
+  return {
+    model,
+    format,
+    layout: imported.layout,
+    variant,
+    stateDictKey: imported.stateDictKey,
+    storedDtypes: imported.storedDtypes,
+    labels: labels && labels.length === model.spec.numClasses ? labels : undefined,
+    imageSize,
+    preprocessing: preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing),
+    fileBytes,
+  };
+}
+
+function checkConfigAgrees(config: Awaited<ReturnType<typeof readHfFolder>>['config'], model: ConvNextModel, where: string): void {
+  const { spec } = model;
+  const differ = (a: readonly number[] | undefined, b: readonly number[]) => a !== undefined && a.join() !== b.join();
+  if (differ(config.depths, spec.depths) || differ(config.hiddenSizes, spec.widths)) {
+    throw new InputError(
+      `config.json says depths [${config.depths}] / hidden_sizes [${config.hiddenSizes}], the weights have [${spec.depths}] / [${spec.widths}]`,
+      where,
+    );
+  }
+  if ((config.modelType === 'convnextv2') !== (spec.version === 'v2')) {
+    throw new InputError(`config.json says ${config.modelType}, the weights are ConvNeXt ${spec.version.toUpperCase()}`, where);
+  }
+}
+
+// Evaluation transforms the weights were published with: torchvision's ConvNeXt weights resize to
+// 236/230/232 bilinear before a 224 crop; timm, the official repo and HF resize by crop_pct 0.875
+// with bicubic interpolation. A preprocessor_config.json, when present, wins.
+function preprocessingFor(layout: LayoutName, variant: string, imageSize: number, hf?: HfPreprocessing): Preprocessing {
+  const torchvisionResize: Record<string, number> = { convnext_tiny: 236, convnext_small: 230, convnext_base: 232, convnext_large: 232 };
+  let resize = Math.floor(imageSize / 0.875);
+  let interpolation = 'bicubic';
+  if (layout === 'torchvision') {
+    interpolation = 'bilinear';
+    if (imageSize === 224 && torchvisionResize[variant]) resize = torchvisionResize[variant];
+  }
+  if (hf) {
+    if (hf.shortestEdge !== undefined && hf.shortestEdge >= 384) resize = imageSize;
+    else if (hf.cropPct) resize = Math.floor(imageSize / hf.cropPct);
+    interpolation = hf.interpolation ?? interpolation;
+  }
+  return { resize, crop: imageSize, interpolation, mean: hf?.mean ?? IMAGENET_MEAN, std: hf?.std ?? IMAGENET_STD };
+}

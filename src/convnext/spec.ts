@@ -1,0 +1,140 @@
+// What a ConvNeXt is, independent of where its weights came from: the architecture numbers, the
+// canonical parameter names every layout maps to, and the published variants.
+
+import type { Tensor } from '../graph/tensor.js';
+
+export type ConvNextVersion = 'v1' | 'v2';
+
+export interface ConvNextSpec {
+  readonly version: ConvNextVersion;
+  readonly depths: readonly number[];
+  readonly widths: readonly number[];
+  readonly inChannels: number;
+  readonly patchSize: number;
+  readonly kernelSize: number;
+  /** 0: a feature extractor, whose output is the normalised pooled features. */
+  readonly numClasses: number;
+  /** V1 blocks may carry LayerScale (all of them or none). */
+  readonly layerScale: boolean;
+  /** Epsilon of every LayerNorm but the head's. */
+  readonly eps: number;
+  /** Epsilon of the LayerNorm before the classifier (Hugging Face takes it from config.layer_norm_eps). */
+  readonly headEps: number;
+  /** GRN's epsilon, added to the channel mean of the spatial L2 norms. */
+  readonly grnEps: number;
+}
+
+/** A ConvNeXt with its float32 weights under canonical names (see `names`). */
+export interface ConvNextModel {
+  readonly spec: ConvNextSpec;
+  readonly params: ReadonlyMap<string, Tensor>;
+}
+
+// Canonical names, and the shapes they must have. Every layout maps onto these; nothing else in the
+// project spells a ConvNeXt parameter name.
+export const names = {
+  stemConv: 'stem.conv',
+  stemNorm: 'stem.norm',
+  downsampleNorm: (s: number) => `stages.${s}.downsample.norm`,
+  downsampleConv: (s: number) => `stages.${s}.downsample.conv`,
+  block: (s: number, i: number) => `stages.${s}.blocks.${i}`,
+  headNorm: 'head.norm',
+  headFc: 'head.fc',
+};
+
+/** Block sub-parameters, relative to `names.block(s, i)`. */
+export const blockParams = {
+  dwconv: 'dwconv',
+  norm: 'norm',
+  fc1: 'fc1',
+  fc2: 'fc2',
+  layerScale: 'layer_scale',
+  grnGamma: 'grn.gamma',
+  grnBeta: 'grn.beta',
+};
+
+/** Every canonical parameter this spec needs, with its shape. */
+export function expectedParams(spec: ConvNextSpec): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  const { widths, depths, kernelSize: k, patchSize: p } = spec;
+  const linear = (name: string, outC: number, inC: number) => {
+    out.set(`${name}.weight`, [outC, inC]);
+    out.set(`${name}.bias`, [outC]);
+  };
+  const norm = (name: string, c: number) => {
+    out.set(`${name}.weight`, [c]);
+    out.set(`${name}.bias`, [c]);
+  };
+  out.set(`${names.stemConv}.weight`, [widths[0], spec.inChannels, p, p]);
+  out.set(`${names.stemConv}.bias`, [widths[0]]);
+  norm(names.stemNorm, widths[0]);
+  for (let s = 0; s < depths.length; s++) {
+    const c = widths[s];
+    if (s > 0) {
+      norm(names.downsampleNorm(s), widths[s - 1]);
+      out.set(`${names.downsampleConv(s)}.weight`, [c, widths[s - 1], 2, 2]);
+      out.set(`${names.downsampleConv(s)}.bias`, [c]);
+    }
+    for (let i = 0; i < depths[s]; i++) {
+      const b = names.block(s, i);
+      out.set(`${b}.${blockParams.dwconv}.weight`, [c, 1, k, k]);
+      out.set(`${b}.${blockParams.dwconv}.bias`, [c]);
+      norm(`${b}.${blockParams.norm}`, c);
+      linear(`${b}.${blockParams.fc1}`, 4 * c, c);
+      linear(`${b}.${blockParams.fc2}`, c, 4 * c);
+      if (spec.version === 'v2') {
+        out.set(`${b}.${blockParams.grnGamma}`, [4 * c]);
+        out.set(`${b}.${blockParams.grnBeta}`, [4 * c]);
+      } else if (spec.layerScale) {
+        out.set(`${b}.${blockParams.layerScale}`, [c]);
+      }
+    }
+  }
+  const last = widths[widths.length - 1];
+  norm(names.headNorm, last);
+  if (spec.numClasses > 0) linear(names.headFc, spec.numClasses, last);
+  return out;
+}
+
+interface Variant {
+  readonly name: string;
+  readonly version: ConvNextVersion;
+  readonly depths: readonly number[];
+  readonly widths: readonly number[];
+}
+
+// The published sizes (ConvNeXt paper table, ConvNeXt-V2 paper table 1).
+export const VARIANTS: readonly Variant[] = [
+  { name: 'convnext_tiny', version: 'v1', depths: [3, 3, 9, 3], widths: [96, 192, 384, 768] },
+  { name: 'convnext_small', version: 'v1', depths: [3, 3, 27, 3], widths: [96, 192, 384, 768] },
+  { name: 'convnext_base', version: 'v1', depths: [3, 3, 27, 3], widths: [128, 256, 512, 1024] },
+  { name: 'convnext_large', version: 'v1', depths: [3, 3, 27, 3], widths: [192, 384, 768, 1536] },
+  { name: 'convnext_xlarge', version: 'v1', depths: [3, 3, 27, 3], widths: [256, 512, 1024, 2048] },
+  // timm's small V1 models (conv_mlp form)
+  { name: 'convnext_atto', version: 'v1', depths: [2, 2, 6, 2], widths: [40, 80, 160, 320] },
+  { name: 'convnext_femto', version: 'v1', depths: [2, 2, 6, 2], widths: [48, 96, 192, 384] },
+  { name: 'convnext_pico', version: 'v1', depths: [2, 2, 6, 2], widths: [64, 128, 256, 512] },
+  { name: 'convnext_nano', version: 'v1', depths: [2, 2, 8, 2], widths: [80, 160, 320, 640] },
+  { name: 'convnextv2_atto', version: 'v2', depths: [2, 2, 6, 2], widths: [40, 80, 160, 320] },
+  { name: 'convnextv2_femto', version: 'v2', depths: [2, 2, 6, 2], widths: [48, 96, 192, 384] },
+  { name: 'convnextv2_pico', version: 'v2', depths: [2, 2, 6, 2], widths: [64, 128, 256, 512] },
+  { name: 'convnextv2_nano', version: 'v2', depths: [2, 2, 8, 2], widths: [80, 160, 320, 640] },
+  { name: 'convnextv2_tiny', version: 'v2', depths: [3, 3, 9, 3], widths: [96, 192, 384, 768] },
+  { name: 'convnextv2_base', version: 'v2', depths: [3, 3, 27, 3], widths: [128, 256, 512, 1024] },
+  { name: 'convnextv2_large', version: 'v2', depths: [3, 3, 27, 3], widths: [192, 384, 768, 1536] },
+  { name: 'convnextv2_huge', version: 'v2', depths: [3, 3, 27, 3], widths: [352, 704, 1408, 2816] },
+];
+
+const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/** The published variant with these numbers, or 'custom'. */
+export function variantName(spec: Pick<ConvNextSpec, 'version' | 'depths' | 'widths'>): string {
+  const v = VARIANTS.find((x) => x.version === spec.version && same(x.depths, spec.depths) && same(x.widths, spec.widths));
+  return v ? v.name : 'custom';
+}
+
+export function parameterCount(params: ReadonlyMap<string, Tensor>): number {
+  let n = 0;
+  for (const t of params.values()) n += t.data.length;
+  return n;
+}

@@ -1,0 +1,114 @@
+// Cheap format detection from a file's first bytes, and the one place input files are read whole
+// (so every reader reports a missing file, a directory or an oversized file the same way).
+
+import { constants as bufferConstants } from 'node:buffer';
+import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { InputError } from '../errors.js';
+
+export type FileFormat = 'zip' | 'legacy-pickle' | 'safetensors' | 'onnx' | 'npy' | 'unknown';
+
+/** The safetensors reference implementation refuses headers above 100 MB; so do we. */
+export const SAFETENSORS_MAX_HEADER = 100_000_000;
+
+const HEAD_BYTES = 16;
+
+/** Classifies a file from its first bytes (at least 16 when the file has them) and its size. */
+export function sniffBytes(head: Uint8Array, fileSize: number): FileFormat {
+  const b = head;
+  if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6))) return 'zip';
+  if (b.length >= 6 && b[0] === 0x93 && String.fromCharCode(...b.subarray(1, 6)) === 'NUMPY') return 'npy';
+  // A binary pickle starts with PROTO n; torch < 1.6 wrote raw pickles (protocol 2).
+  if (b.length >= 2 && b[0] === 0x80 && b[1] >= 2 && b[1] <= 5) return 'legacy-pickle';
+  if (b.length >= 9) {
+    const n = Buffer.from(b.buffer, b.byteOffset, 8).readBigUInt64LE(0);
+    if (n >= 2n && n <= BigInt(SAFETENSORS_MAX_HEADER) && Number(n) + 8 <= fileSize && b[8] === 0x7b) return 'safetensors';
+  }
+  // ONNX ModelProto: field 1 (ir_version, varint, 1..30 in practice) comes first, then another field tag
+  // (field 2–20, varint or length-delimited). A heuristic, but no other format here starts like it.
+  if (b.length >= 3 && b[0] === 0x08 && b[1] >= 1 && b[1] <= 30) {
+    const field = b[2] >> 3;
+    const wire = b[2] & 7;
+    if (field >= 2 && field <= 20 && (wire === 0 || wire === 2)) return 'onnx';
+  }
+  return 'unknown';
+}
+
+/**
+ * The format of the file at `path`, reading only its first bytes. A directory gives 'unknown'
+ * (callers that accept directories check for them first); a missing file is an InputError.
+ */
+export async function sniffFile(path: string): Promise<FileFormat> {
+  const st = await stat(path).catch((e: unknown) => fileError(e, path));
+  if (!st.isFile()) return 'unknown';
+  const fh = await open(path, 'r').catch((e: unknown) => fileError(e, path));
+  try {
+    const head = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);
+    return sniffBytes(head.subarray(0, bytesRead), st.size);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads a whole input file into one Buffer (offset 0 of its own ArrayBuffer, so views are aligned). */
+export async function readInputFile(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r').catch((e: unknown) => fileError(e, path));
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new InputError('is a directory, not a file', path);
+    const buf = allocate(st.size, path);
+    // Chunked: a single read is capped at 2 GiB, and checkpoints can be larger.
+    for (let off = 0; off < buf.length; ) {
+      const { bytesRead } = await fh.read(buf, off, Math.min(buf.length - off, 1 << 30), off);
+      if (bytesRead === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
+      off += bytesRead;
+    }
+    return buf;
+  } catch (e) {
+    return fileError(e, path);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Synchronous readInputFile, for the small synchronous readers (npy). */
+export function readInputFileSync(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    return fileError(e, path);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new InputError('is a directory, not a file', path);
+    const buf = allocate(st.size, path);
+    for (let off = 0; off < buf.length; ) {
+      const n = readSync(fd, buf, off, Math.min(buf.length - off, 1 << 30), off);
+      if (n === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
+      off += n;
+    }
+    return buf;
+  } catch (e) {
+    return fileError(e, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function allocate(size: number, path: string): Buffer {
+  if (size > bufferConstants.MAX_LENGTH) {
+    throw new InputError(`file of ${size} bytes is larger than this Node.js can hold in memory (${bufferConstants.MAX_LENGTH} bytes)`, path);
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function fileError(e: unknown, path: string): never {
+  if (e instanceof InputError) throw e;
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') throw new InputError('no such file', path);
+  if (code === 'EISDIR') throw new InputError('is a directory, not a file', path);
+  if (code === 'EACCES' || code === 'EPERM') throw new InputError('permission denied', path);
+  throw e;
+}

@@ -1,0 +1,99 @@
+// The inspect verb: what a checkpoint or ONNX model is, without converting it.
+
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { loadCheckpoint } from './convnext/load.js';
+import { parameterCount } from './convnext/spec.js';
+import { Warnings } from './errors.js';
+import { decodeOnnx } from './formats/onnx.js';
+import { sniffFile } from './formats/sniff.js';
+import { numel } from './graph/tensor.js';
+
+export interface CheckpointInfo {
+  readonly kind: 'checkpoint';
+  readonly file: string;
+  readonly bytes: number;
+  readonly format: string;
+  readonly layout: string;
+  readonly stateDictKey: string | null;
+  readonly version: string;
+  readonly variant: string;
+  readonly depths: readonly number[];
+  readonly widths: readonly number[];
+  readonly numClasses: number;
+  readonly layerScale: boolean;
+  readonly parameters: number;
+  readonly dtypes: Readonly<Record<string, number>>;
+  readonly imageSize: number;
+  readonly labels: number;
+  readonly warnings: readonly string[];
+}
+
+export interface OnnxInfo {
+  readonly kind: 'onnx';
+  readonly file: string;
+  readonly bytes: number;
+  readonly opsets: Readonly<Record<string, number>>;
+  readonly inputs: readonly { name: string; dtype: string; shape: readonly (number | string)[] }[];
+  readonly outputs: readonly { name: string; dtype: string; shape: readonly (number | string)[] }[];
+  readonly nodes: number;
+  readonly ops: Readonly<Record<string, number>>;
+  readonly initializers: number;
+  readonly parameters: number;
+  readonly dtypes: Readonly<Record<string, number>>;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat?.isFile() && (await sniffFile(path)) === 'onnx') return inspectOnnx(path, stat.size);
+  const warnings = new Warnings();
+  const c = await loadCheckpoint(path, { warnings });
+  const { spec } = c.model;
+  return {
+    kind: 'checkpoint',
+    file: path,
+    bytes: c.fileBytes,
+    format: c.format,
+    layout: c.layout,
+    stateDictKey: c.stateDictKey ?? null,
+    version: spec.version,
+    variant: c.variant,
+    depths: spec.depths,
+    widths: spec.widths,
+    numClasses: spec.numClasses,
+    layerScale: spec.layerScale,
+    parameters: parameterCount(c.model.params),
+    dtypes: c.storedDtypes,
+    imageSize: c.imageSize,
+    labels: c.labels?.length ?? 0,
+    warnings: warnings.items,
+  };
+}
+
+function inspectOnnx(path: string, bytes: number): OnnxInfo {
+  const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: (loc) => readFileSync(join(dirname(path), loc)) });
+  const ops: Record<string, number> = {};
+  for (const n of graph.nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
+  const dtypes: Record<string, number> = {};
+  let parameters = 0;
+  for (const t of graph.initializers.values()) {
+    const n = numel(t.shape);
+    parameters += n;
+    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
+  }
+  return {
+    kind: 'onnx',
+    file: path,
+    bytes,
+    opsets: graph.opsets,
+    inputs: graph.inputs,
+    outputs: graph.outputs,
+    nodes: graph.nodes.length,
+    ops,
+    initializers: graph.initializers.size,
+    parameters,
+    dtypes,
+    metadata: graph.metadata,
+  };
+}

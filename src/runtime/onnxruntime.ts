@@ -1,0 +1,33 @@
+// Running ONNX models with onnxruntime-node. Sessions are created from bytes or a path; the
+// execution provider is explicit so that a report can always say what actually ran.
+
+import * as ort from 'onnxruntime-node';
+import type { Tensor } from '../graph/tensor.js';
+
+export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
+
+export interface SessionOptions {
+  readonly provider?: ExecutionProvider;
+  /** onnxruntime graph optimisation level; 'all' by default. */
+  readonly optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  readonly intraOpThreads?: number;
+}
+
+export async function createSession(model: Uint8Array | string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: [options.provider ?? 'cpu'],
+    graphOptimizationLevel: options.optimization ?? 'all',
+  };
+  if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads;
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, sessionOptions)
+    : ort.InferenceSession.create(model, sessionOptions);
+}
+
+/** Runs a float32 input through the session's first input and returns its first output. */
+export async function runFloat(session: ort.InferenceSession, input: Tensor): Promise<{ data: Float32Array; dims: readonly number[] }> {
+  const feed = { [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) };
+  const out = await session.run(feed);
+  const t = out[session.outputNames[0]];
+  return { data: t.data as Float32Array, dims: t.dims };
+}
