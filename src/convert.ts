@@ -5,13 +5,19 @@ import { basename, dirname, join } from 'node:path';
 import { buildConvNextGraph } from './convnext/build.js';
 import { loadCheckpoint, type LoadedCheckpoint } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
+import { loadOnnxModel } from './convnext/import-onnx.js';
 import { Warnings } from './errors.js';
+import { sniffFile } from './formats/sniff.js';
+import type { Graph } from './graph/graph.js';
+import { runPipeline, selectPasses, type PassReport, type PassSelection } from './passes/pipeline.js';
 import { checkOutputPath, writeFilesAtomic, type PendingFile } from './formats/files.js';
 import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from './formats/onnx.js';
 import { TOOL_NAME, TOOL_VERSION } from './version.js';
 
-export interface ConvertOptions {
+export interface ConvertOptions extends PassSelection {
   readonly imageSize?: number;
+  /** Run the graph before and after each pass on a probe input and report the change. */
+  readonly verify?: boolean;
   readonly stateDictKey?: string;
   /** Keep weights in a side file `<output>.data` even when the model is small. */
   readonly externalData?: boolean;
@@ -22,8 +28,11 @@ export interface ConvertOptions {
 export interface ConvertResult {
   readonly output: string;
   readonly externalDataFile?: string;
-  readonly checkpoint: Omit<LoadedCheckpoint, 'model'> & { readonly parameters: number };
+  /** What was read: a checkpoint (with what was learned about it) or an ONNX model. */
+  readonly checkpoint?: Omit<LoadedCheckpoint, 'model'> & { readonly parameters: number };
+  readonly onnxInput?: { readonly nodes: number; readonly opset: number };
   readonly graph: { readonly nodes: number; readonly initializers: number };
+  readonly passes: readonly PassReport[];
   readonly bytesWritten: number;
   readonly timings: Record<string, number>;
   readonly warnings: readonly string[];
@@ -40,8 +49,20 @@ export async function convert(input: string, output: string, options: ConvertOpt
     return result;
   };
   checkOutputPath(output, [input]);
-  const loaded = await step('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
-  const graph = await step('build', () => buildConvNextGraph(loaded.model, { imageSize: loaded.imageSize, metadata: modelMetadata(loaded, input) }));
+  const passes = selectPasses(options);
+  let loaded: LoadedCheckpoint | undefined;
+  let built: Graph;
+  if ((await sniffFile(input)) === 'onnx') {
+    const imported = await step('read', () => loadOnnxModel(input));
+    built = { ...imported, metadata: { ...imported.metadata, converter: `${TOOL_NAME} ${TOOL_VERSION}` } };
+  } else {
+    const checkpoint = await step('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
+    loaded = checkpoint;
+    built = await step('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata: modelMetadata(checkpoint, input) }));
+  }
+  // onnxruntime is loaded only when --verify needs it, so plain conversions start fast
+  const probe = options.verify ? (await import('./runtime/probe.js')).makeProbe(built) : undefined;
+  const { graph, reports } = await step('passes', () => runPipeline(built, passes, { probe }));
   const dataFile = `${output}.data`;
   const external = options.externalData || initializerBytes(graph) > EXTERNAL_DATA_THRESHOLD;
   checkOutputPath(dataFile, [input]);
@@ -51,16 +72,22 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const files: PendingFile[] = [{ path: output, chunks: encoded.model }];
   if (encoded.externalData) files.push({ path: join(dirname(output), basename(dataFile)), chunks: encoded.externalData });
   await step('write', () => writeFilesAtomic(files));
-  const { model, ...info } = loaded;
   return {
     output,
     externalDataFile: encoded.externalData ? dataFile : undefined,
-    checkpoint: { ...info, parameters: parameterCount(model.params) },
+    checkpoint: loaded && { ...withoutModel(loaded), parameters: parameterCount(loaded.model.params) },
+    onnxInput: loaded ? undefined : { nodes: built.nodes.length, opset: built.opsets[''] ?? 0 },
     graph: { nodes: graph.nodes.length, initializers: graph.initializers.size },
+    passes: reports,
     bytesWritten: files.reduce((n, f) => n + f.chunks.reduce((m, c) => m + c.byteLength, 0), 0),
     timings,
     warnings: warnings.items,
   };
+}
+
+function withoutModel(loaded: LoadedCheckpoint): Omit<LoadedCheckpoint, 'model'> {
+  const { model: _model, ...info } = loaded;
+  return info;
 }
 
 /** What travels inside the model (ONNX metadata_props): labels, preprocessing, provenance. */

@@ -161,6 +161,13 @@ test('objects: NEWOBJ + BUILD, NEWOBJ_EX, OBJ, INST, copyreg._reconstructor', ()
   const od = v2(P.global('collections', 'OrderedDict'), OP.EMPTY_TUPLE, OP.REDUCE, P.binunicode('w'), P.binint1(1), OP.SETITEM,
     OP.EMPTY_DICT, P.binunicode('_metadata'), OP.EMPTY_DICT, OP.SETITEM, OP.BUILD);
   assert.deepEqual(od, new Map([['w', 1]]));
+  // Attribute state as (dict, slots); any other state is kept whole, never interpreted.
+  const slots = v2(P.global('argparse', 'Namespace'), OP.EMPTY_TUPLE, OP.NEWOBJ,
+    OP.NONE, OP.EMPTY_DICT, P.binunicode('x'), P.binint1(1), OP.SETITEM, OP.TUPLE2, OP.BUILD) as InertObject;
+  assert.deepEqual(slots.attrs, new Map([['x', 1]]));
+  const dtype = v2(P.global('numpy', 'dtype'), P.binunicode('f8'), OP.NEWFALSE, OP.NEWTRUE, OP.TUPLE3, OP.REDUCE,
+    P.binint1(3), P.binunicode('<'), OP.NONE, OP.TUPLE3, OP.BUILD) as InertObject;
+  assert.deepEqual([dtype.pyName, dtype.args, dtype.attrs], ['numpy.dtype', ['f8', false, true], new Map([['__state__', [3, '<', null]]])]);
   assert.ok(v2(P.global('torch', 'float16')) instanceof TorchDTypeToken);
   assert.equal((v2(P.global('torch', 'BFloat16Storage')) as TorchDTypeToken).dtype, 'bfloat16');
   assert.ok(v2(P.global('torch', 'Tensor')) instanceof PyGlobal);

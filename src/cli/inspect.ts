@@ -1,17 +1,26 @@
 import type { Command } from 'commander';
+import { InputError } from '../errors.js';
 import { inspect, type CheckpointInfo, type OnnxInfo } from '../inspect.js';
+import { PASSES } from '../passes/pipeline.js';
 import { formatBytes, Reporter, runCommand } from './report.js';
 
 export function inspectCommand(program: Command): void {
   program
     .command('inspect')
     .description('describe a checkpoint or ONNX model: layout, variant, depths, widths, parameters, dtypes, size')
-    .argument('<file>', 'checkpoint file, Hugging Face folder or ONNX model')
+    .argument('[file]', 'checkpoint file, Hugging Face folder or ONNX model')
+    .option('--passes', 'list the passes of the convert pipeline, in order')
     .option('--json', 'print JSON on stdout')
     .option('-q, --quiet', 'print nothing but errors')
-    .action(async (file: string, opts) => {
+    .action(async (file: string | undefined, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
+        if (opts.passes) {
+          const passes = PASSES.map((p) => ({ name: p.name, purpose: p.purpose }));
+          reporter.result(passes.map((p) => `${p.name.padEnd(22)} ${p.purpose}`).join('\n'), passes);
+          return;
+        }
+        if (!file) throw new InputError('give a file to inspect, or --passes');
         const info = await inspect(file);
         if (info.kind === 'checkpoint') for (const w of info.warnings) reporter.warn(w);
         reporter.result(info.kind === 'checkpoint' ? describeCheckpoint(info) : describeOnnx(info), info);

@@ -49,14 +49,14 @@ export function readNpy(input: string | Uint8Array, where?: string): Tensor {
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) bad(`unreadable header ${JSON.stringify(header.slice(0, 120))}`);
   if (fortran === 'True') throw new UnsupportedError('Fortran-order .npy arrays are not supported (save with np.ascontiguousarray)', name);
-  const shape = (shapeText as string).split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
+  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
     if (!/^\d+L?$/.test(s)) bad(`bad shape entry '${s}'`);
     return Number.parseInt(s, 10);
   });
   if (!shape.every(Number.isSafeInteger)) bad('shape too large');
 
-  const order = (descr as string)[0];
-  const key = (descr as string).slice(1);
+  const order = descr[0];
+  const key = descr.slice(1);
   const kind = Object.hasOwn(DESCRS, key) ? DESCRS[key] : undefined;
   if (!kind || !'<|='.includes(order) || (order === '|' && kind.size !== 1)) {
     const why = order === '>' && kind && kind.size > 1 ? 'big-endian data' : descr === '|O' ? 'pickled Python objects' : 'this dtype';

@@ -408,8 +408,10 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
 /** BUILD: set an object's state. Only inert records take attributes; dicts and tensors ignore theirs. */
 function build(obj: unknown, state: unknown, where: string): void {
   if (obj instanceof InertObject) {
-    // state is a dict, or (dict, slots) per object.__reduce_ex__.
-    const parts = isTuple(state) ? state : [state];
+    // object.__reduce_ex__ gives a __dict__, or (__dict__ | None, slots); anything else (numpy's
+    // dtype state tuple, …) is kept whole under '__state__'.
+    const isDictPair = isTuple(state) && state.length === 2 && state.every((p) => p === null || p instanceof Map);
+    const parts = isDictPair ? state : [state];
     for (const part of parts) {
       if (part instanceof Map) for (const [k, v] of part) obj.attrs.set(String(k), v);
       else if (part !== null) obj.attrs.set('__state__', part);

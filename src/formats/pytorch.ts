@@ -18,8 +18,9 @@ class Storage {
 
 const STORAGE_BYTES: Record<StorageDType, number> = { ...BYTES_PER_ELEMENT, int16: 2, float64: 8 };
 
-// The legacy (torch < 1.6) format starts with a pickled magic number: PROTO 2, LONG1 of 10 bytes.
-const LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+// The legacy (torch < 1.6) format starts with a pickled magic number 0x1950a86a20f9469cfc6c: LONG1
+// of 10 bytes, right after PROTO 2 (or after a FRAME header when saved with a higher protocol).
+const LEGACY_MAGIC = Buffer.from([0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
 export async function readPytorchCheckpoint(path: string): Promise<StateDict> {
   return readPytorchCheckpointFromBuffer(await readInputFile(path), path);
@@ -29,8 +30,8 @@ export async function readPytorchCheckpoint(path: string): Promise<StateDict> {
 export function readPytorchCheckpointFromBuffer(data: Uint8Array, where = '<buffer>'): StateDict {
   if (data.length === 0) throw new InputError('empty file, not a PyTorch checkpoint', where);
   if (!looksLikeZip(data)) {
-    const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.length, LEGACY_MAGIC.length));
-    if (head.equals(LEGACY_MAGIC)) {
+    const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.length, 32));
+    if (head[0] === 0x80 && head.includes(LEGACY_MAGIC)) {
       throw new InputError("legacy PyTorch serialization (torch < 1.6); re-save it with torch >= 1.6: torch.save(torch.load(f), 'new.pth')", where);
     }
     const kind = sniffBytes(data, data.length);

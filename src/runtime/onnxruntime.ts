@@ -2,6 +2,8 @@
 // execution provider is explicit so that a report can always say what actually ran.
 
 import * as ort from 'onnxruntime-node';
+import { encodeOnnx, joinChunks } from '../formats/onnx.js';
+import type { Graph } from '../graph/graph.js';
 import type { Tensor } from '../graph/tensor.js';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
@@ -30,4 +32,10 @@ export async function runFloat(session: ort.InferenceSession, input: Tensor): Pr
   const out = await session.run(feed);
   const t = out[session.outputNames[0]];
   return { data: t.data as Float32Array, dims: t.dims };
+}
+
+/** Serialises a graph and runs it once on `input` (CPU, all optimisations): for tests and --verify. */
+export async function runGraph(graph: Graph, input: Tensor, options: SessionOptions = {}): Promise<{ data: Float32Array; dims: readonly number[] }> {
+  const bytes = joinChunks(encodeOnnx(graph, { producerVersion: 'probe' }).model);
+  return runFloat(await createSession(bytes, options), input);
 }

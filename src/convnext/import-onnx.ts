@@ -1,0 +1,80 @@
+// Reading an existing ONNX model (torch.onnx.export, HF Optimum, timm exports) as a Graph for the
+// passes. Refuses up front, in one message, what the passes and shape inference cannot reason
+// about — an opset outside 13–21, ops outside KNOWN_OPS, other domains — rather than letting a pass
+// meet an op it does not know halfway through.
+
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import { InputError, UnsupportedError } from '../errors.js';
+import { decodeOnnx } from '../formats/onnx.js';
+import { checkGraph, topologicalOrder, type Graph } from '../graph/graph.js';
+import { KNOWN_OPS } from '../graph/shapes.js';
+
+export const MIN_OPSET = 13;
+export const MAX_OPSET = 21;
+
+export function loadOnnxModel(path: string): Graph {
+  if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new InputError('no such file', path);
+  const bytes = readFileSync(path);
+  // Every tensor names its side file; read each file once, not once per tensor.
+  const files = new Map<string, Uint8Array>();
+  const external = (location: string) => {
+    let file = files.get(location);
+    if (!file) files.set(location, (file = readExternal(path, location)));
+    return file;
+  };
+  let graph: Graph;
+  try {
+    graph = decodeOnnx(bytes, { source: path, readExternal: external });
+  } catch (e) {
+    // A control-flow op (If, Loop, Scan) carries a subgraph attribute the decoder refuses; name the
+    // ops instead of the attribute type, which is what the user can act on.
+    if (e instanceof UnsupportedError && /attribute .* unsupported type/.test(e.message)) {
+      const ops = opsOf(bytes).filter((op) => !isKnown(op.domain, op.op));
+      if (ops.length) throw unsupportedOps(ops, path);
+    }
+    throw e;
+  }
+  const opset = graph.opsets[''] ?? graph.opsets['ai.onnx'];
+  if (opset === undefined) throw new UnsupportedError('the model imports no default-domain (ai.onnx) opset', path);
+  if (opset < MIN_OPSET || opset > MAX_OPSET) {
+    throw new UnsupportedError(`ONNX opset ${opset} is not supported (opsets ${MIN_OPSET}–${MAX_OPSET} are); re-export the model with opset_version between them`, path);
+  }
+  const unknown = graph.nodes.filter((n) => !isKnown(n.domain, n.op));
+  if (unknown.length) throw unsupportedOps(unknown, path);
+  const problems = checkGraph(graph);
+  if (problems.length) throw new InputError(`the ONNX graph is malformed: ${problems.slice(0, 3).join('; ')}`, path);
+  return { ...graph, nodes: topologicalOrder(graph) };
+}
+
+function isKnown(domain: string, op: string): boolean {
+  return (domain === '' || domain === 'ai.onnx') && KNOWN_OPS.has(op);
+}
+
+function unsupportedOps(nodes: readonly { domain: string; op: string }[], path: string): UnsupportedError {
+  const counts = new Map<string, number>();
+  for (const n of nodes) {
+    const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.op}` : n.op;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const list = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([op, n]) => (n > 1 ? `${op} (×${n})` : op));
+  return new UnsupportedError(`unsupported ONNX op${counts.size > 1 ? 's' : ''}: ${list.join(', ')}`, path);
+}
+
+/** Op types of the main graph, read without decoding attributes. */
+function opsOf(bytes: Uint8Array): { domain: string; op: string }[] {
+  const model = onnxProto.onnx.ModelProto.decode(bytes);
+  return (model.graph?.node ?? []).map((n) => ({ domain: n.domain ?? '', op: n.opType ?? '' }));
+}
+
+// External data lives next to the model; a location must not climb out of that folder.
+function readExternal(modelPath: string, location: string): Uint8Array {
+  const folder = dirname(modelPath);
+  if (location.split(/[\\/]/).includes('..') || location.startsWith('/')) {
+    throw new InputError(`external data location ${location} leaves the model's folder`, modelPath);
+  }
+  const file = join(folder, location);
+  if (!statSync(file, { throwIfNoEntry: false })?.isFile()) throw new InputError(`external data file ${location} is missing`, modelPath);
+  return readFileSync(file);
+}

@@ -1,0 +1,96 @@
+// The pass pipeline: a flat, named list. `convert` runs all of it by default; --passes and
+// --skip-pass choose; every pass is followed by the structural check, and an optional probe (the
+// CLI's --verify runs the graph in onnxruntime) measures how much each pass moved the outputs.
+
+import { InputError } from '../errors.js';
+import { checkGraph, type Graph } from '../graph/graph.js';
+import { cancelTransposes, removeDead, removeIdentity } from './cleanup.js';
+import { foldConstants } from './fold-constants.js';
+import { foldGrnBeta } from './fold-grn-beta.js';
+import { foldLayerNormAffine } from './fold-layernorm-affine.js';
+import { foldLayerScale } from './fold-layerscale.js';
+import { fuseLayerNorm } from './fuse-layernorm.js';
+import { recordingContext, type Pass } from './pass.js';
+
+/** Every pass, in the order the default pipeline runs them. */
+export const PASSES: readonly Pass[] = [
+  foldConstants,
+  removeIdentity,
+  fuseLayerNorm,
+  foldLayerScale,
+  foldLayerNormAffine,
+  foldGrnBeta,
+  cancelTransposes,
+  removeDead,
+];
+
+export interface PassSelection {
+  /** Exactly these passes, in this order. */
+  readonly passes?: readonly string[];
+  /** Leave these out. */
+  readonly skip?: readonly string[];
+}
+
+export function selectPasses(selection: PassSelection = {}): Pass[] {
+  const known = new Map(PASSES.map((p) => [p.name, p]));
+  const lookup = (name: string) => {
+    const p = known.get(name);
+    if (!p) throw new InputError(`unknown pass '${name}' (passes: ${[...known.keys()].join(', ')})`);
+    return p;
+  };
+  const chosen = selection.passes ? selection.passes.map(lookup) : [...PASSES];
+  const skip = new Set((selection.skip ?? []).map((n) => lookup(n).name));
+  return chosen.filter((p) => !skip.has(p.name));
+}
+
+export interface PassReport {
+  readonly name: string;
+  readonly nodesBefore: number;
+  readonly nodesAfter: number;
+  /** Rule firings: how often, and where (node names). */
+  readonly fired: readonly { rule: string; where: string }[];
+  readonly ms: number;
+  /** From the probe, when one was given: max |Δoutput| / max |output| against the previous graph and the original. */
+  readonly change?: { readonly step: number; readonly total: number };
+}
+
+export interface PipelineOptions {
+  /** Runs a graph on a fixed probe input and returns its output (for --verify). */
+  readonly probe?: (graph: Graph) => Promise<Float32Array>;
+  readonly onPass?: (pass: Pass) => void;
+}
+
+export async function runPipeline(graph: Graph, passes: readonly Pass[], options: PipelineOptions = {}): Promise<{ graph: Graph; reports: PassReport[] }> {
+  const reports: PassReport[] = [];
+  const original = options.probe ? await options.probe(graph) : undefined;
+  let previous = original;
+  for (const pass of passes) {
+    options.onPass?.(pass);
+    const ctx = recordingContext();
+    const start = performance.now();
+    const next = pass.run(graph, ctx);
+    const ms = performance.now() - start;
+    const problems = checkGraph(next);
+    if (problems.length) throw new Error(`pass ${pass.name} broke the graph: ${problems.slice(0, 3).join('; ')}`);
+    let change: PassReport['change'];
+    if (options.probe && original && previous) {
+      const out = await options.probe(next);
+      change = { step: relativeChange(out, previous), total: relativeChange(out, original) };
+      previous = out;
+    }
+    reports.push({ name: pass.name, nodesBefore: graph.nodes.length, nodesAfter: next.nodes.length, fired: ctx.log, ms, change });
+    graph = next;
+  }
+  return { graph, reports };
+}
+
+/** max |a − b| / max |b| (the tolerance measure every test uses). */
+export function relativeChange(a: Float32Array, b: Float32Array): number {
+  let maxRef = 0;
+  let maxErr = 0;
+  for (let i = 0; i < b.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(b[i]));
+    maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+  }
+  return maxRef === 0 ? maxErr : maxErr / maxRef;
+}

@@ -1,0 +1,150 @@
+// The ConvNeXt passes preserve PyTorch's outputs on every fixture, fire where they should, and
+// refuse folds that would be inexact.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildConvNextGraph } from '../src/convnext/build.js';
+import { importConvNext } from '../src/convnext/import.js';
+import { loadCheckpoint } from '../src/convnext/load.js';
+import { attr, checkGraph, GraphBuilder, type Graph } from '../src/graph/graph.js';
+import { float32, toFloat32 } from '../src/graph/tensor.js';
+import { foldGrnBeta } from '../src/passes/fold-grn-beta.js';
+import { foldLayerNormAffine } from '../src/passes/fold-layernorm-affine.js';
+import { foldLayerScale } from '../src/passes/fold-layerscale.js';
+import { fuseLayerNorm } from '../src/passes/fuse-layernorm.js';
+import { recordingContext, type Pass } from '../src/passes/pass.js';
+import { PASSES, runPipeline, selectPasses } from '../src/passes/pipeline.js';
+import { runGraph } from '../src/runtime/onnxruntime.js';
+import { officialKeys } from './helpers/convnext-keys.js';
+import { assertClose, checkpointFixtures, fixturePath, golden } from './helpers/fixtures.js';
+
+const count = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op).length;
+const isOnes = (g: Graph, name: string) => toFloat32(g.initializers.get(name)!).every((v) => v === 1);
+const foldedNorms = (g: Graph) => g.nodes.filter((n) => n.op === 'LayerNormalization' && isOnes(g, n.inputs[1]) && !n.inputs[2]).length;
+
+async function graphOf(m: (typeof checkpointFixtures)[number]) {
+  const c = await loadCheckpoint(fixturePath(m.path), { stateDictKey: m.state_dict_key ?? undefined });
+  return buildConvNextGraph(c.model, { imageSize: m.image_size });
+}
+
+function run(pass: Pass, g: Graph) {
+  const ctx = recordingContext();
+  const out = pass.run(g, ctx);
+  assert.deepEqual(checkGraph(out), [], `${pass.name} keeps the graph well-formed`);
+  return { graph: out, fired: ctx.log };
+}
+
+describe('every pass keeps every fixture equal to PyTorch', () => {
+  for (const m of checkpointFixtures) {
+    it(m.name, async () => {
+      const g = await graphOf(m);
+      const { input, output } = golden(m);
+      for (const pass of PASSES) {
+        const { graph } = run(pass, g);
+        assertClose((await runGraph(graph, input)).data, output, `${m.name} after ${pass.name} alone`);
+      }
+      const { graph, reports } = await runPipeline(g, selectPasses());
+      assertClose((await runGraph(graph, input)).data, output, `${m.name} after the pipeline`);
+      assert.ok(graph.nodes.length < g.nodes.length);
+      assert.equal(reports.length, PASSES.length);
+      if (m.version === 'v1') assert.equal(graph.nodes.filter((n) => n.name.includes('layer_scale')).length, 0);
+    });
+  }
+});
+
+describe('on a ConvNeXt-T-shaped graph (depths 3,3,9,3)', () => {
+  const keys = (version: 'v1' | 'v2') => officialKeys({ version, depths: [3, 3, 9, 3], widths: [8, 16, 24, 32], numClasses: 10 });
+  const build = (version: 'v1' | 'v2') => {
+    const sd = new Map([...keys(version)].map(([k, s]) => {
+      const t = float32(s);
+      for (let i = 0; i < t.data.length; i++) (t.data as Float32Array)[i] = 0.5 + 0.25 * Math.sin(i + k.length);
+      return [k, t];
+    }));
+    return buildConvNextGraph(importConvNext(sd, { source: 't' }).model, { imageSize: 64 });
+  };
+
+  it('no LayerScale Mul remains, and 22 of the 23 LayerNorms are folded (all but the stem)', async () => {
+    const g = build('v1');
+    assert.equal(count(g, 'LayerNormalization'), 23);
+    const { graph, reports } = await runPipeline(g, selectPasses());
+    const fired = (name: string) => reports.find((r) => r.name === name)!.fired;
+    assert.equal(fired('fold-layerscale').length, 18);
+    assert.equal(graph.nodes.filter((n) => n.op === 'Mul' && n.name.includes('layer_scale')).length, 0);
+    assert.equal(fired('fold-layernorm-affine').length, 22);
+    assert.equal(foldedNorms(graph), 22);
+    const stem = graph.nodes.find((n) => n.name === 'stem.norm')!;
+    assert.equal(isOnes(graph, stem.inputs[1]), false, 'the stem LayerNorm feeds a residual and keeps its affine');
+    const blocks = fired('fold-layernorm-affine').filter((f) => f.where.includes('blocks')).length;
+    const downsample = fired('fold-layernorm-affine').filter((f) => f.where.includes('downsample')).length;
+    assert.deepEqual([blocks, downsample], [18, 3]);
+    assert.ok(fired('fold-layernorm-affine').some((f) => f.where === 'head.norm'));
+  });
+
+  it("V2: every GRN's β is folded into the second pointwise bias", async () => {
+    const { reports } = await runPipeline(build('v2'), selectPasses());
+    assert.equal(reports.find((r) => r.name === 'fold-grn-beta')!.fired.length, 18);
+  });
+});
+
+describe('folds are refused where they would be inexact', () => {
+  // x → LayerNorm(γ, β) → MatMul(W) + b, and the LayerNorm output also feeds a residual Add
+  function lnGraph(opts: { residual?: boolean; conv?: { pads: number } }): Graph {
+    const g = new GraphBuilder('t');
+    const c = 4;
+    const gamma = g.constant('gamma', float32([c], [1.5, 0.5, 2, -1]));
+    const beta = g.constant('beta', float32([c], [0.1, -0.2, 0.3, 0.4]));
+    const ln = g.op('LayerNormalization', 'ln', ['x', gamma, beta], { axis: attr.int(-1), epsilon: attr.float(1e-6) });
+    if (opts.conv) {
+      const t = g.op('Transpose', 't', [ln], { perm: attr.ints([0, 3, 1, 2]) });
+      const w = g.constant('w', float32([2, c, 2, 2], Array.from({ length: 32 }, (_, i) => Math.cos(i))));
+      const b = g.constant('b', float32([2], [0.5, -0.5]));
+      const p = opts.conv.pads;
+      g.op('Conv', 'conv', [t, w, b], { kernel_shape: attr.ints([2, 2]), strides: attr.ints([2, 2]), pads: attr.ints([p, p, p, p]) }, 'y');
+      return g.build([{ name: 'x', dtype: 'float32', shape: [1, 4, 4, c] }], [{ name: 'y', dtype: 'float32', shape: [1, 2, p + 2, p + 2] }]);
+    }
+    const w = g.constant('w', float32([c, c], Array.from({ length: 16 }, (_, i) => Math.sin(i))));
+    const mm = g.op('MatMul', 'mm', [ln, w]);
+    const y = g.op('Add', 'bias', [mm, g.constant('b', float32([c], [1, 2, 3, 4]))], {}, opts.residual ? undefined : 'y');
+    if (opts.residual) g.op('Add', 'residual', [y, ln], {}, 'y');
+    return g.build([{ name: 'x', dtype: 'float32', shape: [1, 4, 4, c] }], [{ name: 'y', dtype: 'float32', shape: [1, 4, 4, c] }]);
+  }
+  const probe = float32([1, 4, 4, 4], Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * 2));
+
+  for (const [label, opts, folds] of [
+    ['LayerNorm → MatMul alone: folded', {}, 1],
+    ['LayerNorm output also feeds a residual: refused', { residual: true }, 0],
+    ['LayerNorm → Transpose → unpadded 2×2 conv: folded', { conv: { pads: 0 } }, 1],
+    ['LayerNorm → Transpose → padded conv: refused', { conv: { pads: 1 } }, 0],
+  ] as const) {
+    it(label, async () => {
+      const g = lnGraph(opts);
+      const { graph, fired } = run(foldLayerNormAffine, g);
+      assert.equal(fired.length, folds);
+      const probeIn = probe;
+      const before = (await runGraph(g, probeIn)).data;
+      const after = (await runGraph(graph, probeIn)).data;
+      for (let i = 0; i < before.length; i++) assert.ok(Math.abs(before[i] - after[i]) <= 1e-5 * (1 + Math.abs(before[i])));
+    });
+  }
+
+  it('fold-layerscale leaves a Mul whose input has another reader', () => {
+    const g = new GraphBuilder('t');
+    const w = g.constant('w', float32([2, 2], [1, 2, 3, 4]));
+    const mm = g.op('MatMul', 'mm', ['x', w]);
+    const y = g.op('Add', 'bias', [mm, g.constant('b', float32([2], [1, 1]))]);
+    const s = g.op('Mul', 'ls', [y, g.constant('gamma', float32([2], [0.5, 2]))]);
+    g.op('Add', 'out', [s, y], {}, 'y');
+    const graph = g.build([{ name: 'x', dtype: 'float32', shape: [1, 2] }], [{ name: 'y', dtype: 'float32', shape: [1, 2] }]);
+    assert.equal(run(foldLayerScale, graph).fired.length, 0);
+    assert.equal(run(foldGrnBeta, graph).fired.length, 0);
+    assert.equal(run(fuseLayerNorm, graph).fired.length, 0);
+  });
+});
+
+describe('pass selection', () => {
+  it('chooses, skips, and names unknown passes', () => {
+    assert.deepEqual(selectPasses({ passes: ['fold-layerscale', 'remove-dead'] }).map((p) => p.name), ['fold-layerscale', 'remove-dead']);
+    assert.ok(!selectPasses({ skip: ['fold-layerscale'] }).some((p) => p.name === 'fold-layerscale'));
+    assert.throws(() => selectPasses({ passes: ['nope'] }), /unknown pass 'nope' \(passes: fold-constants, /);
+    for (const p of PASSES) assert.ok(p.purpose.length > 20 && !p.purpose.includes('\n'));
+  });
+});
