@@ -8,11 +8,16 @@ import torchvision
 out_dir = sys.argv[1]
 torch.manual_seed(0)
 model = torchvision.models.convnext_tiny().eval()
-# LayerScale starts at 1e-6; give it realistic magnitudes so the numbers mean something.
+# A fresh model has LayerScale 1e-6, LayerNorm (1, 0) and zero biases: nothing for the passes to
+# fold. Give every such parameter trained-looking values so the benchmark does the real work.
 with torch.no_grad():
     for name, p in model.named_parameters():
         if name.endswith("layer_scale"):
             p.uniform_(0.2, 1.0)
+        elif p.dim() == 1 and name.endswith("weight"):  # LayerNorm scales
+            p.normal_(1.0, 0.2)
+        elif name.endswith("bias"):
+            p.normal_(0.0, 0.05)
 ckpt = f"{out_dir}/convnext_tiny.pth"
 torch.save(model.state_dict(), ckpt)
 x = torch.randn(1, 3, 224, 224)

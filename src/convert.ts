@@ -62,7 +62,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   }
   // onnxruntime is loaded only when --verify needs it, so plain conversions start fast
   const probe = options.verify ? (await import('./runtime/probe.js')).makeProbe(built) : undefined;
-  const { graph, reports } = await step('passes', () => runPipeline(built, passes, { probe }));
+  const { graph, reports } = await step('passes', () => runPipeline(built, passes, { probe, inPlace: true }));
   const dataFile = `${output}.data`;
   const external = options.externalData || initializerBytes(graph) > EXTERNAL_DATA_THRESHOLD;
   checkOutputPath(dataFile, [input]);

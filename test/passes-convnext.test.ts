@@ -140,6 +140,31 @@ describe('folds are refused where they would be inexact', () => {
   });
 });
 
+describe('in-place mode', () => {
+  it('rewrites a weight only one node reads, and copies a shared one', async () => {
+    const g = new GraphBuilder('t');
+    const w = g.constant('w', float32([2, 2], [1, 2, 3, 4]));
+    const own = g.constant('own', float32([2, 2], [5, 6, 7, 8]));
+    const a = g.op('Add', 'a_bias', [g.op('MatMul', 'a', ['x', w]), g.constant('b1', float32([2], [1, 1]))]);
+    const b = g.op('Add', 'b_bias', [g.op('MatMul', 'b', ['x', w]), g.constant('b2', float32([2], [1, 1]))]);
+    const c = g.op('Add', 'c_bias', [g.op('MatMul', 'c', ['x', own]), g.constant('b3', float32([2], [1, 1]))]);
+    const sa = g.op('Mul', 'ls_a', [a, g.constant('ga', float32([2], [0.5, 2]))]);
+    const sc = g.op('Mul', 'ls_c', [c, g.constant('gc', float32([2], [3, 4]))]);
+    g.op('Add', 'sum2', [g.op('Add', 'sum', [sa, b]), sc], {}, 'y');
+    const graph = g.build([{ name: 'x', dtype: 'float32', shape: [1, 2] }], [{ name: 'y', dtype: 'float32', shape: [1, 2] }]);
+    const x = float32([1, 2], [0.3, -0.7]);
+    const before = (await runGraph(graph, x)).data.slice();
+    const ctx = { ...recordingContext(), inPlace: true };
+    const after = foldLayerScale.run(graph, ctx);
+    assert.equal(ctx.log.length, 2);
+    assert.deepEqual([...graph.initializers.get('w')!.data], [1, 2, 3, 4], 'the shared weight is copied, not overwritten');
+    assert.deepEqual([...graph.initializers.get('own')!.data], [15, 24, 21, 32], 'the unshared weight is scaled where it lies');
+    assert.ok(after.initializers.has('own'));
+    const y = (await runGraph(after, x)).data;
+    for (let i = 0; i < 2; i++) assert.ok(Math.abs(y[i] - before[i]) < 1e-5);
+  });
+});
+
 describe('pass selection', () => {
   it('chooses, skips, and names unknown passes', () => {
     assert.deepEqual(selectPasses({ passes: ['fold-layerscale', 'remove-dead'] }).map((p) => p.name), ['fold-layerscale', 'remove-dead']);

@@ -32,7 +32,7 @@ export const foldGrnBeta: Pass = {
       const linear = linearAfterAdds(editor, add.outputs[0]);
       if (!linear || linear.inChannels !== numel(beta.shape) || linear.kind !== 'matmul') continue;
       const ones = new Float32Array(linear.inChannels).fill(1);
-      absorbInputAffine(editor, linear, ones, toFloat32(beta), 'beta_folded');
+      absorbInputAffine(editor, linear, ones, toFloat32(beta), 'beta_folded', ctx);
       editor.bypass(add, 1 - constIndex);
       ctx.fired('fold-grn-beta', name);
     }

@@ -31,7 +31,7 @@ export const foldLayerNormAffine: Pass = {
       if (g.every((v) => v === 1) && (!b || b.every((v) => v === 0))) continue; // nothing to fold
       const target = foldTarget(editor, ln, rank);
       if (!target || target.inChannels !== g.length) continue;
-      absorbInputAffine(editor, target, g, b, 'ln_folded');
+      absorbInputAffine(editor, target, g, b, 'ln_folded', ctx);
       const ones = editor.addConstant(`${ln.inputs[1]}.ones`, float32([g.length], new Float32Array(g.length).fill(1)));
       editor.withInputs(ln, [ln.inputs[0], ones]);
       ctx.fired('fold-layernorm-affine', ln.name);

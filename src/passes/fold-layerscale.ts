@@ -33,7 +33,7 @@ export const foldLayerScale: Pass = {
       if (!target) continue;
       const values = pc.axis < 0 ? new Float32Array(target.outChannels).fill(pc.values[0]) : pc.values;
       if (values.length !== target.outChannels) continue;
-      scaleOutputChannels(editor, target, values, 'scaled');
+      scaleOutputChannels(editor, target, values, 'scaled', ctx);
       editor.bypass(editor.node(name)!, 1 - constIndex);
       ctx.fired('fold-layerscale', mul.name);
     }

@@ -9,7 +9,8 @@
 
 import { attrFloat, attrInt, type Node } from '../graph/graph.js';
 import type { GraphEditor } from '../graph/edit.js';
-import { float32, numel, toFloat32, type Tensor } from '../graph/tensor.js';
+import type { PassContext } from './pass.js';
+import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 
 export interface Linear {
   readonly kind: 'matmul' | 'gemm' | 'conv';
@@ -78,68 +79,91 @@ export function linearProducing(editor: GraphEditor, value: string): Linear | un
   return l && l.output === value ? l : undefined;
 }
 
-// Weight element (o, i, k) → flat index, with k the position within a conv kernel.
-function weightIndexer(l: Linear): { kernel: number; index: (o: number, i: number, k: number) => number; inputChannel: (o: number, i: number) => number } {
-  const w = l.weight.shape;
-  if (l.kind === 'matmul') return { kernel: 1, index: (o, i) => i * l.outChannels + o, inputChannel: (_, i) => i };
-  if (l.kind === 'gemm') {
-    const transB = attrInt(l.node, 'transB', 0) === 1;
-    return { kernel: 1, index: transB ? (o, i) => o * l.inChannels + i : (o, i) => i * l.outChannels + o, inputChannel: (_, i) => i };
-  }
-  const perGroupIn = w[1];
-  const kernel = w[2] * w[3];
-  const outPerGroup = l.outChannels / attrInt(l.node, 'group', 1);
-  return {
-    kernel,
-    index: (o, i, k) => (o * perGroupIn + i) * kernel + k,
-    inputChannel: (o, i) => Math.floor(o / outPerGroup) * perGroupIn + i,
-  };
-}
-
-function inputsPerOutput(l: Linear): number {
-  return l.kind === 'conv' ? l.weight.shape[1] : l.inChannels;
+// How a weight's flat data is laid out around the channels: output channel first (Gemm transB,
+// Conv: each output owns a contiguous run) or last (MatMul, Gemm: element j feeds output j % out).
+function layout(l: Linear): { outFirst: boolean; perOutput: number } {
+  const outFirst = l.kind === 'conv' || (l.kind === 'gemm' && attrInt(l.node, 'transB', 0) === 1);
+  return { outFirst, perOutput: numel(l.weight.shape) / l.outChannels };
 }
 
 /** Replaces the layer's weight and bias so that its output is multiplied by `scale` per channel. */
-export function scaleOutputChannels(editor: GraphEditor, l: Linear, scale: Float32Array, tag: string): void {
-  const w = Float32Array.from(toFloat32(l.weight));
-  const { kernel, index } = weightIndexer(l);
-  for (let o = 0; o < l.outChannels; o++) {
-    for (let i = 0; i < inputsPerOutput(l); i++) for (let k = 0; k < kernel; k++) w[index(o, i, k)] *= scale[o];
+export function scaleOutputChannels(editor: GraphEditor, l: Linear, scale: Float32Array, tag: string, ctx: PassContext): void {
+  const w = writableWeight(editor, l, ctx);
+  const { outFirst, perOutput } = layout(l);
+  const out = l.outChannels;
+  if (outFirst) {
+    for (let o = 0, j = 0; o < out; o++) {
+      const s = scale[o];
+      for (let end = j + perOutput; j < end; j++) w[j] *= s;
+    }
+  } else {
+    for (let j = 0; j < w.length; j += out) for (let o = 0; o < out; o++) w[j + o] *= scale[o];
   }
   setWeight(editor, l, w, tag);
-  if (l.bias) {
-    const b = Float32Array.from(toFloat32(l.bias), (v, o) => v * scale[o]);
-    setBias(editor, l, b, tag);
-  }
+  if (l.bias) setBias(editor, l, Float32Array.from(toFloat32(l.bias), (v, o) => v * scale[o]), tag);
 }
 
 /** Absorbs an affine x·γ + β on the layer's input channels into its weight and bias. */
-export function absorbInputAffine(editor: GraphEditor, l: Linear, gamma: Float32Array, beta: Float32Array | undefined, tag: string): void {
-  const w0 = toFloat32(l.weight);
-  const w = Float32Array.from(w0);
-  const { kernel, index, inputChannel } = weightIndexer(l);
+export function absorbInputAffine(editor: GraphEditor, l: Linear, gamma: Float32Array, beta: Float32Array | undefined, tag: string, ctx: PassContext): void {
+  // with γ = 1 only the bias changes, and the weight is read, never written (×1)
+  const identity = gamma.every((v) => v === 1);
+  const w = identity ? toFloat32(l.weight) : writableWeight(editor, l, ctx);
   const shift = new Float64Array(l.outChannels);
-  for (let o = 0; o < l.outChannels; o++) {
-    for (let i = 0; i < inputsPerOutput(l); i++) {
-      const c = inputChannel(o, i);
-      for (let k = 0; k < kernel; k++) {
-        const at = index(o, i, k);
-        if (beta) shift[o] += w0[at] * beta[c];
-        w[at] *= gamma[c];
+  const out = l.outChannels;
+  if (l.kind === 'conv') {
+    // W[o, i, kh, kw]; with groups, output o sees input channels of its group only
+    const perGroupIn = l.weight.shape[1];
+    const kernel = l.weight.shape[2] * l.weight.shape[3];
+    const outPerGroup = out / attrInt(l.node, 'group', 1);
+    for (let o = 0, j = 0; o < out; o++) {
+      const first = Math.floor(o / outPerGroup) * perGroupIn;
+      for (let i = 0; i < perGroupIn; i++) {
+        const g = gamma[first + i];
+        const b = beta ? beta[first + i] : 0;
+        for (let k = 0; k < kernel; k++, j++) {
+          shift[o] += w[j] * b;
+          w[j] *= g;
+        }
+      }
+    }
+  } else if (layout(l).outFirst) {
+    // Gemm with transB: W[out, in]
+    for (let o = 0, j = 0; o < out; o++) {
+      for (let i = 0; i < l.inChannels; i++, j++) {
+        if (beta) shift[o] += w[j] * beta[i];
+        w[j] *= gamma[i];
+      }
+    }
+  } else {
+    // MatMul / Gemm: W[in, out]
+    for (let i = 0, j = 0; i < l.inChannels; i++) {
+      const g = gamma[i];
+      const b = beta ? beta[i] : 0;
+      for (let o = 0; o < out; o++, j++) {
+        shift[o] += w[j] * b;
+        w[j] *= g;
       }
     }
   }
-  if (!gamma.every((v) => v === 1)) setWeight(editor, l, w, tag);
+  if (!identity) setWeight(editor, l, w, tag);
   if (!beta) return;
-  const b = new Float32Array(l.outChannels);
+  const b = new Float32Array(out);
   const old = l.bias ? toFloat32(l.bias) : undefined;
-  for (let o = 0; o < l.outChannels; o++) b[o] = (old ? old[o] : 0) + shift[o];
+  for (let o = 0; o < out; o++) b[o] = (old ? old[o] : 0) + shift[o];
   setBias(editor, l, b, tag);
 }
 
+// The weight's data to rewrite: the tensor's own array when the caller allows it and no other node
+// reads the constant, else a copy. (Each loop below reads an element before it writes it.)
+function writableWeight(editor: GraphEditor, l: Linear, ctx: PassContext): Float32Array {
+  const shared = editor.consumers(l.node.inputs[1]).length > 1 || editor.isGraphOutput(l.node.inputs[1]);
+  if (ctx.inPlace && !shared && l.weight.dtype === 'float32') return l.weight.data as Float32Array;
+  return toFloat32(l.weight).slice();
+}
+
 function setWeight(editor: GraphEditor, l: Linear, data: Float32Array, tag: string): void {
-  const name = editor.addConstant(`${l.node.inputs[1]}.${tag}`, float32(l.weight.shape, data));
+  if (data === l.weight.data) return; // rewritten in place: the constant keeps its name
+  const name = editor.addConstant(`${l.node.inputs[1]}.${tag}`, tensor('float32', l.weight.shape, data));
   const node = editor.node(l.node.name)!;
   const inputs = [...node.inputs];
   inputs[1] = name;
@@ -152,11 +176,11 @@ function setBias(editor: GraphEditor, l: Linear, data: Float32Array, tag: string
     const biasAdd = l.biasAdd && editor.node(l.biasAdd.name);
     if (biasAdd) {
       const old = biasAdd.inputs.find((i) => i !== node.outputs[0])!;
-      const name = editor.addConstant(`${old}.${tag}`, float32([l.outChannels], data));
+      const name = editor.addConstant(`${old}.${tag}`, tensor('float32', [l.outChannels], data));
       editor.withInputs(biasAdd, biasAdd.inputs.map((i) => (i === old ? name : i)));
     } else {
       // A MatMul without bias gains one: an Add after it, taking over its output name.
-      const name = editor.addConstant(`${node.inputs[1]}.bias.${tag}`, float32([l.outChannels], data));
+      const name = editor.addConstant(`${node.inputs[1]}.bias.${tag}`, tensor('float32', [l.outChannels], data));
       const inner = editor.uniqueName(`${node.outputs[0]}/pre_bias`);
       editor.replaceNode(node, { ...node, outputs: [inner] });
       editor.insertAfter(editor.node(node.name)!, {
@@ -172,7 +196,7 @@ function setBias(editor: GraphEditor, l: Linear, data: Float32Array, tag: string
   }
   const node = editor.node(l.node.name)!;
   const base = node.inputs[2] || `${node.inputs[1]}.bias`;
-  const name = editor.addConstant(`${base}.${tag}`, float32([l.outChannels], data));
+  const name = editor.addConstant(`${base}.${tag}`, tensor('float32', [l.outChannels], data));
   const inputs = [...node.inputs];
   while (inputs.length < 3) inputs.push('');
   inputs[2] = name;

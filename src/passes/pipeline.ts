@@ -58,6 +58,8 @@ export interface PipelineOptions {
   /** Runs a graph on a fixed probe input and returns its output (for --verify). */
   readonly probe?: (graph: Graph) => Promise<Float32Array>;
   readonly onPass?: (pass: Pass) => void;
+  /** The caller gives up `graph`: passes may reuse its constant buffers (see PassContext.inPlace). */
+  readonly inPlace?: boolean;
 }
 
 export async function runPipeline(graph: Graph, passes: readonly Pass[], options: PipelineOptions = {}): Promise<{ graph: Graph; reports: PassReport[] }> {
@@ -66,7 +68,7 @@ export async function runPipeline(graph: Graph, passes: readonly Pass[], options
   let previous = original;
   for (const pass of passes) {
     options.onPass?.(pass);
-    const ctx = recordingContext();
+    const ctx = recordingContext({ inPlace: options.inPlace });
     const start = performance.now();
     const next = pass.run(graph, ctx);
     const ms = performance.now() - start;

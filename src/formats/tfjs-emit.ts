@@ -1,0 +1,281 @@
+// The state of one ONNX-graph → TF.js-graph translation: the TF nodes written so far, the weights,
+// and for every ONNX value the TF tensor that holds it and its layout (see tfjs-layout.ts). Op
+// handlers (tfjs-ops.ts) read their inputs through `input`/`constIn`, which insert a Transpose or
+// materialise a constant only when the stored arrangement is not the one the op needs.
+
+import { UnsupportedError } from '../errors.js';
+import { consumers, type Graph, type Node } from '../graph/graph.js';
+import { isFloat, numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
+import {
+  identity,
+  isIdentity,
+  NHWC,
+  padLayout,
+  physicalShape,
+  samePerm,
+  transposeBetween,
+  transposeTensor,
+  type Perm,
+} from './tfjs-layout.js';
+import { encodeInt8PerChannel, encodePlain, encodeWeight, type EncodedWeight, type WeightFormat } from './tfjs-weights.js';
+
+/** A NodeDef attribute as TF.js reads it from model.json (proto3 JSON: int64 as strings, bytes as base64). */
+export type TfAttr =
+  | { type: string }
+  | { i: string }
+  | { f: number }
+  | { b: boolean }
+  | { s: string }
+  | { list: { i?: string[]; s?: string[] } }
+  | { shape: { dim?: { size: string }[] } }
+  | { tensor: { dtype: string; tensorShape: { dim?: { size: string }[] } } };
+
+export interface TfNode {
+  readonly name: string;
+  readonly op: string;
+  readonly input: readonly string[];
+  readonly attr: Readonly<Record<string, TfAttr>>;
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+const dims = (shape: readonly number[]) => (shape.length ? { dim: shape.map((d) => ({ size: String(d) })) } : {});
+
+export const tfAttr = {
+  float32: { type: 'DT_FLOAT' } as TfAttr,
+  int32: { type: 'DT_INT32' } as TfAttr,
+  int: (n: number): TfAttr => ({ i: String(n) }),
+  float: (x: number): TfAttr => ({ f: x }),
+  bool: (b: boolean): TfAttr => ({ b }),
+  str: (s: string): TfAttr => ({ s: b64(s) }),
+  ints: (v: readonly number[]): TfAttr => ({ list: { i: v.map(String) } }),
+  strs: (v: readonly string[]): TfAttr => ({ list: { s: v.map(b64) } }),
+  shape: (shape: readonly number[]): TfAttr => ({ shape: dims(shape) }),
+};
+
+/** Where an ONNX value lives in the TF graph. Shapes are logical (ONNX order); −1 is unknown. */
+export interface TfValue {
+  readonly ref: string;
+  readonly perm: Perm;
+  readonly shape: readonly number[];
+}
+
+/** Conv/matmul weights may be quantized; `channelDims` trailing axes index the output channel. */
+export interface WeightRole {
+  readonly channelDims: number;
+}
+
+export interface EmitOptions {
+  readonly weights: WeightFormat;
+  readonly gelu: 'erf' | 'tanh';
+}
+
+// TF node names: [A-Za-z0-9.][A-Za-z0-9_.\-/]*; ':' would be read as an output index.
+function sanitize(name: string): string {
+  const s = name.replace(/[^A-Za-z0-9_.\-/]/g, '_');
+  return /^[A-Za-z0-9.]/.test(s) ? s : `v${s}`;
+}
+
+export class Emitter {
+  readonly nodes: TfNode[] = [];
+  readonly weights: EncodedWeight[] = [];
+  readonly consts: Map<string, Tensor>;
+  /** ONNX nodes already emitted as part of another node (e.g. an Add fused as a bias). */
+  readonly fused = new Set<Node>();
+  private readonly values = new Map<string, TfValue>();
+  private readonly taken = new Set<string>();
+  private readonly reserved = new Map<string, string>();
+  private readonly cache = new Map<string, string>();
+  private readonly users: Map<string, Node[]>;
+  private readonly outputNames: Set<string>;
+
+  constructor(readonly graph: Graph, readonly options: EmitOptions) {
+    this.consts = new Map(graph.initializers);
+    this.users = consumers(graph);
+    this.outputNames = new Set(graph.outputs.map((o) => o.name));
+    // Graph inputs and outputs keep their names (the signature refers to them), so claim them first.
+    for (const v of [...graph.inputs, ...graph.outputs]) this.reserved.set(v.name, this.unique(v.name));
+  }
+
+  // --- names and nodes -------------------------------------------------------------------------
+
+  private unique(base: string): string {
+    const s = sanitize(base);
+    let name = s;
+    for (let i = 1; this.taken.has(name); i++) name = `${s}_${i}`;
+    this.taken.add(name);
+    return name;
+  }
+
+  /** The TF node name for the op that finally produces ONNX value `value` (or a helper under it). */
+  nameFor(value: string, suffix?: string): string {
+    if (suffix !== undefined) return this.unique(`${value}/${suffix}`);
+    const r = this.reserved.get(value);
+    if (r !== undefined) {
+      this.reserved.delete(value);
+      return r;
+    }
+    return this.unique(value);
+  }
+
+  /** Adds a TF node named exactly `name` (from nameFor) and returns its tensor reference. */
+  op(op: string, name: string, input: readonly string[], attr: Record<string, TfAttr> = {}): string {
+    this.nodes.push({ name, op, input: [...input], attr });
+    return name;
+  }
+
+  // --- values ----------------------------------------------------------------------------------
+
+  define(value: string, ref: string, perm: Perm, shape: readonly number[]): void {
+    if (perm.length !== shape.length) throw new Error(`internal: layout [${perm}] for ${value} of rank ${shape.length}`);
+    this.values.set(value, { ref, perm: [...perm], shape: [...shape] });
+  }
+
+  constant(value: string): Tensor | undefined {
+    return value ? this.consts.get(value) : undefined;
+  }
+
+  isConst(value: string): boolean {
+    return this.consts.has(value);
+  }
+
+  shape(value: string): readonly number[] {
+    const c = this.consts.get(value);
+    if (c) return c.shape;
+    const v = this.values.get(value);
+    if (!v) throw new Error(`internal: ${value} read before it was produced`);
+    return v.shape;
+  }
+
+  /** The value as stored; a constant read as an activation is materialised in logical layout. */
+  get(value: string): TfValue {
+    const v = this.values.get(value);
+    if (v) return v;
+    const c = this.consts.get(value);
+    if (!c) throw new Error(`internal: ${value} read before it was produced`);
+    const ref = this.constTensor(value, c);
+    const tv = { ref, perm: identity(c.shape.length), shape: c.shape };
+    this.values.set(value, tv);
+    return tv;
+  }
+
+  /** The TF tensor holding `value` in layout `perm` (a Transpose is added, once, when needed). */
+  input(value: string, perm: Perm): string {
+    const v = this.get(value);
+    if (samePerm(v.perm, perm)) return v.ref;
+    const key = `${value}|${perm.join(',')}`;
+    let ref = this.cache.get(key);
+    if (ref === undefined) {
+      const tfPerm = transposeBetween(v.perm, perm);
+      ref = this.op('Transpose', this.unique(`${v.ref}/to_${perm.join('')}`), [v.ref, this.ints(`${v.ref}/perm_${perm.join('')}`, tfPerm)], {
+        T: tfAttr.float32,
+        Tperm: tfAttr.int32,
+      });
+      this.cache.set(key, ref);
+    }
+    return ref;
+  }
+
+  /** Graph inputs: 4-D float inputs are NCHW images and are fed as NHWC; others as they are. */
+  placeholder(name: string, dtype: string, shape: readonly number[]): void {
+    const perm = shape.length === 4 ? NHWC : identity(shape.length);
+    const ref = this.op('Placeholder', this.nameFor(name), [], {
+      dtype: dtype === 'float32' ? tfAttr.float32 : tfAttr.int32,
+      shape: tfAttr.shape(physicalShape(shape, perm)),
+    });
+    this.define(name, ref, perm, shape);
+  }
+
+  /** Layout in which a graph output is presented: NHWC for 4-D, logical otherwise. */
+  static outputLayout(rank: number): Perm {
+    return rank === 4 ? NHWC : identity(rank);
+  }
+
+  consumers(value: string): readonly Node[] {
+    return this.users.get(value) ?? [];
+  }
+
+  isOutput(value: string): boolean {
+    return this.outputNames.has(value);
+  }
+
+  /** The single node reading `value`, if exactly one does and the value is not a graph output. */
+  soleConsumer(value: string): Node | undefined {
+    const users = this.consumers(value);
+    return users.length === 1 && !this.isOutput(value) ? users[0] : undefined;
+  }
+
+  // --- constants -------------------------------------------------------------------------------
+
+  /**
+   * A constant used in a broadcasting op whose output has `rank` and layout `perm`: padded with
+   * leading 1s to that rank, stored in the same layout, and stripped of leading 1s again (TF
+   * broadcasting aligns trailing axes), so a per-channel vector stays a vector.
+   */
+  constIn(value: string, perm: Perm, rank: number): string {
+    const c = this.consts.get(value)!;
+    const key = `${value}|${perm.join(',')}|${rank}`;
+    let ref = this.cache.get(key);
+    if (ref === undefined) {
+      ref = this.constTensor(isIdentity(perm) ? value : `${value}/${perm.join('')}`, broadcastConst(c, perm, rank));
+      this.cache.set(key, ref);
+    }
+    return ref;
+  }
+
+  /** A float32 scalar constant, shared by value. */
+  scalar(value: number): string {
+    const key = `scalar|${Math.fround(value)}`;
+    let ref = this.cache.get(key);
+    if (ref === undefined) {
+      ref = this.constTensor(`const/${String(Math.fround(value)).replace(/[^0-9a-z]/gi, '_')}`, tensor('float32', [], Float32Array.of(value)));
+      this.cache.set(key, ref);
+    }
+    return ref;
+  }
+
+  /** An int32 vector constant (axes, perms, shapes, paddings). */
+  ints(base: string, values: readonly number[], shape: readonly number[] = [values.length]): string {
+    return this.constTensor(base, tensor('int32', shape, Int32Array.from(values)));
+  }
+
+  /**
+   * Emits a Const node and its weight. A conv/matmul weight (`role` given) is stored in the
+   * requested format; for int8 the Const holds the integers and a Mul applies per-channel scales.
+   */
+  constTensor(base: string, t: Tensor, role?: WeightRole): string {
+    const name = this.unique(base);
+    if (!isFloat(t.dtype)) {
+      if (t.dtype === 'bool') throw new UnsupportedError('boolean constants are not supported by the TF.js writer', base);
+      const ints = Int32Array.from(toFloat32(t));
+      this.weights.push(encodePlain(name, ints, t.shape));
+      return this.op('Const', name, [], { dtype: tfAttr.int32, value: { tensor: { dtype: 'DT_INT32', tensorShape: dims(t.shape) } } });
+    }
+    const values = toFloat32(t);
+    const format = role && numel(t.shape) > 1 ? this.options.weights : 'float32';
+    const constNode = (n: string, shape: readonly number[]) =>
+      this.op('Const', n, [], { dtype: tfAttr.float32, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: dims(shape) } } });
+    if (format !== 'int8') {
+      this.weights.push(encodeWeight(name, t, values, format));
+      return constNode(name, t.shape);
+    }
+    const q = encodeInt8PerChannel(`${name}/int8`, values, t.shape, role!.channelDims);
+    this.taken.add(q.weight.spec.name);
+    this.weights.push(q.weight);
+    constNode(q.weight.spec.name, t.shape);
+    const scaleName = this.unique(`${name}/scale`);
+    this.weights.push(encodePlain(scaleName, q.scales, q.scaleShape));
+    constNode(scaleName, q.scaleShape);
+    return this.op('Mul', name, [q.weight.spec.name, scaleName], { T: tfAttr.float32 });
+  }
+}
+
+/** Pads a constant to `rank` with leading 1s, stores it in layout `perm`, and drops leading 1s. */
+export function broadcastConst(c: Tensor, perm: Perm, rank: number): Tensor {
+  if (c.shape.length > rank) throw new Error(`internal: constant of rank ${c.shape.length} in a rank-${rank} op`);
+  if (numel(c.shape) === 1) return tensor(c.dtype, [], c.data);
+  const padded = tensor(c.dtype, [...new Array<number>(rank - c.shape.length).fill(1), ...c.shape], c.data);
+  const t = transposeTensor(padded, perm.length === rank ? perm : padLayout(perm, rank));
+  let k = 0;
+  while (k < t.shape.length - 1 && t.shape[k] === 1) k++;
+  return tensor(t.dtype, t.shape.slice(k), t.data);
+}
