@@ -1,6 +1,7 @@
 // onnxruntime-node CPU latency of two ONNX models measured side by side in one process: warm-up,
 // then repeated timed runs per batch size, reporting medians. Models alternate run by run so that
-// drift of the machine (thermal, other load) hits both alike.
+// drift of the machine (thermal, other load) hits both alike; thread spinning is off so that the
+// idle session's pool does not steal the cores of the one being timed.
 import { createSession } from '../src/runtime/onnxruntime.js';
 import * as ort from 'onnxruntime-node';
 
@@ -11,7 +12,7 @@ export interface LatencyResult {
 }
 
 export async function compareLatency(models: Record<string, string>, batches: number[], runs: number, imageSize = 224): Promise<LatencyResult[]> {
-  const sessions = Object.fromEntries(await Promise.all(Object.entries(models).map(async ([k, path]) => [k, await createSession(path)] as const)));
+  const sessions = Object.fromEntries(await Promise.all(Object.entries(models).map(async ([k, path]) => [k, await createSession(path, { spinning: false })] as const)));
   const results: LatencyResult[] = [];
   for (const batch of batches) {
     const data = new Float32Array(batch * 3 * imageSize * imageSize).map((_, i) => Math.sin(i * 0.001));

@@ -63,4 +63,27 @@ const lines = [
   `peak RSS of convert           ${mib(median(rss))}   = ${(median(rss) / ckptBytes).toFixed(2)}× checkpoint (target ≤ 3×)`,
 ];
 process.stdout.write(lines.join('\n') + '\n');
-writeFileSync(join(out, 'convert.json'), JSON.stringify({ ckptBytes, copyMs, convertMs, rss, torchExportMs }, null, 2));
+
+// onnxruntime-node CPU latency: our optimised graph vs torch.onnx.export's graph of the same weights
+const ours = join(out, 'convnext_tiny.onnx');
+const theirs = join(out, 'convnext_tiny.torch.onnx');
+const latency: unknown[] = [];
+let nodeCounts: Record<string, number> | undefined;
+if (existsSync(theirs)) {
+  const { inspect } = await import('../src/inspect.js');
+  const count = async (p: string) => ((await inspect(p)) as { nodes: number }).nodes;
+  nodeCounts = { ours: await count(ours), torch: await count(theirs) };
+  process.stdout.write(`\nnodes: ours ${nodeCounts.ours}, torch.onnx.export ${nodeCounts.torch}\n`);
+  const { compareLatency } = await import('./latency.js');
+  const LAT_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 15);
+  for (const [batch, runs] of [[1, LAT_RUNS], [32, Math.max(3, Math.round(LAT_RUNS / 3))]] as const) {
+    const [r] = await compareLatency({ ours, torch: theirs }, [batch], runs);
+    latency.push(r);
+    const ratio = r.medianMs.ours / r.medianMs.torch;
+    process.stdout.write(
+      `onnxruntime-node CPU, batch ${String(batch).padEnd(2)}  ours ${r.medianMs.ours.toFixed(1)} ms, torch.onnx.export ${r.medianMs.torch.toFixed(1)} ms` +
+        `  ratio ${ratio.toFixed(3)} (target ≤ 0.95; median of ${runs})\n`,
+    );
+  }
+}
+writeFileSync(join(out, 'bench.json'), JSON.stringify({ ckptBytes, copyMs, convertMs, rss, torchExportMs, nodeCounts, latency }, null, 2));

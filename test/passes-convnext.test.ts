@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildConvNextGraph } from '../src/convnext/build.js';
 import { importConvNext } from '../src/convnext/import.js';
+import { loadOnnxModel } from '../src/convnext/import-onnx.js';
 import { loadCheckpoint } from '../src/convnext/load.js';
 import { attr, checkGraph, GraphBuilder, type Graph } from '../src/graph/graph.js';
 import { float32, toFloat32 } from '../src/graph/tensor.js';
@@ -15,7 +16,7 @@ import { recordingContext, type Pass } from '../src/passes/pass.js';
 import { PASSES, runPipeline, selectPasses } from '../src/passes/pipeline.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
 import { officialKeys } from './helpers/convnext-keys.js';
-import { assertClose, checkpointFixtures, fixturePath, golden } from './helpers/fixtures.js';
+import { assertClose, checkpointFixtures, fixturePath, golden, manifest } from './helpers/fixtures.js';
 
 const count = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op).length;
 const isOnes = (g: Graph, name: string) => toFloat32(g.initializers.get(name)!).every((v) => v === 1);
@@ -49,6 +50,35 @@ describe('every pass keeps every fixture equal to PyTorch', () => {
       if (m.version === 'v1') assert.equal(graph.nodes.filter((n) => n.name.includes('layer_scale')).length, 0);
     });
   }
+});
+
+describe('every pass keeps torch.onnx.export graphs equal to PyTorch (opset 13 and 17, V1 and V2)', () => {
+  for (const m of manifest.models.filter((x) => x.format === 'onnx')) {
+    it(m.name, async () => {
+      const g = loadOnnxModel(fixturePath(m.path));
+      const { input, output } = golden(m);
+      let current = g;
+      for (const pass of PASSES) {
+        const alone = run(pass, g).graph;
+        assertClose((await runGraph(alone, input)).data, output, `${m.name} after ${pass.name} alone`);
+        current = run(pass, current).graph;
+        assertClose((await runGraph(current, input)).data, output, `${m.name} after ${pass.name} in the pipeline`);
+      }
+      assert.equal(count(current, 'LayerNormalization'), 11, 'every LayerNorm is one op');
+      assert.equal(foldedNorms(current), 10, 'every LayerNorm but the stem hands its affine on');
+      assert.equal(count(current, 'Pow') + count(current, 'Sqrt'), 0, 'no decomposed LayerNorm remains');
+      assert.equal(current.opsets[''], 17);
+      assert.ok(current.nodes.length < g.nodes.length);
+    });
+  }
+
+  it('our converted graph has fewer nodes than torch.onnx.export of the same weights', async () => {
+    for (const [ckpt, exported] of [['v1_official', 'onnx_v1_opset17'], ['v2_official', 'onnx_v2_opset17']]) {
+      const ours = (await runPipeline(await graphOf(manifest.models.find((x) => x.name === ckpt)!), selectPasses())).graph;
+      const theirs = loadOnnxModel(fixturePath(manifest.models.find((x) => x.name === exported)!.path));
+      assert.ok(ours.nodes.length < theirs.nodes.length, `${ckpt}: ${ours.nodes.length} nodes vs ${theirs.nodes.length}`);
+    }
+  });
 });
 
 describe('on a ConvNeXt-T-shaped graph (depths 3,3,9,3)', () => {

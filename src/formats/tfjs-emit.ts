@@ -83,7 +83,10 @@ export class Emitter {
   readonly fused = new Set<Node>();
   private readonly values = new Map<string, TfValue>();
   private readonly taken = new Set<string>();
+  /** Names handed out by unique() and not yet given to a node. */
+  private readonly issued = new Set<string>();
   private readonly reserved = new Map<string, string>();
+  private readonly named = new Set<string>();
   private readonly cache = new Map<string, string>();
   private readonly users: Map<string, Node[]>;
   private readonly outputNames: Set<string>;
@@ -93,7 +96,11 @@ export class Emitter {
     this.users = consumers(graph);
     this.outputNames = new Set(graph.outputs.map((o) => o.name));
     // Graph inputs and outputs keep their names (the signature refers to them), so claim them first.
-    for (const v of [...graph.inputs, ...graph.outputs]) this.reserved.set(v.name, this.unique(v.name));
+    for (const v of [...graph.inputs, ...graph.outputs]) {
+      const name = this.unique(v.name);
+      this.issued.delete(name);
+      this.reserved.set(v.name, name);
+    }
   }
 
   // --- names and nodes -------------------------------------------------------------------------
@@ -103,6 +110,7 @@ export class Emitter {
     let name = s;
     for (let i = 1; this.taken.has(name); i++) name = `${s}_${i}`;
     this.taken.add(name);
+    this.issued.add(name);
     return name;
   }
 
@@ -110,17 +118,51 @@ export class Emitter {
   nameFor(value: string, suffix?: string): string {
     if (suffix !== undefined) return this.unique(`${value}/${suffix}`);
     const r = this.reserved.get(value);
-    if (r !== undefined) {
-      this.reserved.delete(value);
+    if (r !== undefined && !this.named.has(r)) {
+      this.named.add(r);
+      this.issued.add(r);
       return r;
     }
     return this.unique(value);
   }
 
-  /** Adds a TF node named exactly `name` (from nameFor) and returns its tensor reference. */
+  /** The name reserved for a graph input or output (no side effect). */
+  reservedName(value: string): string | undefined {
+    return this.reserved.get(value);
+  }
+
+  /** The TF node name a graph input or output has in the signature. */
+  publicName(value: string): string {
+    const r = this.reserved.get(value);
+    if (r === undefined) throw new Error(`internal: ${value} is not a graph input or output`);
+    if (this.nodes.some((n) => n.name === r)) this.rename(r, this.unique(`${r}/stored`));
+    this.named.add(r);
+    this.issued.add(r);
+    return r;
+  }
+
+  /** Renames a node and every reference to it (frees a public name for a final Transpose). */
+  private rename(from: string, to: string): void {
+    this.issued.delete(to);
+    for (let i = 0; i < this.nodes.length; i++) {
+      const n = this.nodes[i];
+      if (n.name === from || n.input.includes(from)) {
+        this.nodes[i] = { ...n, name: n.name === from ? to : n.name, input: n.input.map((x) => (x === from ? to : x)) };
+      }
+    }
+    for (const [k, v] of this.values) if (v.ref === from) this.values.set(k, { ...v, ref: to });
+    for (const [k, v] of this.cache) if (v === from) this.cache.set(k, to);
+  }
+
+  /**
+   * Adds a TF node and returns its tensor reference. `name` is used as is when it came from
+   * nameFor(); any other name (a helper such as `${base}/mean`) is made unique first.
+   */
   op(op: string, name: string, input: readonly string[], attr: Record<string, TfAttr> = {}): string {
-    this.nodes.push({ name, op, input: [...input], attr });
-    return name;
+    const final = this.issued.has(name) ? name : this.unique(name);
+    this.issued.delete(final);
+    this.nodes.push({ name: final, op, input: [...input], attr });
+    return final;
   }
 
   // --- values ----------------------------------------------------------------------------------
@@ -178,7 +220,7 @@ export class Emitter {
   /** Graph inputs: 4-D float inputs are NCHW images and are fed as NHWC; others as they are. */
   placeholder(name: string, dtype: string, shape: readonly number[]): void {
     const perm = shape.length === 4 ? NHWC : identity(shape.length);
-    const ref = this.op('Placeholder', this.nameFor(name), [], {
+    const ref = this.op('Placeholder', this.publicName(name), [], {
       dtype: dtype === 'float32' ? tfAttr.float32 : tfAttr.int32,
       shape: tfAttr.shape(physicalShape(shape, perm)),
     });
@@ -213,6 +255,7 @@ export class Emitter {
    */
   constIn(value: string, perm: Perm, rank: number): string {
     const c = this.consts.get(value)!;
+    if (numel(c.shape) === 1 && isFloat(c.dtype)) return this.scalar(toFloat32(c)[0]);
     const key = `${value}|${perm.join(',')}|${rank}`;
     let ref = this.cache.get(key);
     if (ref === undefined) {
@@ -258,8 +301,7 @@ export class Emitter {
       this.weights.push(encodeWeight(name, t, values, format));
       return constNode(name, t.shape);
     }
-    const q = encodeInt8PerChannel(`${name}/int8`, values, t.shape, role!.channelDims);
-    this.taken.add(q.weight.spec.name);
+    const q = encodeInt8PerChannel(this.unique(`${name}/int8`), values, t.shape, role!.channelDims);
     this.weights.push(q.weight);
     constNode(q.weight.spec.name, t.shape);
     const scaleName = this.unique(`${name}/scale`);

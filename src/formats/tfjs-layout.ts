@@ -90,7 +90,7 @@ export function transposeTensor(t: Tensor, perm: Perm): Tensor {
   const shape = t.shape;
   if (perm.length !== shape.length) throw new Error(`perm [${perm}] does not fit shape [${shape}]`);
   const outShape = perm.map((a) => shape[a]);
-  if (isIdentity(perm) || movesOnlyUnitAxes(shape, perm)) return tensor(t.dtype, outShape, t.data);
+  if (sameElementOrder(shape, perm)) return tensor(t.dtype, outShape, t.data);
   const n = numel(shape);
   const src = t.data;
   const out = new (src.constructor as { new (n: number): TensorData })(n);
@@ -118,8 +118,11 @@ export function transposeTensor(t: Tensor, perm: Perm): Tensor {
   return tensor(t.dtype, outShape, out);
 }
 
-/** A transpose that only moves size-1 axes keeps the element order: a reshape suffices. */
-function movesOnlyUnitAxes(shape: readonly number[], perm: Perm): boolean {
+/**
+ * True when storing `shape` with `perm` keeps the elements in logical order: only size-1 axes
+ * move (unknown sizes, −1, count as large). Then a reshape can stand in for a transpose.
+ */
+export function sameElementOrder(shape: readonly number[], perm: Perm): boolean {
   const order = perm.filter((a) => shape[a] !== 1);
   return order.every((a, i) => i === 0 || a > order[i - 1]);
 }

@@ -29,7 +29,7 @@ export const foldLayerNormAffine: Pass = {
       const g = toFloat32(gamma);
       const b = beta ? toFloat32(beta) : undefined;
       if (g.every((v) => v === 1) && (!b || b.every((v) => v === 0))) continue; // nothing to fold
-      const target = foldTarget(editor, ln, rank);
+      const target = foldTarget(editor, ln, rank, (v) => shapes.get(v)?.shape);
       if (!target || target.inChannels !== g.length) continue;
       absorbInputAffine(editor, target, g, b, 'ln_folded', ctx);
       const ones = editor.addConstant(`${ln.inputs[1]}.ones`, float32([g.length], new Float32Array(g.length).fill(1)));
@@ -41,8 +41,9 @@ export const foldLayerNormAffine: Pass = {
 };
 
 // The linear layer that alone reads the LayerNorm's output, with the normalised (last) axis as its
-// input-channel axis: directly (MatMul, Gemm), or after one Transpose that moves it to axis 1 (Conv).
-function foldTarget(editor: GraphEditor, ln: Node, rank: number): Linear | undefined {
+// input-channel axis: directly (MatMul, Gemm), or after one Transpose that moves it to axis 1 (Conv),
+// or — torchvision's head — a Transpose to [N, C, 1, 1] and a Flatten into a Gemm.
+function foldTarget(editor: GraphEditor, ln: Node, rank: number, shapeOf: (v: string) => readonly (number | string)[] | undefined): Linear | undefined {
   const out = ln.outputs[0];
   if (editor.isGraphOutput(out)) return undefined;
   const users = editor.consumers(out);
@@ -52,9 +53,20 @@ function foldTarget(editor: GraphEditor, ln: Node, rank: number): Linear | undef
   if (user.op !== 'Transpose' || editor.isGraphOutput(user.outputs[0])) return undefined;
   const perm = attrInts(user, 'perm', [...Array(rank).keys()].reverse());
   if (perm[1] !== rank - 1) return undefined;
-  const convs = editor.consumers(user.outputs[0]);
-  if (convs.length !== 1 || convs[0].op !== 'Conv') return undefined;
-  const conv = convs[0];
+  const readers = editor.consumers(user.outputs[0]);
+  if (readers.length !== 1) return undefined;
+  const [next] = readers;
+  if (next.op === 'Flatten' || next.op === 'Reshape') {
+    // only a pure re-labelling of [N, C, 1, 1] as [N, C] keeps channel i at input i of the Gemm
+    const shape = shapeOf(user.outputs[0]);
+    const flat = shapeOf(next.outputs[0]);
+    if (!shape || !flat || flat.length !== 2 || shape.slice(2).some((d) => d !== 1) || flat[1] !== shape[1]) return undefined;
+    const gemms = editor.consumers(next.outputs[0]);
+    if (gemms.length !== 1 || gemms[0].op !== 'Gemm' || editor.isGraphOutput(next.outputs[0])) return undefined;
+    return linearReading(editor, gemms[0], next.outputs[0]);
+  }
+  if (next.op !== 'Conv') return undefined;
+  const conv = next;
   const pads = attrInts(conv, 'pads', [0, 0, 0, 0]);
   const autoPad = conv.attrs.auto_pad?.kind === 'string' ? conv.attrs.auto_pad.value : 'NOTSET';
   if (pads.some((p) => p !== 0) || (autoPad !== 'NOTSET' && autoPad !== 'VALID')) return undefined;

@@ -13,6 +13,11 @@ export interface SessionOptions {
   /** onnxruntime graph optimisation level; 'all' by default. */
   readonly optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   readonly intraOpThreads?: number;
+  /**
+   * Let idle pool threads spin for work (onnxruntime's default; lowest latency for one session).
+   * Off when several sessions are timed side by side, or their spinning pools steal each other's cores.
+   */
+  readonly spinning?: boolean;
 }
 
 export async function createSession(model: Uint8Array | string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
@@ -21,6 +26,7 @@ export async function createSession(model: Uint8Array | string, options: Session
     graphOptimizationLevel: options.optimization ?? 'all',
   };
   if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads;
+  if (options.spinning === false) sessionOptions.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
   return typeof model === 'string'
     ? ort.InferenceSession.create(model, sessionOptions)
     : ort.InferenceSession.create(model, sessionOptions);
