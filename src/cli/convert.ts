@@ -53,7 +53,7 @@ export function convertCommand(program: Command): void {
           : `ONNX model (opset ${r.onnxInput?.opset}, ${r.onnxInput?.nodes} nodes)`;
         reporter.result(
           [
-            `${r.output}: ${what}`,
+            `${input} → ${r.output}: ${what}`,
             `  ${r.graph.nodes} nodes, ${formatBytes(r.bytesWritten)} written${r.externalDataFile ? ` (weights in ${r.externalDataFile})` : ''}, ${formatMs(total)}`,
             ...(opts.verify ? passTable(r.passes) : []),
           ].join('\n'),
