@@ -38,49 +38,85 @@ export interface ConvertResult {
   readonly warnings: readonly string[];
 }
 
-export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
-  const warnings = new Warnings();
-  const timings: Record<string, number> = {};
-  const step = async <T>(name: string, work: () => T | Promise<T>): Promise<T> => {
-    options.onStep?.(name);
+/** Times named steps and tells the caller as each starts. */
+export class Steps {
+  readonly timings: Record<string, number> = {};
+  constructor(private readonly onStep?: (step: string) => void) {}
+  async run<T>(name: string, work: () => T | Promise<T>): Promise<T> {
+    this.onStep?.(name);
     const start = performance.now();
     const result = await work();
-    timings[name] = performance.now() - start;
+    this.timings[name] = (this.timings[name] ?? 0) + performance.now() - start;
     return result;
-  };
-  checkOutputPath(output, [input]);
+  }
+}
+
+export interface PreparedModel {
+  /** The float32 graph after the pass pipeline. */
+  readonly graph: Graph;
+  readonly checkpoint?: ConvertResult['checkpoint'];
+  readonly onnxInput?: ConvertResult['onnxInput'];
+  readonly passes: readonly PassReport[];
+}
+
+/** Checkpoint or ONNX file → optimised float32 graph: what convert writes and quantize starts from. */
+export async function prepareModel(input: string, options: ConvertOptions, steps: Steps, warnings: Warnings): Promise<PreparedModel> {
   const passes = selectPasses(options);
   let loaded: LoadedCheckpoint | undefined;
   let built: Graph;
   if ((await sniffFile(input)) === 'onnx') {
-    const imported = await step('read', () => loadOnnxModel(input));
+    const imported = await steps.run('read', () => loadOnnxModel(input));
     built = { ...imported, metadata: { ...imported.metadata, converter: `${TOOL_NAME} ${TOOL_VERSION}` } };
   } else {
-    const checkpoint = await step('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
+    const checkpoint = await steps.run('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
     loaded = checkpoint;
-    built = await step('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata: modelMetadata(checkpoint, input) }));
+    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata: modelMetadata(checkpoint, input) }));
   }
+  const onnxInput = loaded ? undefined : { nodes: built.nodes.length, opset: built.opsets[''] ?? 0 };
   // onnxruntime is loaded only when --verify needs it, so plain conversions start fast
   const probe = options.verify ? (await import('./runtime/probe.js')).makeProbe(built) : undefined;
-  const { graph, reports } = await step('passes', () => runPipeline(built, passes, { probe, inPlace: true }));
+  // this function built the graph and hands it over, so the passes may rewrite its buffers in place
+  const { graph, reports } = await steps.run('passes', () => runPipeline(built, passes, { probe, inPlace: true }));
+  return {
+    graph,
+    checkpoint: loaded && { ...withoutModel(loaded), parameters: parameterCount(loaded.model.params) },
+    onnxInput,
+    passes: reports,
+  };
+}
+
+/** Serialises and writes atomically, with external data when asked or when the weights need it. */
+export async function writeOnnxModel(graph: Graph, output: string, inputs: readonly string[], externalData: boolean, steps: Steps) {
   const dataFile = `${output}.data`;
-  const external = options.externalData || initializerBytes(graph) > EXTERNAL_DATA_THRESHOLD;
-  checkOutputPath(dataFile, [input]);
-  const encoded = await step('encode', () =>
+  const external = externalData || initializerBytes(graph) > EXTERNAL_DATA_THRESHOLD;
+  checkOutputPath(dataFile, inputs);
+  const encoded = await steps.run('encode', () =>
     encodeOnnx(graph, { producerVersion: TOOL_VERSION, external: external ? { location: basename(dataFile), minBytes: 1024 } : undefined }),
   );
   const files: PendingFile[] = [{ path: output, chunks: encoded.model }];
   if (encoded.externalData) files.push({ path: join(dirname(output), basename(dataFile)), chunks: encoded.externalData });
-  await step('write', () => writeFilesAtomic(files));
+  await steps.run('write', () => writeFilesAtomic(files));
+  return {
+    externalDataFile: encoded.externalData ? dataFile : undefined,
+    bytesWritten: files.reduce((n, f) => n + f.chunks.reduce((m, c) => m + c.byteLength, 0), 0),
+  };
+}
+
+export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
+  const warnings = new Warnings();
+  const steps = new Steps(options.onStep);
+  checkOutputPath(output, [input]);
+  const prepared = await prepareModel(input, options, steps, warnings);
+  const written = await writeOnnxModel(prepared.graph, output, [input], options.externalData ?? false, steps);
+  const { graph } = prepared;
   return {
     output,
-    externalDataFile: encoded.externalData ? dataFile : undefined,
-    checkpoint: loaded && { ...withoutModel(loaded), parameters: parameterCount(loaded.model.params) },
-    onnxInput: loaded ? undefined : { nodes: built.nodes.length, opset: built.opsets[''] ?? 0 },
+    ...written,
+    checkpoint: prepared.checkpoint,
+    onnxInput: prepared.onnxInput,
     graph: { nodes: graph.nodes.length, initializers: graph.initializers.size },
-    passes: reports,
-    bytesWritten: files.reduce((n, f) => n + f.chunks.reduce((m, c) => m + c.byteLength, 0), 0),
-    timings,
+    passes: prepared.passes,
+    timings: steps.timings,
     warnings: warnings.items,
   };
 }

@@ -8,6 +8,7 @@ import { InputError, UnsupportedError } from '../src/errors.js';
 import { readNpy, writeNpy } from '../src/formats/npy.js';
 import { sniffFile } from '../src/formats/sniff.js';
 import { tensor, type Tensor } from '../src/graph/tensor.js';
+import { throwsUser } from './helpers/assert-errors.js';
 
 const values = (t: Tensor): (number | bigint)[] => Array.from(t.data as ArrayLike<number | bigint>);
 const hex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
@@ -33,14 +34,6 @@ function npy(major: number, dict: string, data: Uint8Array): Uint8Array {
   return new Uint8Array(Buffer.concat([Buffer.from('\x93NUMPY', 'latin1'), Buffer.from([major, 0]), len, header, data]));
 }
 
-function throwsUser(fn: () => unknown, kind: typeof InputError | typeof UnsupportedError, message: string | RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof kind, `expected ${kind.name}, got ${(e as Error)?.stack ?? String(e)}`);
-    if (typeof message === 'string') assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    return true;
-  });
-}
 
 test('writes byte-for-byte what np.save writes', () => {
   assert.equal(Buffer.from(writeNpy(tensor('float32', [2, 3], new Float32Array([0, 1, 2, 3, 4, 5])))).toString('hex'), NUMPY_F4);

@@ -7,19 +7,12 @@ import { InputError, UnsupportedError } from '../src/errors.js';
 import { InertObject, PyGlobal, TensorRecord, TorchDTypeToken, unpickle, type UnpickleOptions } from '../src/formats/pickle.js';
 import { CPYTHON_PICKLES } from './helpers/cpython-pickles.js';
 import { OP, P, pk, stateDictPickle, tensorPickle } from './helpers/format-builders.js';
+import { throwsUser } from './helpers/assert-errors.js';
 
 const load = (bytes: Uint8Array, opts: Partial<UnpickleOptions> = {}) => unpickle(bytes, { where: 'test.pkl', ...opts });
 /** A protocol-2 pickle of the value the chunks push. */
 const v2 = (...chunks: Parameters<typeof pk>) => load(pk(P.proto(2), ...chunks, OP.STOP));
 
-function throwsUser(fn: () => unknown, kind: typeof InputError | typeof UnsupportedError, message: string | RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof kind, `expected ${kind.name}, got ${(e as Error)?.stack ?? String(e)}`);
-    if (typeof message === 'string') assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    return true;
-  });
-}
 
 test('scalars: none, bools, ints of every width, floats', () => {
   assert.equal(v2(OP.NONE), null);

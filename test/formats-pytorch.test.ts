@@ -12,6 +12,7 @@ import { sniffBytes, sniffFile } from '../src/formats/sniff.js';
 import type { StateDict } from '../src/formats/state-dict.js';
 import { halfToFloat, type Tensor } from '../src/graph/tensor.js';
 import { OP, P, buildCheckpoint, buildZip, bytesOf, pk, stateDictPickle, tensorPickle, type FakeTensor } from './helpers/format-builders.js';
+import { throwsUser } from './helpers/assert-errors.js';
 
 const read = (bytes: Uint8Array) => readPytorchCheckpointFromBuffer(bytes, 'ck.pth');
 const f32 = (...v: number[]) => bytesOf(new Float32Array(v));
@@ -19,14 +20,6 @@ const values = (t: Tensor): (number | bigint)[] => Array.from(t.data as ArrayLik
 const T = (storageType: string, key: string, storageNumel: number, offset: number, size: number[], stride: number[]): FakeTensor =>
   ({ storageType, key, storageNumel, offset, size, stride });
 
-function throwsUser(fn: () => unknown, kind: typeof InputError | typeof UnsupportedError, message: string | RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof kind, `expected ${kind.name}, got ${(e as Error)?.stack ?? String(e)}`);
-    if (typeof message === 'string') assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    return true;
-  });
-}
 
 test('reads a torch.save state dict with zero-copy float32 views', () => {
   const file = buildCheckpoint(stateDictPickle([

@@ -9,6 +9,7 @@ import { readSafetensors, readSafetensorsFromBuffer, writeSafetensors } from '..
 import { sniffFile } from '../src/formats/sniff.js';
 import type { StateDict } from '../src/formats/state-dict.js';
 import { tensor, type Tensor } from '../src/graph/tensor.js';
+import { throwsUser } from './helpers/assert-errors.js';
 
 const values = (t: Tensor): (number | bigint)[] => Array.from(t.data as ArrayLike<number | bigint>);
 const read = (bytes: Uint8Array) => readSafetensorsFromBuffer(bytes, 'w.safetensors');
@@ -23,14 +24,6 @@ function raw(header: unknown, data: Uint8Array = new Uint8Array(0)): Uint8Array 
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
-function throwsUser(fn: () => unknown, kind: typeof InputError | typeof UnsupportedError, message: string | RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof kind, `expected ${kind.name}, got ${(e as Error)?.stack ?? String(e)}`);
-    if (typeof message === 'string') assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    return true;
-  });
-}
 
 test('writes the exact reference layout: padded header, data in order', () => {
   const bytes = writeSafetensors(new Map([['w', tensor('float32', [1], new Float32Array([1]))]]), { format: 'pt' });

@@ -147,6 +147,9 @@ describe('model.json', () => {
     const v1 = tfjsOpCounts(encodeTfjs(await fixtureGraph(checkpointFixtures.find((f) => f.name === 'v1_timm')!)).modelJson);
     // Per block: LN 9 (Mean, Sub, Square, Mean, AddV2, Rsqrt, Mul, Mul, AddV2), GELU 3 (Erf, AddV2, Mul).
     assert.equal(v1.Mul, 11 * 2 + 6 + 6); // LN normalise+scale, GELU, LayerScale
+    const v2 = tfjsOpCounts(encodeTfjs(await fixtureGraph(checkpointFixtures.find((f) => f.name === 'v2_timm')!)).modelJson);
+    // GRN is EuclideanNorm, Mean, AddV2, RealDiv, Mul, Mul, AddV2, AddV2; GELU keeps a ·1/√2 (no linear layer after it).
+    assert.deepEqual([v2.EuclideanNorm, v2.RealDiv, v2.Mul], [6, 6, 11 * 2 + 6 * 2 + 6 * 2]);
   });
 });
 
@@ -256,16 +259,16 @@ function random(shape: number[]): Tensor {
   return t;
 }
 
-async function againstOnnxruntime(t: { diagnostic(s: string): void }, name: string, graph: Graph, input: Tensor, options: TfjsOptions = {}): Promise<Record<string, number>> {
+async function againstOnnxruntime(t: { diagnostic(s: string): void }, name: string, graph: Graph, input: Tensor, options: TfjsOptions = {}, tolerance = 1e-5): Promise<Record<string, number>> {
   const want = await runGraph(graph, input);
-  const folder = join(dir, `graph-${name}`);
+  const folder = join(dir, `graph-${name}-${options.weights ?? 'float32'}`);
   const { modelJson } = writeTfjsModel(graph, folder, options);
   for (const backend of BACKENDS) {
     const got = await runTfjs(folder, input, backend);
     assert.deepEqual(got.shape, want.dims);
     const { ratio } = compare(got.data, float32([...want.dims], want.data));
     t.diagnostic(`${backend}: max |error| = ${ratio.toExponential(2)} × max |output|`);
-    assert.ok(ratio < 1e-5, `${name} on ${backend}: ${ratio}`);
+    assert.ok(ratio < tolerance, `${name} on ${backend}: ${ratio}`);
   }
   return tfjsOpCounts(modelJson);
 }
@@ -283,8 +286,16 @@ describe('layouts and ops on hand-made graphs (against onnxruntime)', () => {
     const c2 = g.op('Conv', 'c2', [c1, g.constant('w2', random([6, 6, 2, 2]))], { pads: attr.ints([0, 1, 1, 0]) });
     const dw = g.op('Conv', 'dw', [c2, g.constant('w3', random([12, 1, 3, 3]))], { group: attr.int(6), pads: attr.ints([1, 1, 1, 1]) });
     g.op('Add', 'bias', [dw, g.constant('b3', random([1, 12, 1, 1]))], {}, 'y');
-    const counts = await againstOnnxruntime(t, 'convs', g.build(nchw(4, 9, 7), out(['n', 12, 5, 4])), random([2, 4, 9, 7]));
+    const graph = g.build(nchw(4, 9, 7), out(['n', 12, 5, 4]));
+    const input = random([2, 4, 9, 7]);
+    const counts = await againstOnnxruntime(t, 'convs', graph, input);
     assert.deepEqual([counts._FusedConv2D, counts.Conv2D, counts.Pad, counts.FusedDepthwiseConv2dNative, counts.AddV2], [1, 1, 1, 1, undefined]);
+    // int8: per-channel scales (depthwise channel c·m + j) multiply the outputs; filters stay Consts.
+    const int8 = await againstOnnxruntime(t, 'convs', graph, input, { weights: 'int8' }, 2e-2);
+    assert.equal(int8.Mul, 3);
+    const { modelJson } = encodeTfjs(graph, { weights: 'int8' });
+    const op = new Map(modelJson.modelTopology.node.map((n) => [n.name, n.op]));
+    for (const n of modelJson.modelTopology.node.filter((n) => /Conv/.test(n.op))) assert.equal(op.get(n.input[1]), 'Const');
   });
 
   it('norms and reductions over the channel axis of NCHW activations', async (t) => {
@@ -294,10 +305,11 @@ describe('layouts and ops on hand-made graphs (against onnxruntime)', () => {
     const sm = g.op('Softmax', 'sm', [ln], { axis: attr.int(1) });
     const cl = g.op('Transpose', 'to_nhwc', [sm], { perm: attr.ints([0, 2, 3, 1]) });
     const ln2 = g.op('LayerNormalization', 'ln2', [cl, g.constant('ones', float32([4], [1, 1, 1, 1]))], { axis: attr.int(-1), epsilon: attr.float(1e-6) });
-    const axes = g.constant('axes', { dtype: 'int64', shape: [1], data: BigInt64Array.of(-1n) }); // ReduceSum-13 reads axes as an input
+    const axes = g.constant('axes', { dtype: 'int64', shape: [1], data: BigInt64Array.of(-3n) }); // ReduceSum-13 reads axes as an input
     g.op('ReduceSum', 'sum', [ln2, axes], { keepdims: attr.int(0) }, 'y');
-    const counts = await againstOnnxruntime(t, 'norms', g.build(nchw(4, 5, 6), out(['n', 5, 6])), random([2, 4, 5, 6]));
+    const counts = await againstOnnxruntime(t, 'norms', g.build(nchw(4, 5, 6), out(['n', 6, 4])), random([2, 4, 5, 6]));
     assert.equal(counts.Mean, 4);
+    assert.equal(counts.Mul, 1 + 2 + 1); // BatchNormalization, LN with scale, LN with Scale = ones: normalise only
   });
 
   it('dense layers: Flatten, Gemm with alpha/beta, MatMul on rank 3, Concat, Reshape', async (t) => {
@@ -322,13 +334,13 @@ describe('layouts and ops on hand-made graphs (against onnxruntime)', () => {
     const k = (name: string, v: number) => g.constant(name, float32([], [v]));
     const [sqrt2, one, half] = [k('sqrt2', Math.SQRT2), k('one', 1), k('half', 0.5)];
     const erf1 = (x: string, p: string) => g.op('Add', `${p}/add`, [g.op('Erf', `${p}/erf`, [g.op('Div', `${p}/div`, [x, sqrt2])]), one]);
-    // 1: no neighbours; (x·(1+erf))·0.5
+    // 1: on the graph input, feeding fc1; (x·(1+erf))·0.5
     const a = g.op('Mul', 'a/m2', [g.op('Mul', 'a/m1', ['x', erf1('x', 'a')]), half]);
-    // 2: after a MatMul+Add, before a MatMul; (x·0.5)·(1+erf)
+    // 2: between fc1 (MatMul+Add) and fc2 (MatMul); (x·0.5)·(1+erf)
     const h = g.op('Add', 'fc1/add', [g.op('MatMul', 'fc1', [a, g.constant('fc1.w', random([6, 8]))]), g.constant('fc1.b', random([8]))]);
     const b = g.op('Mul', 'b/m1', [g.op('Mul', 'b/half', [h, half]), erf1(h, 'b')]);
     const c = g.op('MatMul', 'fc2', [b, g.constant('fc2.w', random([8, 6]))]);
-    // 3: x·((1+erf)·0.5)
+    // 3: after fc2, into the graph output; x·((1+erf)·0.5)
     g.op('Mul', 'c/m2', [c, g.op('Mul', 'c/m1', [erf1(c, 'c'), half])], {}, 'y');
     const graph = g.build([{ name: 'x', dtype: 'float32', shape: ['n', 5, 6] }], out(['n', 5, 6]));
     const counts = await againstOnnxruntime(t, 'gelus', graph, float32([2, 5, 6], (random([2, 5, 6]).data as Float32Array).map((v) => v * 6)));

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
+import { quantizeCommand } from './quantize.js';
 import { EXIT } from './report.js';
 
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   convertCommand(program);
+  quantizeCommand(program);
   inspectCommand(program);
   for (const c of program.commands) c.exitOverride();
   return program;

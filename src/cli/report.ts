@@ -51,6 +51,29 @@ export class Reporter {
     this.stepName = undefined;
   }
 
+  private bar?: { what: string; start: number; lastDraw: number };
+
+  /** A counted task: a bar with images done / total, images per second and ETA on a terminal. */
+  progress(what: string, done: number, total: number): void {
+    if (!this.chatty) return;
+    const now = performance.now();
+    if (!this.bar || this.bar.what !== what) this.bar = { what, start: now, lastDraw: 0 };
+    const rate = done / Math.max(1e-3, (now - this.bar.start) / 1000);
+    const finished = done >= total;
+    if (process.stderr.isTTY) {
+      if (!finished && now - this.bar.lastDraw < 100) return;
+      this.bar.lastDraw = now;
+      this.spinner?.stop();
+      const width = 24;
+      const filled = Math.round((width * done) / Math.max(1, total));
+      const eta = rate > 0 ? (total - done) / rate : 0;
+      process.stderr.write(`\r${what} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} images, ${rate.toFixed(1)} img/s, ETA ${eta.toFixed(0)} s\x1b[K`);
+      if (finished) process.stderr.write('\n');
+    } else if (finished) {
+      process.stderr.write(`- ${what}: ${total} images, ${rate.toFixed(1)} img/s\n`);
+    }
+  }
+
   warn(message: string): void {
     if (!this.flags.json) process.stderr.write(`warning: ${message}\n`);
   }
@@ -85,6 +108,10 @@ export async function runCommand(reporter: Reporter, body: () => Promise<number 
     if (isUserError(e)) {
       process.stderr.write(`error: ${e.message}\n`);
       process.exitCode = EXIT.badInput;
+    } else if ((e as Error)?.name === 'BudgetError' || (e as Error)?.name === 'GateError') {
+      // a measured failure (accuracy budget, validation gate): exit 1, not a usage problem
+      process.stderr.write(`failed: ${(e as Error).message}\n`);
+      process.exitCode = EXIT.failed;
     } else {
       const err = e as Error;
       process.stderr.write(`internal error: ${err?.message ?? String(e)}\n`);

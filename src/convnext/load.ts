@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { InputError, Warnings } from '../errors.js';
 import { isHfFolder, readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
+import type { Preprocessing } from '../formats/images.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { sniffFile } from '../formats/sniff.js';
@@ -15,14 +16,6 @@ import { variantName, type ConvNextModel } from './spec.js';
 
 export type CheckpointFormat = 'pth' | 'safetensors' | 'hf';
 
-export interface Preprocessing {
-  /** Shorter side is resized to this, then centre-cropped to `crop`. */
-  readonly resize: number;
-  readonly crop: number;
-  readonly interpolation: string;
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
 
 export interface LoadedCheckpoint {
   readonly model: ConvNextModel;

@@ -7,6 +7,7 @@ import { UnsupportedError } from '../errors.js';
 import { consumers, type Graph, type Node } from '../graph/graph.js';
 import { isFloat, numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 import {
+  broadcastShapes,
   identity,
   isIdentity,
   NHWC,
@@ -59,9 +60,12 @@ export interface TfValue {
   readonly shape: readonly number[];
 }
 
-/** Conv/matmul weights may be quantized; `channelDims` trailing axes index the output channel. */
-export interface WeightRole {
-  readonly channelDims: number;
+/** A conv/matmul weight: its Const, and with int8 storage the per-output-channel scales. */
+export interface Weight {
+  readonly ref: string;
+  readonly scales?: Float32Array;
+  /** The scales as a [channels] Const. */
+  readonly scaleRef?: string;
 }
 
 export interface EmitOptions {
@@ -88,6 +92,7 @@ export class Emitter {
   private readonly reserved = new Map<string, string>();
   private readonly named = new Set<string>();
   private readonly cache = new Map<string, string>();
+  private readonly weightCache = new Map<string, Weight>();
   private readonly users: Map<string, Node[]>;
   private readonly outputNames: Set<string>;
 
@@ -265,12 +270,51 @@ export class Emitter {
     return ref;
   }
 
+  /**
+   * A conv/matmul weight derived from ONNX constant `base` (e.g. a filter in HWIO), emitted once
+   * per `form` and stored in the requested format. With int8 storage the Const holds the integers
+   * and `scales` (one per output channel, flattened) must be applied by the caller to the op's
+   * output: scaling the activation rather than the weight keeps the filter a constant tensor, which
+   * TF.js's wasm backend packs once for XNNPACK instead of on every inference.
+   */
+  weight(base: string, form: string, make: () => Tensor, channelDims: number): Weight {
+    const key = `${base}|${form}`;
+    const cached = this.weightCache.get(key);
+    if (cached) return cached;
+    const t = make();
+    const values = toFloat32(t);
+    const name = this.unique(base);
+    let w: Weight;
+    if (this.options.weights === 'int8') {
+      const q = encodeInt8PerChannel(name, values, t.shape, channelDims);
+      this.weights.push(q.weight);
+      const ref = this.constNode(name, 'DT_FLOAT', t.shape);
+      w = { ref, scales: q.scales, scaleRef: this.constTensor(`${name}/scale`, tensor('float32', [q.scales.length], q.scales)) };
+    } else {
+      this.weights.push(encodeWeight(name, t, values, this.options.weights));
+      w = { ref: this.constNode(name, 'DT_FLOAT', t.shape) };
+    }
+    this.weightCache.set(key, w);
+    return w;
+  }
+
+  /** A constant derived from ONNX constant `base`, emitted once per `form`, stored float32. */
+  derived(base: string, form: string, make: () => Tensor): string {
+    const key = `${base}|${form}`;
+    let ref = this.cache.get(key);
+    if (ref === undefined) {
+      ref = this.constTensor(base, make());
+      this.cache.set(key, ref);
+    }
+    return ref;
+  }
+
   /** A float32 scalar constant, shared by value. */
   scalar(value: number): string {
     const key = `scalar|${Math.fround(value)}`;
     let ref = this.cache.get(key);
     if (ref === undefined) {
-      ref = this.constTensor(`const/${String(Math.fround(value)).replace(/[^0-9a-z]/gi, '_')}`, tensor('float32', [], Float32Array.of(value)));
+      ref = this.constTensor(`const/${Math.fround(value).toPrecision(7)}`, tensor('float32', [], Float32Array.of(value)));
       this.cache.set(key, ref);
     }
     return ref;
@@ -281,33 +325,18 @@ export class Emitter {
     return this.constTensor(base, tensor('int32', shape, Int32Array.from(values)));
   }
 
-  /**
-   * Emits a Const node and its weight. A conv/matmul weight (`role` given) is stored in the
-   * requested format; for int8 the Const holds the integers and a Mul applies per-channel scales.
-   */
-  constTensor(base: string, t: Tensor, role?: WeightRole): string {
+  /** Emits a Const node with its weight, unquantized: float32, or int32 for integer constants. */
+  constTensor(base: string, t: Tensor): string {
     const name = this.unique(base);
-    if (!isFloat(t.dtype)) {
-      if (t.dtype === 'bool') throw new UnsupportedError('boolean constants are not supported by the TF.js writer', base);
-      const ints = Int32Array.from(toFloat32(t));
-      this.weights.push(encodePlain(name, ints, t.shape));
-      return this.op('Const', name, [], { dtype: tfAttr.int32, value: { tensor: { dtype: 'DT_INT32', tensorShape: dims(t.shape) } } });
-    }
-    const values = toFloat32(t);
-    const format = role && numel(t.shape) > 1 ? this.options.weights : 'float32';
-    const constNode = (n: string, shape: readonly number[]) =>
-      this.op('Const', n, [], { dtype: tfAttr.float32, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: dims(shape) } } });
-    if (format !== 'int8') {
-      this.weights.push(encodeWeight(name, t, values, format));
-      return constNode(name, t.shape);
-    }
-    const q = encodeInt8PerChannel(this.unique(`${name}/int8`), values, t.shape, role!.channelDims);
-    this.weights.push(q.weight);
-    constNode(q.weight.spec.name, t.shape);
-    const scaleName = this.unique(`${name}/scale`);
-    this.weights.push(encodePlain(scaleName, q.scales, q.scaleShape));
-    constNode(scaleName, q.scaleShape);
-    return this.op('Mul', name, [q.weight.spec.name, scaleName], { T: tfAttr.float32 });
+    if (t.dtype === 'bool') throw new UnsupportedError('boolean constants are not supported by the TF.js writer', base);
+    const float = isFloat(t.dtype);
+    const values = float ? toFloat32(t) : Int32Array.from(toFloat32(t));
+    this.weights.push(encodePlain(name, values, t.shape));
+    return this.constNode(name, float ? 'DT_FLOAT' : 'DT_INT32', t.shape);
+  }
+
+  private constNode(name: string, dtype: 'DT_FLOAT' | 'DT_INT32', shape: readonly number[]): string {
+    return this.op('Const', name, [], { dtype: { type: dtype }, value: { tensor: { dtype, tensorShape: dims(shape) } } });
   }
 }
 
@@ -320,4 +349,54 @@ export function broadcastConst(c: Tensor, perm: Perm, rank: number): Tensor {
   let k = 0;
   while (k < t.shape.length - 1 && t.shape[k] === 1) k++;
   return tensor(t.dtype, t.shape.slice(k), t.data);
+}
+
+// --- helpers shared by the op handlers -----------------------------------------------------------
+
+/** Translates one ONNX node: reads inputs from the emitter, adds TF nodes, defines the outputs. */
+export type Handler = (node: Node, e: Emitter) => void;
+
+export const F32: Record<string, TfAttr> = { T: tfAttr.float32 };
+export const out = (n: Node) => n.outputs[0];
+export const unsupported = (n: Node, why: string) => new UnsupportedError(`${n.op}: ${why}`, n.name);
+export const f32 = (t: Tensor) => tensor('float32', t.shape, Float32Array.from(toFloat32(t)));
+export const attrString = (n: Node, name: string, fallback: string) => {
+  const a = n.attrs[name];
+  return a?.kind === 'string' ? a.value : fallback;
+};
+
+/**
+ * The layout an elementwise op runs in: that of its first full-rank activation, if every
+ * lower-rank activation can be aligned to it by trailing broadcasting; otherwise logical order.
+ */
+function elementwiseLayout(e: Emitter, inputs: readonly string[], rank: number): Perm {
+  const acts = inputs.filter((v) => !e.isConst(v)).map((v) => e.get(v));
+  const lead = acts.find((v) => v.shape.length === rank);
+  if (!lead) return identity(rank);
+  const fits = acts.every((v) => lead.perm.slice(rank - v.shape.length).every((a) => a >= rank - v.shape.length));
+  return fits ? lead.perm : identity(rank);
+}
+
+/**
+ * Emits `tfOp` over `inputs` (ONNX-style broadcasting) and defines `output`; the TF node is named
+ * after `output` unless `name` is given. Constants are stored in the op's layout; activations are
+ * transposed to it only when they are not already.
+ */
+export function elementwise(e: Emitter, tfOp: string, inputs: readonly string[], output: string, name = e.nameFor(output)): void {
+  const shape = inputs.map((v) => e.shape(v)).reduce(broadcastShapes);
+  const rank = shape.length;
+  const perm = elementwiseLayout(e, inputs, rank);
+  const refs = inputs.map((v) => {
+    if (e.isConst(v)) return e.constIn(v, perm, rank);
+    const k = e.shape(v).length;
+    return e.input(v, perm.slice(rank - k).map((a) => a - (rank - k)));
+  });
+  e.define(output, e.op(tfOp, name, refs, F32), perm, shape);
+}
+
+/** Registers a float scalar under a value name so that elementwise() can read it. */
+export function scalarValue(e: Emitter, x: number): string {
+  const name = `scalar:${x}`;
+  if (!e.isConst(name)) e.consts.set(name, tensor('float32', [], Float32Array.of(x)));
+  return name;
 }

@@ -73,21 +73,19 @@ export function encodeAffine(name: string, values: Float32Array, shape: readonly
 export interface Int8Weight {
   /** The integers q ∈ [−127, 127], stored as uint8 q+128 with {scale: 1, min: −128}: TF.js decodes q exactly. */
   readonly weight: EncodedWeight;
-  /** Per-channel scales, shaped like the trailing `channelDims` of the weight. */
+  /** Per-channel scales, one per output channel (the trailing `channelDims` axes, flattened). */
   readonly scales: Float32Array;
-  readonly scaleShape: readonly number[];
 }
 
 /**
  * Symmetric per-output-channel int8. TF.js manifests have no int8 dtype and only per-tensor affine
  * parameters, so the integers travel as uint8 with a fixed offset (decoding gives q as float32,
- * exactly) and the graph multiplies by the per-channel scale. Output channels are the trailing
- * `channelDims` axes of the weight as TF.js uses it (1 for HWIO filters and [K, N] matrices, 2 for
- * depthwise [kh, kw, C, multiplier] filters).
+ * exactly) and the graph multiplies the op's output by the per-channel scale. Output channels are
+ * the trailing `channelDims` axes of the weight as TF.js uses it (1 for HWIO filters and [K, N]
+ * matrices, 2 for depthwise [kh, kw, C, multiplier] filters, whose output channel is c·m + j).
  */
 export function encodeInt8PerChannel(name: string, values: Float32Array, shape: readonly number[], channelDims: number): Int8Weight {
-  const scaleShape = shape.slice(shape.length - channelDims);
-  const channels = scaleShape.reduce((a, b) => a * b, 1);
+  const channels = shape.slice(shape.length - channelDims).reduce((a, b) => a * b, 1);
   const absMax = new Float32Array(channels);
   for (let i = 0; i < values.length; i++) {
     const c = i % channels;
@@ -102,10 +100,10 @@ export function encodeInt8PerChannel(name: string, values: Float32Array, shape: 
     spec: { name, shape: [...shape], dtype: 'float32', quantization: { dtype: 'uint8', scale: 1, min: -128 } },
     bytes: q,
   };
-  return { weight, scales, scaleShape };
+  return { weight, scales };
 }
 
-/** Encodes a float weight in the requested format (int8 is handled by the caller, which adds graph ops). */
+/** Encodes a float weight in the requested format (int8 goes through encodeInt8PerChannel). */
 export function encodeWeight(name: string, t: Tensor, values: Float32Array, format: Exclude<WeightFormat, 'int8'>): EncodedWeight {
   switch (format) {
     case 'float32':

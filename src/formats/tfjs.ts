@@ -73,19 +73,10 @@ export function encodeTfjs(graph: Graph, options: TfjsOptions = {}): EncodedTfjs
   for (const v of g.inputs) e.placeholder(v.name, v.dtype, v.shape.map(size));
   for (const n of topologicalOrder(g)) if (live.has(n) && !e.fused.has(n)) TFJS_OPS[n.op](n, e);
 
-  // Outputs carry their public names and are presented NHWC (4-D) or in logical order.
   const signature: TfjsModelJson['signature'] = { inputs: {}, outputs: {} };
   for (const v of g.inputs) signature.inputs[v.name] = info(e, v.name, v.dtype);
   for (const o of g.outputs) {
-    const v = e.get(o.name);
-    const want = Emitter.outputLayout(v.shape.length);
-    if (!samePerm(v.perm, want)) {
-      const name = e.publicName(o.name);
-      const perm = e.ints(`${name}/perm`, transposeBetween(v.perm, want));
-      e.define(o.name, e.op('Transpose', name, [v.ref, perm], { T: tfAttr.float32, Tperm: tfAttr.int32 }), want, v.shape);
-    } else if (v.ref !== e.reservedName(o.name)) {
-      e.define(o.name, e.op('Identity', e.publicName(o.name), [v.ref], { T: tfAttr.float32 }), want, v.shape);
-    }
+    presentOutput(e, o.name);
     signature.outputs[o.name] = info(e, o.name, o.dtype);
   }
 
@@ -106,6 +97,23 @@ export function encodeTfjs(graph: Graph, options: TfjsOptions = {}): EncodedTfjs
 }
 
 const size = (d: number | string) => (typeof d === 'number' ? d : -1);
+
+/**
+ * Gives a graph output its public node name and layout: NHWC when 4-D (like the input), logical
+ * order otherwise. Usually the producing op already has both; else a Transpose or Identity is added.
+ */
+function presentOutput(e: Emitter, value: string): void {
+  const want = Emitter.outputLayout(e.get(value).shape.length);
+  if (!samePerm(e.get(value).perm, want)) {
+    const name = e.publicName(value); // renames the producer if it holds the name
+    const v = e.get(value);
+    const perm = e.ints(`${name}/perm`, transposeBetween(v.perm, want));
+    e.define(value, e.op('Transpose', name, [v.ref, perm], { T: tfAttr.float32, Tperm: tfAttr.int32 }), want, v.shape);
+  } else if (e.get(value).ref !== e.reservedName(value)) {
+    const v = e.get(value);
+    e.define(value, e.op('Identity', e.publicName(value), [v.ref], { T: tfAttr.float32 }), want, v.shape);
+  }
+}
 
 function info(e: Emitter, value: string, dtype: string): TensorInfo {
   const v = e.get(value);

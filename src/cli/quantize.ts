@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import { quantize, type QuantizeMode } from '../quantize.js';
+import { InputError } from '../errors.js';
+import { collect, list, numbers, positiveInt, positiveNumber } from './parse.js';
+import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
+
+const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
+
+export function quantizeCommand(program: Command): void {
+  program
+    .command('quantize')
+    .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
+    .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
+    .requiredOption('-o, --output <file>', 'ONNX file to write')
+    .requiredOption('--to <mode>', `fp16 | int8 | int8-weights`)
+    .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
+    .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
+    .option('--method <name>', 'calibration: minmax | percentile | entropy', 'percentile')
+    .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
+    .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
+    .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
+    .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
+    .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
+    .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
+    .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
+    .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', Number)
+    .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', Number)
+    .option('--crop-pct <x>', 'resize to crop/x before the centre crop (1: no crop)', positiveNumber)
+    .option('--mean <r,g,b>', 'normalisation mean', numbers)
+    .option('--std <r,g,b>', 'normalisation std', numbers)
+    .option('--batch-size <n>', 'images per inference batch', positiveInt)
+    .option('--image-size <pixels>', 'input height and width for checkpoints', positiveInt)
+    .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')
+    .option('--skip-pass <name>', 'leave a pass out of the convert pipeline (repeatable)', collect, [])
+    .option('--json', 'print a JSON summary on stdout')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (input: string, opts) => {
+      const reporter = new Reporter(opts);
+      await runCommand(reporter, async () => {
+        if (!MODES.includes(opts.to)) throw new InputError(`--to must be one of ${MODES.join(', ')}, got '${opts.to}'`);
+        if (!['minmax', 'percentile', 'entropy'].includes(opts.method)) throw new InputError(`--method must be minmax, percentile or entropy, got '${opts.method}'`);
+        const r = await quantize(input, opts.output, {
+          to: opts.to,
+          calib: opts.calib,
+          calibSize: opts.calibSize,
+          method: opts.method,
+          percentile: opts.percentile,
+          opTypes: opts.opTypes,
+          exclude: opts.exclude,
+          keepIoTypes: opts.keepIoTypes,
+          fp32Ops: opts.fp32Ops,
+          data: opts.data,
+          labels: opts.labels,
+          maxDrop: opts.maxDrop,
+          minAgreement: opts.minAgreement,
+          cropPct: opts.cropPct,
+          mean: opts.mean,
+          std: opts.std,
+          batchSize: opts.batchSize,
+          imageSize: opts.imageSize,
+          stateDictKey: opts.stateDictKey,
+          skip: opts.skipPass,
+          onStep: (s) => reporter.step(s),
+          onProgress: (what, done, total) => reporter.progress(what, done, total),
+        });
+        reporter.finishStep();
+        for (const w of r.warnings) reporter.warn(w);
+        const lines = [
+          `${input} → ${r.output}: ${r.mode}${r.method ? ` (${r.method}, ${r.calibrationImages} calibration images)` : ''}`,
+          `  ${formatBytes(r.bytesWritten)} (${((100 * r.bytesWritten) / r.floatBytes).toFixed(1)} % of fp32), ${r.quantizedLayers} layers on int8 weights, ${formatMs(Object.values(r.timings).reduce((a, b) => a + b, 0))}`,
+        ];
+        if (r.budget) {
+          const b = r.budget;
+          lines.push(
+            `  accuracy: ${b.top1 !== undefined ? `top-1 ${b.top1.toFixed(2)} % (fp32 ${b.fp32Top1!.toFixed(2)} %, drop ${b.drop!.toFixed(2)}), ` : ''}agreement ${b.agreement.toFixed(2)} %`,
+            `  kept float: ${r.keptFloat.length ? r.keptFloat.join(', ') : 'none'}`,
+          );
+        }
+        reporter.result(lines.join('\n'), r);
+      });
+    });
+}

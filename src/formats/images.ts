@@ -1,0 +1,221 @@
+// Image data sets for calibration and validation: a folder of JPEG/PNG/WebP files (labels from
+// labels.txt, a CSV, or one sub-folder per class) or a preprocessed .npy tensor. Images are decoded
+// with sharp and preprocessed the way the model's metadata says (resize the shorter side, centre
+// crop, scale to [0, 1], normalise), and handed out batch by batch so memory does not grow with
+// the number of images.
+
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join, relative } from 'node:path';
+import sharp from 'sharp';
+import { InputError } from '../errors.js';
+import { float32, numel, type Tensor } from '../graph/tensor.js';
+import { readNpy } from './npy.js';
+
+export interface Preprocessing {
+  /** The shorter side is resized to this many pixels… */
+  readonly resize: number;
+  /** …then the centre crop×crop is taken. */
+  readonly crop: number;
+  readonly interpolation: string;
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+export interface Batch {
+  /** [n, 3, crop, crop] float32, normalised. */
+  readonly input: Tensor;
+  /** Class index per image, or -1 when the image has no label. */
+  readonly labels: readonly number[];
+  /** Index of the first image of the batch in the data set. */
+  readonly start: number;
+}
+
+export interface Dataset {
+  readonly source: string;
+  readonly size: number;
+  /** True when every image has a label. */
+  readonly labelled: boolean;
+  batches(batchSize: number): AsyncIterable<Batch>;
+}
+
+export interface DatasetOptions {
+  readonly preprocessing: Preprocessing;
+  /** Class names in index order (the model's labels), to resolve labels given by name. */
+  readonly classNames?: readonly string[];
+  /** An explicit labels file (lines `FILE LABEL`, or a CSV with file,label columns). */
+  readonly labelsFile?: string;
+  /** Use only the first N images. */
+  readonly limit?: number;
+}
+
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+
+export function openDataset(path: string, options: DatasetOptions): Dataset {
+  if (!existsSync(path)) throw new InputError('no such file or folder', path);
+  if (statSync(path).isFile()) {
+    if (extname(path).toLowerCase() !== '.npy') throw new InputError('a data set is a folder of images or a .npy tensor [N, 3, H, W]', path);
+    return npyDataset(path, options);
+  }
+  return folderDataset(path, options);
+}
+
+function npyDataset(path: string, options: DatasetOptions): Dataset {
+  const t = readNpy(path);
+  if (t.dtype !== 'float32' || t.shape.length !== 4) {
+    throw new InputError(`expected a float32 tensor [N, C, H, W], got ${t.dtype} [${t.shape.join(', ')}]`, path);
+  }
+  const n = Math.min(t.shape[0], options.limit ?? Infinity);
+  const per = numel(t.shape.slice(1));
+  return {
+    source: path,
+    size: n,
+    labelled: false,
+    async *batches(batchSize: number) {
+      for (let start = 0; start < n; start += batchSize) {
+        const count = Math.min(batchSize, n - start);
+        const data = (t.data as Float32Array).subarray(start * per, (start + count) * per);
+        yield { input: float32([count, ...t.shape.slice(1)], data), labels: new Array(count).fill(-1), start };
+      }
+    },
+  };
+}
+
+function folderDataset(dir: string, options: DatasetOptions): Dataset {
+  const labels = options.labelsFile ? readLabelsFile(options.labelsFile, dir) : findLabels(dir);
+  let files: string[];
+  let labelOf: (file: string) => number;
+  if (labels) {
+    files = [...labels.keys()];
+    const resolve = labelResolver(options.classNames, options.labelsFile ?? join(dir, 'labels.txt'));
+    const resolved = new Map(files.map((f) => [f, resolve(labels.get(f)!)]));
+    labelOf = (f) => resolved.get(f)!;
+    for (const f of files) if (!existsSync(join(dir, f))) throw new InputError(`labels name ${f}, which is not in the folder`, dir);
+  } else {
+    const classDirs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    if (classDirs.length > 0) {
+      // one sub-folder per class: model label names when they match, else the sorted folder order
+      const byName = options.classNames && classDirs.every((c) => options.classNames!.includes(c));
+      files = [];
+      const classOf = new Map<string, number>();
+      classDirs.forEach((c, i) => {
+        for (const f of listImages(join(dir, c))) {
+          const rel = join(c, f);
+          files.push(rel);
+          classOf.set(rel, byName ? options.classNames!.indexOf(c) : i);
+        }
+      });
+      labelOf = (f) => classOf.get(f)!;
+    } else {
+      files = listImages(dir);
+      labelOf = () => -1;
+    }
+  }
+  if (options.limit !== undefined) files = files.slice(0, options.limit);
+  if (files.length === 0) throw new InputError('no images found (JPEG, PNG or WebP)', dir);
+  const labelled = files.every((f) => labelOf(f) >= 0);
+  return {
+    source: dir,
+    size: files.length,
+    labelled,
+    async *batches(batchSize: number) {
+      for (let start = 0; start < files.length; start += batchSize) {
+        const chunk = files.slice(start, start + batchSize);
+        const images = await Promise.all(chunk.map((f) => loadImage(join(dir, f), options.preprocessing)));
+        const { crop } = options.preprocessing;
+        const input = float32([chunk.length, 3, crop, crop]);
+        images.forEach((img, i) => (input.data as Float32Array).set(img, i * img.length));
+        yield { input, labels: chunk.map(labelOf), start };
+      }
+    },
+  };
+}
+
+function listImages(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()))
+    .sort();
+}
+
+/** labels.txt or labels.csv in the folder, if present. */
+function findLabels(dir: string): Map<string, string> | undefined {
+  for (const name of ['labels.txt', 'labels.csv']) {
+    const p = join(dir, name);
+    if (existsSync(p)) return readLabelsFile(p, dir);
+  }
+  return undefined;
+}
+
+// `FILE LABEL` per line (whitespace or a comma between), a CSV header line is skipped. File names are
+// relative to the data folder.
+function readLabelsFile(path: string, dir: string): Map<string, string> {
+  if (!existsSync(path)) throw new InputError('no such labels file', path);
+  const out = new Map<string, string>();
+  const lines = readFileSync(path, 'utf8').split(/\r?\n/);
+  lines.forEach((line, i) => {
+    const text = line.trim();
+    if (!text || text.startsWith('#')) return;
+    const m = text.match(/^(.+?)\s*[,\s]\s*([^,]+)$/);
+    if (!m) throw new InputError(`line ${i + 1}: expected "FILE LABEL", got ${JSON.stringify(text)}`, path);
+    const [, file, label] = m;
+    if (i === 0 && /^(file|filename|image|path)$/i.test(file)) return; // CSV header
+    const rel = file.startsWith('/') ? relative(dir, file) : file;
+    out.set(rel, label.trim());
+  });
+  return out;
+}
+
+function labelResolver(classNames: readonly string[] | undefined, where: string): (label: string) => number {
+  return (label) => {
+    if (/^\d+$/.test(label)) {
+      const i = Number(label);
+      if (classNames && i >= classNames.length) throw new InputError(`label ${i} is not a class of the model (it has ${classNames.length})`, where);
+      return i;
+    }
+    const i = classNames ? classNames.indexOf(label) : -1;
+    if (i < 0) throw new InputError(`label ${JSON.stringify(label)} is neither a class index nor one of the model's class names`, where);
+    return i;
+  };
+}
+
+type Kernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
+const KERNELS: Record<string, Kernel> = { nearest: 'nearest', bilinear: 'linear', linear: 'linear', bicubic: 'cubic', cubic: 'cubic', lanczos: 'lanczos3' };
+
+/** One image as [3, crop, crop] float32, normalised. */
+export async function loadImage(path: string, p: Preprocessing): Promise<Float32Array> {
+  const kernel: Kernel = KERNELS[p.interpolation] ?? 'cubic';
+  let raw: { data: Buffer; info: { channels: number } };
+  try {
+    const img = sharp(path, { failOn: 'error' });
+    const meta = await img.metadata();
+    const w = meta.width ?? 0;
+    const h = meta.height ?? 0;
+    if (!w || !h) throw new Error('no size');
+    // shorter side to `resize` (as torchvision's Resize(int) does), then the centre crop
+    const scale = p.resize / Math.min(w, h);
+    const rw = Math.max(p.crop, Math.round(w * scale));
+    const rh = Math.max(p.crop, Math.round(h * scale));
+    raw = await img
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(rw, rh, { kernel, fit: 'fill' })
+      .extract({ left: Math.floor((rw - p.crop) / 2), top: Math.floor((rh - p.crop) / 2), width: p.crop, height: p.crop })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw new InputError(`cannot decode image (${(e as Error).message})`, path);
+  }
+  const { data, info } = raw;
+  const plane = p.crop * p.crop;
+  const out = new Float32Array(3 * plane);
+  const ch = info.channels;
+  for (let c = 0; c < 3; c++) {
+    const m = p.mean[c];
+    const s = p.std[c];
+    for (let i = 0; i < plane; i++) out[c * plane + i] = (data[i * ch + Math.min(c, ch - 1)] / 255 - m) / s;
+  }
+  return out;
+}
+
+export function describeDataset(d: Dataset): string {
+  return `${basename(d.source)}: ${d.size} images${d.labelled ? ', labelled' : ''}`;
+}

@@ -1,0 +1,254 @@
+// The quantize verb: checkpoint or ONNX model in, fp16 / int8 / int8-weights ONNX model out.
+// int8 is calibrated on real images in bounded memory; with an accuracy budget the layers whose
+// quantization hurts most go back to float, one by one, until the budget holds.
+
+import { prepareModel, Steps, writeOnnxModel, type ConvertOptions } from './convert.js';
+import { InputError, Warnings } from './errors.js';
+import { checkOutputPath } from './formats/files.js';
+import { openDataset, type Dataset, type Preprocessing } from './formats/images.js';
+import { encodeOnnx, joinChunks } from './formats/onnx.js';
+import type { Graph } from './graph/graph.js';
+import { convertToFloat16 } from './passes/fp16.js';
+import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly } from './passes/quantize-int8.js';
+import { calibrate } from './quantize/calibrate.js';
+import type { CalibrationMethod } from './quantize/observer.js';
+import { createSession } from './runtime/onnxruntime.js';
+import { predict, type Predictions } from './runtime/predict.js';
+import { accuracy, agreement } from './validate/metrics.js';
+
+export type QuantizeMode = 'fp16' | 'int8' | 'int8-weights';
+
+export interface PreprocessingOverrides {
+  /** Resize to crop / cropPct before the centre crop; 1 resizes straight to the crop size. */
+  readonly cropPct?: number;
+  readonly mean?: readonly number[];
+  readonly std?: readonly number[];
+}
+
+export interface QuantizeOptions extends ConvertOptions, PreprocessingOverrides {
+  readonly to: QuantizeMode;
+  /** Calibration images (folder or .npy), for int8. */
+  readonly calib?: string;
+  readonly calibSize?: number;
+  readonly method?: CalibrationMethod;
+  readonly percentile?: number;
+  readonly batchSize?: number;
+  // fp16
+  readonly keepIoTypes?: boolean;
+  readonly fp32Ops?: readonly string[];
+  // int8
+  readonly opTypes?: readonly string[];
+  readonly exclude?: readonly string[];
+  // accuracy budget
+  readonly data?: string;
+  readonly labels?: string;
+  readonly maxDrop?: number;
+  readonly minAgreement?: number;
+  readonly onProgress?: (what: string, done: number, total: number) => void;
+}
+
+export interface BudgetReport {
+  readonly fp32Top1?: number;
+  readonly top1?: number;
+  readonly drop?: number;
+  readonly agreement: number;
+  readonly met: boolean;
+  readonly keptFloat: readonly string[];
+  readonly evaluations: number;
+}
+
+export interface QuantizeResult {
+  readonly output: string;
+  readonly mode: QuantizeMode;
+  readonly method?: CalibrationMethod;
+  readonly calibrationImages?: number;
+  readonly bytesWritten: number;
+  readonly floatBytes: number;
+  readonly quantizedLayers: number;
+  readonly keptFloat: readonly string[];
+  readonly budget?: BudgetReport;
+  readonly timings: Record<string, number>;
+  readonly warnings: readonly string[];
+}
+
+/** Thrown when the accuracy budget cannot be met even with every layer float (exit code 1). */
+export class BudgetError extends Error {
+  override readonly name = 'BudgetError';
+  constructor(message: string, readonly report: BudgetReport) {
+    super(message);
+  }
+}
+
+const DEFAULT_PREPROCESSING = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], interpolation: 'bicubic' };
+
+/** The model's own preprocessing (from its metadata), with the user's overrides applied. */
+export function preprocessingOf(graph: Graph, overrides: PreprocessingOverrides): Preprocessing {
+  let meta: Partial<Preprocessing> = {};
+  try {
+    meta = graph.metadata.preprocessing ? JSON.parse(graph.metadata.preprocessing) : {};
+  } catch {
+    meta = {};
+  }
+  const size = graph.inputs[0]?.shape[3];
+  const crop = meta.crop ?? (typeof size === 'number' ? size : 224);
+  const resize = overrides.cropPct !== undefined ? Math.floor(crop / overrides.cropPct) : meta.resize ?? Math.floor(crop / 0.875);
+  return {
+    resize,
+    crop,
+    interpolation: meta.interpolation ?? DEFAULT_PREPROCESSING.interpolation,
+    mean: overrides.mean ?? meta.mean ?? DEFAULT_PREPROCESSING.mean,
+    std: overrides.std ?? meta.std ?? DEFAULT_PREPROCESSING.std,
+  };
+}
+
+export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
+  const warnings = new Warnings();
+  const steps = new Steps(options.onStep);
+  checkOutputPath(output, [input]);
+  if (options.to === 'int8' && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
+  if ((options.maxDrop !== undefined || options.minAgreement !== undefined) && !options.data && !options.calib) {
+    throw new InputError('an accuracy budget needs data to measure on: give --data DIR');
+  }
+  const prepared = await prepareModel(input, options, steps, warnings);
+  const float = prepared.graph;
+  const classNames = parseLabels(float.metadata.labels);
+  const preprocessing = preprocessingOf(float, options);
+  const method = options.method ?? 'percentile';
+  let calibrationImages: number | undefined;
+  let makeQuantized: (exclude: readonly string[]) => Graph;
+  if (options.to === 'fp16') {
+    makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings });
+  } else if (options.to === 'int8-weights') {
+    makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...exclude] });
+  } else {
+    const calib = openDataset(options.calib!, { preprocessing, classNames, limit: options.calibSize });
+    calibrationImages = calib.size;
+    const intOptions = { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? [])] };
+    const values = activationsToCalibrate(float, intOptions);
+    const ranges = await steps.run('calibrate', () =>
+      calibrate(float, values, calib, { method, percentile: options.percentile, batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.('calibrate', d, t) }),
+    );
+    makeQuantized = (exclude) => quantizeStatic(float, ranges, { ...intOptions, exclude: [...intOptions.exclude, ...exclude] });
+  }
+  let keptFloat: readonly string[] = [];
+  let budget: BudgetReport | undefined;
+  let quantized = await steps.run('quantize', () => makeQuantized([]));
+  if (options.maxDrop !== undefined || options.minAgreement !== undefined) {
+    const data = openDataset(options.data ?? options.calib!, { preprocessing, classNames, labelsFile: options.labels });
+    if (options.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled data (labels.txt, a CSV or class folders)', data.source);
+    budget = await steps.run('budget', () => meetBudget(float, makeQuantized, data, options, quantizableLayers(quantized)));
+    keptFloat = budget.keptFloat;
+    quantized = keptFloat.length ? makeQuantized(keptFloat) : quantized;
+    if (!budget.met) throw new BudgetError(budgetMessage(options, budget), budget);
+  }
+  quantized = {
+    ...quantized,
+    metadata: {
+      ...quantized.metadata,
+      quantization: JSON.stringify({
+        mode: options.to,
+        method: options.to === 'int8' ? method : null,
+        percentile: options.to === 'int8' && method === 'percentile' ? options.percentile ?? 99.99 : null,
+        calibration_images: calibrationImages ?? null,
+        layers_kept_float: keptFloat,
+      }),
+    },
+  };
+  const written = await writeOnnxModel(quantized, output, [input], options.externalData ?? false, steps);
+  return {
+    output,
+    mode: options.to,
+    method: options.to === 'int8' ? method : undefined,
+    calibrationImages,
+    bytesWritten: written.bytesWritten,
+    floatBytes: joinChunks(encodeOnnx(float, { producerVersion: '' }).model).byteLength,
+    quantizedLayers: quantizableLayers(quantized).length,
+    keptFloat,
+    budget,
+    timings: steps.timings,
+    warnings: warnings.items,
+  };
+}
+
+function parseLabels(json: string | undefined): string[] | undefined {
+  try {
+    return json ? (JSON.parse(json) as string[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Names of the nodes that run on quantized weights (those fed by a DequantizeLinear of a constant). */
+export function quantizableLayers(graph: Graph): string[] {
+  const dq = new Set(graph.nodes.filter((n) => n.op === 'DequantizeLinear' && graph.initializers.has(n.inputs[0])).map((n) => n.outputs[0]));
+  return graph.nodes.filter((n) => ['Conv', 'MatMul', 'Gemm'].includes(n.op) && n.inputs.some((i) => dq.has(i))).map((n) => n.name);
+}
+
+async function run(graph: Graph, data: Dataset, options: QuantizeOptions, what: string): Promise<Predictions> {
+  const session = await createSession(joinChunks(encodeOnnx(graph, { producerVersion: '' }).model));
+  try {
+    return await predict(session, data, { batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.(what, d, t) });
+  } finally {
+    await session.release();
+  }
+}
+
+// Measure; while over budget, return the layer that hurts most to float. Sensitivity of a layer is
+// the logit error when only that layer is quantized, measured on the first images of the data.
+async function meetBudget(
+  float: Graph,
+  makeQuantized: (exclude: readonly string[]) => Graph,
+  data: Dataset,
+  options: QuantizeOptions,
+  layers: readonly string[],
+): Promise<BudgetReport> {
+  const reference = await run(float, data, options, 'evaluate fp32');
+  const fp32Top1 = data.labelled ? accuracy(reference.logits, reference.classes, reference.labels).top1 : undefined;
+  let evaluations = 0;
+  const measure = async (kept: readonly string[]): Promise<BudgetReport> => {
+    evaluations++;
+    const p = await run(makeQuantized(kept), data, options, kept.length ? `evaluate (${kept.length} float)` : 'evaluate');
+    const top1 = data.labelled ? accuracy(p.logits, p.classes, p.labels).top1 : undefined;
+    const agree = agreement(p.logits, reference.logits, reference.classes).top1Agreement;
+    const drop = top1 !== undefined && fp32Top1 !== undefined ? fp32Top1 - top1 : undefined;
+    const met = (options.maxDrop === undefined || (drop !== undefined && drop <= options.maxDrop + 1e-9)) && (options.minAgreement === undefined || agree >= options.minAgreement - 1e-9);
+    return { fp32Top1, top1, drop, agreement: agree, met, keptFloat: kept, evaluations };
+  };
+  let report = await measure([]);
+  if (report.met) return report;
+  const sensitivity: { layer: string; error: number }[] = [];
+  const probe: Dataset = { ...data, size: Math.min(data.size, 128), batches: (b) => limitBatches(data, b, 128) };
+  const probeRef = await run(float, probe, options, 'sensitivity');
+  for (const layer of layers) {
+    const only = await run(makeQuantized(layers.filter((l) => l !== layer)), probe, options, `sensitivity ${layer}`);
+    sensitivity.push({ layer, error: meanSquaredError(only.logits, probeRef.logits) });
+  }
+  sensitivity.sort((a, b) => b.error - a.error);
+  const kept: string[] = [];
+  for (const { layer } of sensitivity) {
+    kept.push(layer);
+    report = await measure([...kept]);
+    if (report.met) return { ...report, evaluations };
+  }
+  return { ...report, evaluations };
+}
+
+async function* limitBatches(data: Dataset, batchSize: number, limit: number) {
+  for await (const b of data.batches(batchSize)) {
+    if (b.start >= limit) return;
+    yield b;
+  }
+}
+
+function meanSquaredError(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
+  return s / a.length;
+}
+
+function budgetMessage(options: QuantizeOptions, r: BudgetReport): string {
+  const parts: string[] = [];
+  if (options.maxDrop !== undefined) parts.push(`top-1 drop ${r.drop?.toFixed(2)} points > --max-drop ${options.maxDrop}`);
+  if (options.minAgreement !== undefined) parts.push(`agreement ${r.agreement.toFixed(2)} % < --min-agreement ${options.minAgreement}`);
+  return `accuracy budget not met even with ${r.keptFloat.length} layers kept float: ${parts.join(', ')}`;
+}
