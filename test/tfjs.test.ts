@@ -132,12 +132,13 @@ describe('model.json', () => {
     assert.ok(specs.every((w) => w.dtype === 'float32' || w.dtype === 'int32'));
   });
 
-  it('op counts: no Transpose or Reshape in a ConvNeXt graph, GELU in three ops, bias and 1×1 convs fused', async (t) => {
+  it('op counts: no Transpose in a ConvNeXt graph, GELU in three ops, bias and 1×1 convs fused, spatial means pooled', async (t) => {
     for (const name of ['v1_timm', 'v2_timm']) {
       const counts = tfjsOpCounts(encodeTfjs(await fixtureGraph(checkpointFixtures.find((f) => f.name === name)!)).modelJson);
       t.diagnostic(`${name}: ${JSON.stringify(counts)}`);
       assert.equal(counts.Transpose, undefined);
-      assert.equal(counts.Reshape, undefined);
+      assert.equal(counts.Reshape, 1); // the head's pooled [N, 1, 1, C] → [N, C]
+      assert.equal(counts.Mean, name === 'v1_timm' ? 22 : 22 + 6); // LayerNorm's mean and variance (+ GRN's channel mean)
       assert.equal(counts.BatchMatMulV2, undefined);
       assert.equal(counts.Erf, 6);
       assert.equal(counts._FusedConv2D, 16); // stem, 3 downsamples, 2 per block
@@ -148,8 +149,9 @@ describe('model.json', () => {
     // Per block: LN 9 (Mean, Sub, Square, Mean, AddV2, Rsqrt, Mul, Mul, AddV2), GELU 3 (Erf, AddV2, Mul).
     assert.equal(v1.Mul, 11 * 2 + 6 + 6); // LN normalise+scale, GELU, LayerScale
     const v2 = tfjsOpCounts(encodeTfjs(await fixtureGraph(checkpointFixtures.find((f) => f.name === 'v2_timm')!)).modelJson);
-    // GRN is EuclideanNorm, Mean, AddV2, RealDiv, Mul, Mul, AddV2, AddV2; GELU keeps a ·1/√2 (no linear layer after it).
-    assert.deepEqual([v2.EuclideanNorm, v2.RealDiv, v2.Mul], [6, 6, 11 * 2 + 6 * 2 + 6 * 2]);
+    // GRN: ‖x‖ over H, W as Sqrt(AvgPool(x²)·HW), then Mean, AddV2, RealDiv, Mul, Mul, AddV2, AddV2;
+    // GELU keeps a ·1/√2 (no linear layer after it).
+    assert.deepEqual([v2.AvgPool, v2.Sqrt, v2.RealDiv, v2.Mul], [1 + 6, 6, 6, 11 * 2 + 6 * 2 + 6 * 3]);
   });
 });
 
@@ -309,7 +311,8 @@ describe('layouts and ops on hand-made graphs (against onnxruntime)', () => {
     g.op('ReduceSum', 'sum', [ln2, axes], { keepdims: attr.int(0) }, 'y');
     const counts = await againstOnnxruntime(t, 'norms', g.build(nchw(4, 5, 6), out(['n', 6, 4])), random([2, 4, 5, 6]));
     assert.equal(counts.Mean, 4);
-    assert.equal(counts.Mul, 1 + 2 + 1); // BatchNormalization, LN with scale, LN with Scale = ones: normalise only
+    // BatchNormalization 1, LN with scale 2, LN with Scale = ones 1 (normalise only), ReduceSum over H as AvgPool·H 1
+    assert.deepEqual([counts.Mul, counts.AvgPool], [5, 1]);
   });
 
   it('dense layers: Flatten, Gemm with alpha/beta, MatMul on rank 3, Concat, Reshape', async (t) => {

@@ -5,6 +5,7 @@ import { TOOL_VERSION } from '../version.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { quantizeCommand } from './quantize.js';
+import { validateCommand } from './validate.js';
 import { EXIT } from './report.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   convertCommand(program);
   quantizeCommand(program);
+  validateCommand(program);
   inspectCommand(program);
   for (const c of program.commands) c.exitOverride();
   return program;

@@ -112,6 +112,9 @@ class Float16Conversion {
 
     const outputs: ValueInfo[] = graph.outputs.map((o) => {
       if (o.dtype !== 'float32') return o;
+      // a constant that is itself an output keeps whatever type its readers gave it
+      const constant = this.available.has(o.name) ? undefined : this.initializers.get(o.name);
+      if (constant) return { ...o, dtype: constant.dtype };
       const want: DType = this.keepIo ? 'float32' : 'float16';
       const have = this.available.get(o.name) ?? { name: o.name, dtype: 'float32' };
       if (have.name !== o.name) this.emitCast(have.name, want, o.name);

@@ -16,6 +16,13 @@
 // MatMul/Gemm outputs stay float: fewer ranges to calibrate and less error before GELU, the
 // residual Adds and the logits. LayerNorm, GELU, GRN and the residual Adds are not quantized.
 //
+// Static weights are 7-bit ([−64, 64], onnxruntime's reduce_range) by default: x86 CPUs without
+// VNNI multiply u8×s8 with VPMADDUBSW, which adds pairs of products into int16 and saturates when
+// 2·255·|w| > 32767. On an AVX2-only EPYC the fused model drifted 5× further from the float one than
+// the same QDQ model run op by op, and a fixture's top-1 flipped; 7-bit weights make the two agree.
+// Pass reduceRange: false for VNNI/ARM/GPU targets. Weight-only models never hit this (float
+// activations), so they use the full [−127, 127].
+//
 // Parameters follow onnxruntime's quantizer (quant_utils.compute_scale_zp): the range is widened to
 // include 0 (so 0, the padding value, is exact), weights are symmetric in [−127, 127] with zero
 // point 0, a range of width 0 gives scale 1.
@@ -48,8 +55,6 @@ export interface QuantizeOptions {
   readonly exclude?: readonly string[];
   /** One weight scale per output channel (else one per tensor). Default true. */
   readonly perChannel?: boolean;
-  /** 7-bit weights in [−64, 64] (onnxruntime's reduce_range), see the header. Default false. */
-  readonly reduceRange?: boolean;
   /** Recorded in the `quantization` metadata; defaults 'weight-only' and 'static'. */
   readonly mode?: string;
   /** Recorded in the metadata too, e.g. the calibration method. */
@@ -60,6 +65,8 @@ export interface QuantizeOptions {
 export interface StaticQuantizeOptions extends QuantizeOptions {
   /** Activation type. Default uint8: the type onnxruntime's x86 CPU kernels fuse with int8 weights. */
   readonly activationType?: QuantType;
+  /** 7-bit weights in [−64, 64] (onnxruntime's reduce_range), see the header. Default true. */
+  readonly reduceRange?: boolean;
 }
 
 const FLOAT32_TINY = 1.1754943508222875e-38;
@@ -229,13 +236,13 @@ class Rewriter {
   }
 
   /** A weight as int8 + DequantizeLinear (one DQ per layer; layers sharing a weight share its int8 data). */
-  dequantizedWeight(layer: Layer, options: QuantizeOptions): { value: string; scales: Float32Array } {
+  dequantizedWeight(layer: Layer, perChannel: boolean, reduceRange: boolean): { value: string; scales: Float32Array } {
     const w = layer.node.inputs[1];
-    const axis = options.perChannel ?? true ? layer.axis : undefined;
-    const key = `${w}|${axis}`;
+    const axis = perChannel ? layer.axis : undefined;
+    const key = `${w}|${axis}|${reduceRange}`;
     let stored = this.weights.get(key);
     if (!stored) {
-      const { values, scales } = quantizeWeight(layer.weight, axis, options.reduceRange);
+      const { values, scales } = quantizeWeight(layer.weight, axis, reduceRange);
       const shape = axis === undefined ? [] : [scales.length];
       stored = {
         inputs: [
@@ -291,7 +298,7 @@ export function quantizeWeightsOnly(graph: Graph, options: QuantizeOptions = {})
       continue;
     }
     const inputs = [...node.inputs];
-    inputs[1] = r.dequantizedWeight(layer, options).value;
+    inputs[1] = r.dequantizedWeight(layer, options.perChannel ?? true, false).value;
     r.nodes.push({ ...node, inputs });
   }
   return r.finish(quantizationMetadata(options.mode ?? 'weight-only', options, keptFloat));
@@ -330,7 +337,7 @@ export function quantizeStatic(graph: Graph, ranges: ReadonlyMap<string, Range>,
       quantized.set(x, act);
     }
     inputs[0] = act.dq;
-    const weight = r.dequantizedWeight(layer, options);
+    const weight = r.dequantizedWeight(layer, options.perChannel ?? true, options.reduceRange ?? true);
     inputs[1] = weight.value;
     if (layer.bias) inputs[2] = int32Bias(r, layer, act.params.scale, weight.scales, options.warnings);
     r.nodes.push({ ...node, inputs });

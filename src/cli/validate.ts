@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { InputError } from '../errors.js';
+import { writeFilesAtomic } from '../formats/files.js';
+import { validate } from '../validate.js';
+import { renderHtml, renderJunit, renderText } from '../validate/report.js';
+import { EXIT, Reporter, runCommand } from './report.js';
+import { list, numbers, positiveInt, positiveNumber } from './parse.js';
+
+export function validateCommand(program: Command): void {
+  program
+    .command('validate')
+    .description('measure accuracy against labels and a reference, and speed on the GPU or CPU; gates for CI')
+    .argument('<model>', 'ONNX file, TF.js model folder, or checkpoint (converted in memory)')
+    .option('--reference <model>', 'the model to compare against (e.g. the fp32 model)')
+    .option('--data <dir>', 'images (folder with labels.txt / CSV / class folders, or a .npy tensor)')
+    .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
+    .option('--limit <n>', 'use the first N images', positiveInt)
+    .option('--ep <provider>', 'onnxruntime execution provider: auto | webgpu | cuda | cpu', 'auto')
+    .option('--tfjs-backend <name>', 'TF.js backend: cpu | wasm', 'wasm')
+    .option('--batch <list>', 'batch sizes to time (comma-separated; "none" to skip timing)', '1,8,32')
+    .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', Number)
+    .option('--min-agreement <pct>', 'gate: smallest top-1 agreement with the reference', Number)
+    .option('--min-cosine <x>', 'gate: smallest mean cosine similarity of logits', Number)
+    .option('--max-latency-ms <ms>', 'gate: largest median latency at the first batch size', positiveNumber)
+    .option('--min-speedup <x>', 'gate: smallest reference/model latency ratio at every batch size', positiveNumber)
+    .option('--crop-pct <x>', 'resize to crop/x before the centre crop (1: no crop)', positiveNumber)
+    .option('--mean <r,g,b>', 'normalisation mean', numbers)
+    .option('--std <r,g,b>', 'normalisation std', numbers)
+    .option('--image-size <pixels>', 'input size when validating a checkpoint', positiveInt)
+    .option('--json [file]', 'write the full report as JSON to FILE (stdout when no file is given)')
+    .option('--junit <file>', 'write one JUnit test case per gate')
+    .option('--html <file>', 'write a self-contained HTML report with plots')
+    .option('-q, --quiet', 'print nothing but errors and failed gates')
+    .action(async (model: string, opts) => {
+      const jsonToStdout = opts.json === true;
+      const reporter = new Reporter({ json: jsonToStdout, quiet: opts.quiet });
+      await runCommand(reporter, async () => {
+        if (!['auto', 'webgpu', 'cuda', 'cpu'].includes(opts.ep)) throw new InputError(`--ep must be auto, webgpu, cuda or cpu, got '${opts.ep}'`);
+        if (!['cpu', 'wasm'].includes(opts.tfjsBackend)) throw new InputError(`--tfjs-backend must be cpu or wasm, got '${opts.tfjsBackend}'`);
+        const batches = opts.batch === 'none' ? [] : list(opts.batch).map((b) => positiveInt(b));
+        const report = await validate(model, {
+          reference: opts.reference,
+          data: opts.data,
+          labels: opts.labels,
+          limit: opts.limit,
+          ep: opts.ep,
+          tfjsBackend: opts.tfjsBackend,
+          batches,
+          cropPct: opts.cropPct,
+          mean: opts.mean,
+          std: opts.std,
+          imageSize: opts.imageSize,
+          gates: {
+            maxDrop: opts.maxDrop,
+            minAgreement: opts.minAgreement,
+            minCosine: opts.minCosine,
+            maxLatencyMs: opts.maxLatencyMs,
+            minSpeedup: opts.minSpeedup,
+          },
+          onStep: (s) => reporter.step(s),
+          onProgress: (what, done, total) => reporter.progress(what, done, total),
+        });
+        reporter.finishStep();
+        const files = [];
+        if (typeof opts.json === 'string') files.push({ path: opts.json, chunks: [Buffer.from(JSON.stringify(report, null, 2) + '\n')] });
+        if (opts.junit) files.push({ path: opts.junit, chunks: [Buffer.from(renderJunit(report))] });
+        if (opts.html) files.push({ path: opts.html, chunks: [Buffer.from(renderHtml(report))] });
+        writeFilesAtomic(files);
+        reporter.result(renderText(report), report);
+        for (const g of report.gates) if (!g.passed) process.stderr.write(`failed gate --${g.name} ${g.limit}: ${g.detail}\n`);
+        return report.passed ? EXIT.ok : EXIT.failed;
+      });
+    });
+}

@@ -1,0 +1,118 @@
+// Something that runs a model on a batch: an onnxruntime session on a named execution provider, or
+// a TF.js graph model. A runner always says which provider actually ran and on what device, so a
+// report can never pass off a CPU number as a GPU number.
+
+import { readFileSync, statSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { InputError } from '../errors.js';
+import { encodeOnnx, joinChunks } from '../formats/onnx.js';
+import { sniffFile } from '../formats/sniff.js';
+import type { Graph } from '../graph/graph.js';
+import type { Tensor } from '../graph/tensor.js';
+import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
+
+export type ProviderChoice = 'auto' | ExecutionProvider;
+
+export interface Runner {
+  readonly label: string;
+  readonly kind: 'onnx' | 'tfjs';
+  /** The provider or backend that runs it: cpu, webgpu, cuda (ONNX); tfjs-cpu, tfjs-wasm. */
+  readonly provider: string;
+  readonly device: string;
+  readonly loadMs: number;
+  /** Providers tried before this one, with why they could not run. */
+  readonly fallbacks: readonly { provider: string; reason: string }[];
+  /** Model metadata (labels, preprocessing) when the format has it. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly inputShape: readonly (number | string)[];
+  run(input: Tensor): Promise<{ data: Float32Array; dims: readonly number[] }>;
+  release(): Promise<void>;
+}
+
+export function cpuName(): string {
+  const c = cpus();
+  return `${c[0]?.model?.trim() || 'unknown CPU'} (${c.length} cores)`;
+}
+
+const GPU_PROVIDERS: ExecutionProvider[] = ['webgpu', 'cuda'];
+
+/** Opens an ONNX model (file bytes or a graph) on the chosen provider; 'auto' tries the GPUs first. */
+export async function onnxRunner(label: string, model: Uint8Array | string, metadata: Record<string, string>, inputShape: readonly (number | string)[], choice: ProviderChoice): Promise<Runner> {
+  const candidates: ExecutionProvider[] = choice === 'auto' ? [...GPU_PROVIDERS, 'cpu'] : [choice];
+  const fallbacks: { provider: string; reason: string }[] = [];
+  ort.env.logLevel = 'fatal';
+  // WebGPU's Vulkan backend complains on stderr when this is unset (as in containers and CI)
+  if (candidates.includes('webgpu') && !process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = tmpdir();
+  for (const provider of candidates) {
+    const start = performance.now();
+    try {
+      const session = await createSession(model, { provider });
+      const loadMs = performance.now() - start;
+      return {
+        label,
+        kind: 'onnx',
+        provider,
+        device: provider === 'cpu' ? cpuName() : `${provider} adapter (onnxruntime ${ort.env.versions.node})`,
+        loadMs,
+        fallbacks,
+        metadata,
+        inputShape,
+        async run(input: Tensor) {
+          const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
+          const t = out[session.outputNames[0]];
+          return { data: t.data as Float32Array, dims: t.dims };
+        },
+        release: () => session.release(),
+      };
+    } catch (e) {
+      fallbacks.push({ provider, reason: firstLine((e as Error).message) });
+    }
+  }
+  const why = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
+  if (choice !== 'auto' && choice !== 'cpu') {
+    throw new InputError(`--ep ${choice} cannot run here (${why}); this machine has no usable ${choice === 'webgpu' ? 'GPU adapter' : 'CUDA provider'}, so nothing was timed`, label);
+  }
+  throw new InputError(`onnxruntime cannot load the model (${why})`, label);
+}
+
+// onnxruntime's messages lead with source locations and lambdas; keep the sentence a person reads.
+function firstLine(message: string): string {
+  const known = message.match(/Failed to get a WebGPU adapter[^\n]*|Failed to load (shared )?library[^\n]*?(?=error:|$)|No supported adapters/);
+  if (known) return known[0].trim().slice(0, 160);
+  return (message.split('\n')[0] ?? '').replace(/^\S*onnxruntime_src\S*\s*/, '').slice(0, 160);
+}
+
+export interface OpenOptions {
+  readonly ep: ProviderChoice;
+  /** For checkpoints: what convert would take. */
+  readonly imageSize?: number;
+  readonly stateDictKey?: string;
+  /** For TF.js models: the backend. */
+  readonly tfjsBackend?: 'cpu' | 'wasm';
+}
+
+/** ONNX file, TF.js model folder, or checkpoint (converted in memory). */
+export async function openModel(path: string, options: OpenOptions): Promise<Runner> {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) throw new InputError('no such file or folder', path);
+  if (stat.isDirectory() && statSync(join(path, 'model.json'), { throwIfNoEntry: false })) {
+    const { tfjsRunner } = await import('./tfjs-runner.js');
+    return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
+  }
+  if (stat.isFile() && (await sniffFile(path)) === 'onnx') {
+    const { decodeOnnx } = await import('../formats/onnx.js');
+    const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: (loc) => readFileSync(join(path, '..', loc)) });
+    // by path, so that onnxruntime finds external data beside the model
+    return onnxRunner(path, path, graph.metadata, graph.inputs[0]?.shape ?? [], options.ep);
+  }
+  const graph = await convertInMemory(path, options);
+  return onnxRunner(path, joinChunks(encodeOnnx(graph, { producerVersion: 'validate' }).model), graph.metadata, graph.inputs[0].shape, options.ep);
+}
+
+async function convertInMemory(path: string, options: OpenOptions): Promise<Graph> {
+  const { prepareModel, Steps } = await import('../convert.js');
+  const { Warnings } = await import('../errors.js');
+  return (await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), new Warnings())).graph;
+}

@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Tensor } from '../graph/tensor.js';
+import { loadTfjsModel, type TfjsBackend } from '../runtime/tfjs.js';
+import { cpuName, type Runner } from './runners.js';
+
+/** A TF.js graph model folder on the cpu or wasm backend. */
+export async function tfjsRunner(folder: string, backend: TfjsBackend): Promise<Runner> {
+  const start = performance.now();
+  const m = await loadTfjsModel(folder, backend);
+  const loadMs = performance.now() - start;
+  const json = JSON.parse(readFileSync(join(folder, 'model.json'), 'utf8'));
+  const sig = Object.values(json.signature?.inputs ?? {})[0] as { tensorShape?: { dim?: { size: string }[] } } | undefined;
+  const nhwc = (sig?.tensorShape?.dim ?? []).map((d) => Number(d.size));
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.metadata)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return {
+    label: folder,
+    kind: 'tfjs',
+    provider: `tfjs-${backend}`,
+    device: cpuName(),
+    loadMs,
+    fallbacks: [],
+    metadata,
+    // reported NCHW like the ONNX models, with the batch symbolic
+    inputShape: nhwc.length === 4 ? ['batch', nhwc[3], nhwc[1], nhwc[2]] : [],
+    run: (input: Tensor) => m.run({ data: input.data as Float32Array, shape: input.shape }),
+    release: async () => m.dispose(),
+  };
+}
