@@ -6,7 +6,9 @@ import { buildConvNextGraph } from './convnext/build.js';
 import { loadCheckpoint, type LoadedCheckpoint } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
 import { loadOnnxModel } from './convnext/import-onnx.js';
-import { Warnings } from './errors.js';
+import { existsSync, realpathSync } from 'node:fs';
+import { InputError, Warnings } from './errors.js';
+import { writeTfjsModel, type WriteTfjsOptions } from './formats/tfjs.js';
 import { sniffFile } from './formats/sniff.js';
 import type { Graph } from './graph/graph.js';
 import { runPipeline, selectPasses, type PassReport, type PassSelection } from './passes/pipeline.js';
@@ -23,7 +25,13 @@ export interface ConvertOptions extends PassSelection {
   readonly externalData?: boolean;
   /** Called as each step starts, for progress display. */
   readonly onStep?: (step: string) => void;
+  /** 'onnx' (a file) or 'tfjs' (a graph-model folder). */
+  readonly format?: OutputFormat;
+  /** TF.js output: weight storage, GELU form, shard size, and whether a non-empty folder may be used. */
+  readonly tfjs?: WriteTfjsOptions;
 }
+
+export type OutputFormat = 'onnx' | 'tfjs';
 
 export interface ConvertResult {
   readonly output: string;
@@ -102,12 +110,26 @@ export async function writeOnnxModel(graph: Graph, output: string, inputs: reado
   };
 }
 
+/** Writes the graph in the chosen format: an ONNX file, or a TF.js graph-model folder. */
+export async function writeModel(graph: Graph, output: string, input: string, options: ConvertOptions, steps: Steps) {
+  if ((options.format ?? 'onnx') === 'onnx') return writeOnnxModel(graph, output, [input], options.externalData ?? false, steps);
+  const written = await steps.run('write', () => writeTfjsModel(graph, output, options.tfjs));
+  return { bytesWritten: written.bytes, externalDataFile: undefined };
+}
+
+function checkOutput(output: string, input: string, format: OutputFormat): void {
+  if (format === 'onnx') return checkOutputPath(output, [input]);
+  if (existsSync(input) && existsSync(output) && realpathSync(input) === realpathSync(output)) {
+    throw new InputError('output folder is the input; choose another', output);
+  }
+}
+
 export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const warnings = new Warnings();
   const steps = new Steps(options.onStep);
-  checkOutputPath(output, [input]);
+  checkOutput(output, input, options.format ?? 'onnx');
   const prepared = await prepareModel(input, options, steps, warnings);
-  const written = await writeOnnxModel(prepared.graph, output, [input], options.externalData ?? false, steps);
+  const written = await writeModel(prepared.graph, output, input, options, steps);
   const { graph } = prepared;
   return {
     output,

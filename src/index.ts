@@ -9,3 +9,7 @@ export type { Graph, Node, ValueInfo } from './graph/graph.js';
 export type { Tensor, DType } from './graph/tensor.js';
 export { InputError, UnsupportedError } from './errors.js';
 export { TOOL_VERSION } from './version.js';
+export { quantize, type QuantizeOptions, type QuantizeResult } from './quantize.js';
+export { validate, type ValidateOptions, type ValidateReport } from './validate.js';
+export { encodeTfjs, writeTfjsModel, tfjsOpCounts, WEIGHT_FORMATS } from './formats/tfjs.js';
+export { selectPasses, runPipeline, PASSES } from './passes/pipeline.js';

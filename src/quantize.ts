@@ -39,6 +39,11 @@ export interface QuantizeOptions extends ConvertOptions, PreprocessingOverrides 
   // int8
   readonly opTypes?: readonly string[];
   readonly exclude?: readonly string[];
+  /**
+   * 7-bit weights (default): exact on x86 CPUs without VNNI, where onnxruntime's u8×s8 kernels
+   * saturate 16-bit sums with full-range weights. false for VNNI, ARM and GPU targets.
+   */
+  readonly reduceRange?: boolean;
   // accuracy budget
   readonly data?: string;
   readonly labels?: string;
@@ -111,7 +116,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   }
   const prepared = await prepareModel(input, options, steps, warnings);
   const float = prepared.graph;
-  const classNames = parseLabels(float.metadata.labels);
+  const classNames = parseJson<string[]>(float.metadata.labels);
   const preprocessing = preprocessingOf(float, options);
   const method = options.method ?? 'percentile';
   let calibrationImages: number | undefined;
@@ -123,7 +128,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   } else {
     const calib = openDataset(options.calib!, { preprocessing, classNames, limit: options.calibSize });
     calibrationImages = calib.size;
-    const intOptions = { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? [])] };
+    const intOptions = { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? [])], reduceRange: options.reduceRange ?? true };
     const values = activationsToCalibrate(float, intOptions);
     const ranges = await steps.run('calibrate', () =>
       calibrate(float, values, calib, { method, percentile: options.percentile, batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.('calibrate', d, t) }),
@@ -141,6 +146,8 @@ export async function quantize(input: string, output: string, options: QuantizeO
     quantized = keptFloat.length ? makeQuantized(keptFloat) : quantized;
     if (!budget.met) throw new BudgetError(budgetMessage(options, budget), budget);
   }
+  // the pass recorded which layers it left float (--exclude, layers it cannot quantize); add the run's facts
+  const recorded = parseJson<{ layers_kept_float?: string[] }>(quantized.metadata.quantization) ?? {};
   quantized = {
     ...quantized,
     metadata: {
@@ -150,7 +157,8 @@ export async function quantize(input: string, output: string, options: QuantizeO
         method: options.to === 'int8' ? method : null,
         percentile: options.to === 'int8' && method === 'percentile' ? options.percentile ?? 99.99 : null,
         calibration_images: calibrationImages ?? null,
-        layers_kept_float: keptFloat,
+        weight_bits: options.to === 'fp16' ? null : options.to === 'int8' && (options.reduceRange ?? true) ? 7 : 8,
+        layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
       }),
     },
   };
@@ -170,9 +178,9 @@ export async function quantize(input: string, output: string, options: QuantizeO
   };
 }
 
-function parseLabels(json: string | undefined): string[] | undefined {
+function parseJson<T>(json: string | undefined): T | undefined {
   try {
-    return json ? (JSON.parse(json) as string[]) : undefined;
+    return json ? (JSON.parse(json) as T) : undefined;
   } catch {
     return undefined;
   }

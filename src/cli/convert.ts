@@ -1,8 +1,17 @@
 import type { Command } from 'commander';
 import { convert } from '../convert.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
+import { InputError } from '../errors.js';
+import { WEIGHT_FORMATS } from '../formats/tfjs.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { collect, list, positiveInt } from './parse.js';
+
+export function checkFormat(opts: { format: string; weights: string; gelu: string }): void {
+  if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(opts.weights)) throw new InputError(`--weights must be one of ${WEIGHT_FORMATS.join(', ')}, got '${opts.weights}'`);
+  if (!['erf', 'tanh'].includes(opts.gelu)) throw new InputError(`--gelu must be erf or tanh, got '${opts.gelu}'`);
+  if (opts.format === 'onnx' && (opts.weights !== 'float32' || opts.gelu !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
+}
 
 function passTable(reports: readonly PassReport[]): string[] {
   const rows = reports.map((p) => [
@@ -21,21 +30,29 @@ function passTable(reports: readonly PassReport[]): string[] {
 export function convertCommand(program: Command): void {
   program
     .command('convert')
-    .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) to ONNX')
-    .argument('<input>', 'checkpoint file or Hugging Face model folder')
-    .requiredOption('-o, --output <file>', 'ONNX file to write')
+    .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX or TF.js')
+    .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
+    .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
+    .option('--format <format>', 'onnx | tfjs', 'onnx')
     .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
     .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
     .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
     .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
     .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
     .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
+    .option('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel)', 'float32')
+    .option('--gelu <form>', 'tfjs: erf (exact) | tanh (faster approximation)', 'erf')
+    .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
+    .option('--force', 'tfjs: write into a folder that holds other files')
     .option('--json', 'print a JSON summary on stdout')
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
+        checkFormat(opts);
         const r = await convert(input, opts.output, {
+          format: opts.format,
+          tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },
           imageSize: opts.imageSize,
           stateDictKey: opts.stateDictKey,
           externalData: opts.externalData,

@@ -19,6 +19,7 @@ export function quantizeCommand(program: Command): void {
     .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
     .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
     .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
+    .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
     .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
     .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
     .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
@@ -47,6 +48,7 @@ export function quantizeCommand(program: Command): void {
           percentile: opts.percentile,
           opTypes: opts.opTypes,
           exclude: opts.exclude,
+          reduceRange: opts.reduceRange,
           keepIoTypes: opts.keepIoTypes,
           fp32Ops: opts.fp32Ops,
           data: opts.data,

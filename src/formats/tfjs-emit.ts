@@ -369,8 +369,8 @@ export const attrString = (n: Node, name: string, fallback: string) => {
  * The layout an elementwise op runs in: that of its first full-rank activation, if every
  * lower-rank activation can be aligned to it by trailing broadcasting; otherwise logical order.
  */
-function elementwiseLayout(e: Emitter, inputs: readonly string[], rank: number): Perm {
-  const acts = inputs.filter((v) => !e.isConst(v)).map((v) => e.get(v));
+function elementwiseLayout(e: Emitter, inputs: readonly string[], rank: number, isConst: (v: string) => boolean): Perm {
+  const acts = inputs.filter((v) => !isConst(v)).map((v) => e.get(v));
   const lead = acts.find((v) => v.shape.length === rank);
   if (!lead) return identity(rank);
   const fits = acts.every((v) => lead.perm.slice(rank - v.shape.length).every((a) => a >= rank - v.shape.length));
@@ -385,9 +385,12 @@ function elementwiseLayout(e: Emitter, inputs: readonly string[], rank: number):
 export function elementwise(e: Emitter, tfOp: string, inputs: readonly string[], output: string, name = e.nameFor(output)): void {
   const shape = inputs.map((v) => e.shape(v)).reduce(broadcastShapes);
   const rank = shape.length;
-  const perm = elementwiseLayout(e, inputs, rank);
+  // With only constant inputs (left unfolded), the first is materialised in full so that the
+  // output keeps its shape.
+  const isConst = (v: string) => e.isConst(v) && !(v === inputs[0] && inputs.every((i) => e.isConst(i)));
+  const perm = elementwiseLayout(e, inputs, rank, isConst);
   const refs = inputs.map((v) => {
-    if (e.isConst(v)) return e.constIn(v, perm, rank);
+    if (isConst(v)) return e.constIn(v, perm, rank);
     const k = e.shape(v).length;
     return e.input(v, perm.slice(rank - k).map((a) => a - (rank - k)));
   });

@@ -43,9 +43,9 @@ export function encodeFloat16(name: string, values: Float32Array, shape: readonl
 }
 
 /**
- * Per-tensor affine quantization, as tensorflowjs_converter does it: value ≈ q·scale + min, with
- * the range widened to hold 0 and `min` nudged so that 0 is exactly representable (a zero weight
- * stays zero, which matters for padding-like structure in filters).
+ * Per-tensor affine quantization, as tensorflowjs_converter does it: value ≈ q·scale + min over the
+ * data's range, with `min` nudged, when the range contains 0, so that 0 is exactly representable
+ * (a zero weight stays zero).
  */
 export function encodeAffine(name: string, values: Float32Array, shape: readonly number[], dtype: 'uint8' | 'uint16'): EncodedWeight {
   const qmax = dtype === 'uint8' ? 255 : 65535;

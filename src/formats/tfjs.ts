@@ -3,7 +3,7 @@
 // The graph is translated op by op from ONNX semantics (tfjs-ops.ts) into NHWC (tfjs-layout.ts);
 // the image input is fed as [batch, H, W, C].
 
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, UnsupportedError } from '../errors.js';
 import { producers, topologicalOrder, type Graph, type Node } from '../graph/graph.js';
@@ -196,7 +196,7 @@ export function writeTfjsModel(graph: Graph, dir: string, options: WriteTfjsOpti
   const previous = exists ? readdirSync(target) : [];
   const foreign = previous.filter((f) => f !== 'model.json' && !SHARD_FILE.test(f));
   if (foreign.length && !options.force) {
-    throw new InputError(`folder holds other files (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose an empty folder or force`, dir);
+    throw new InputError(`folder holds other files (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); choose an empty folder or pass --force`, dir);
   }
 
   const { modelJson, shards } = encodeTfjs(graph, options);
@@ -208,6 +208,7 @@ export function writeTfjsModel(graph: Graph, dir: string, options: WriteTfjsOpti
   if (!exists) {
     const tmp = mkdtempSync(join(parent, `.${basename(target)}.tmp-`));
     try {
+      chmodSync(tmp, 0o777 & ~process.umask()); // mkdtemp makes it private; a model folder is not
       for (const f of files) writeFileSync(join(tmp, basename(f.path)), f.chunks[0]);
       renameSync(tmp, target);
     } catch (err) {

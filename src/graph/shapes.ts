@@ -28,7 +28,7 @@ export const KNOWN_OPS: ReadonlySet<string> = new Set([
   'Conv', 'Transpose', 'LayerNormalization', 'MatMul', 'Gemm',
   'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min',
   'Erf', 'Sqrt', 'Relu', 'Sigmoid', 'Tanh', 'Neg', 'Abs', 'Exp', 'Log', 'Reciprocal', 'Identity', 'Gelu', 'Softmax',
-  'Dropout', 'Cast', 'CastLike',
+  'Dropout', 'Cast', 'CastLike', 'QuantizeLinear', 'DequantizeLinear',
   'ReduceMean', 'ReduceL2', 'ReduceSum', 'ReduceMax', 'GlobalAveragePool',
   'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Concat', 'Shape', 'Gather', 'Slice', 'Constant', 'ConstantOfShape', 'Expand',
 ]);
@@ -205,6 +205,11 @@ class Inference {
       }
       case 'Dropout':
         return x ? [x, { dtype: 'bool', shape: x.shape }] : undefined;
+      // QDQ: same shape; Q gives its zero point's type (uint8 without one), DQ gives its scale's
+      case 'QuantizeLinear':
+        return x ? [{ dtype: (node.inputs[2] && this.type(node.inputs[2])?.dtype) || 'uint8', shape: x.shape }] : undefined;
+      case 'DequantizeLinear':
+        return x ? [{ dtype: this.type(node.inputs[1])?.dtype ?? 'float32', shape: x.shape }] : undefined;
       case 'Cast':
       case 'CastLike': {
         const dtype = node.op === 'Cast' ? dtypeFromOnnx(attrInt(node, 'to')) : this.type(node.inputs[1])?.dtype;

@@ -9,16 +9,17 @@
 // reader needs stays float32 (a float16 copy is added when float16 readers need it too), so scalar
 // constants (GELU's 0.5, 1, √2, GRN's ε) simply take their reader's type.
 //
-// Why LayerNormalization stays float32 by default: it computes mean(x²) − mean(x)², and ConvNeXt's
-// residual stream grows into the hundreds, whose squares pass float16's 65504: the variance becomes
-// inf and the output silently wrong. GRN's ReduceL2 (a sum of squares over H·W) has the same risk on
-// runtimes that accumulate in float16; add 'ReduceL2' to fp32Ops for those.
+// Why LayerNormalization stays float32 by default: its variance is a mean of squares, and
+// ConvNeXt's residual stream can grow into the hundreds, whose squares pass float16's 65504: a
+// kernel that accumulates in float16 gets inf, and the output is silently wrong. GRN's ReduceL2 (a
+// sum of squares over H·W) has the same risk on such runtimes; add 'ReduceL2' to fp32Ops for them.
 //
-// onnxruntime's CPU provider (1.30, x86-64) has float16 kernels only for data movement and
-// LayerNormalization; for Conv, MatMul, Gemm, Add, Mul, Div, Erf and the reductions it inserts
-// Casts to float32 around the node itself at session creation. The float16 model therefore runs on
-// CPU, in float32 arithmetic between float16-rounded values, at no speed gain; WebGPU and CUDA run
-// it natively. Shape tensors (int64) and other non-float values are never touched.
+// onnxruntime's CPU provider (1.30, x86-64) has float16 kernels for Transpose and
+// LayerNormalization but not for Conv, MatMul, Gemm, Add, Mul, Div, Erf or the reductions: around
+// those it inserts Casts to float32 itself at session creation. The float16 model runs on CPU, in
+// float32 arithmetic between float16-rounded values, and slower than the float32 model (1.5× on a
+// ConvNeXt-T-shaped graph); it is meant for WebGPU and CUDA, which run float16 natively.
+// Shape tensors (int64) and other non-float values are never touched.
 
 import { UnsupportedError, type Warnings } from '../errors.js';
 import { attr, attrInt, topologicalOrder, type Graph, type Node, type ValueInfo } from '../graph/graph.js';

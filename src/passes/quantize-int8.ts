@@ -10,22 +10,24 @@
 //                                                           int32, and the output must go to a Q only
 //   DQ(x) → MatMul(DQ(w))                  ⇒ MatMulIntegerToFloat (no output Q needed: float out)
 //   DQ(x) → Gemm(DQ(w), DQ(b:int32))       ⇒ QGemm with float output
-// Activations are uint8 by default: on x86 onnxruntime only fuses int8 (s8s8) activations with the
-// session option session.qdq_is_int8_allowed=1 (MLAS's fast path is u8×s8); on ARM both fuse.
-// Hence Conv outputs get a Q→DQ too (the fusion needs it, and every reader then sees the DQ), while
+// Activations are uint8 by default: x86 onnxruntime fuses int8 (s8s8) activations only with the
+// session option session.qdq_is_int8_allowed=1 (MLAS's fast path is u8×s8); without it, it rewrites
+// int8 QDQ to uint8 for the dense layers but leaves the depthwise convs as float Conv between a DQ
+// and a Q (measured). On ARM both types fuse.
+// Conv outputs get a Q→DQ too (the fusion needs it, and every reader then sees the DQ), while
 // MatMul/Gemm outputs stay float: fewer ranges to calibrate and less error before GELU, the
 // residual Adds and the logits. LayerNorm, GELU, GRN and the residual Adds are not quantized.
 //
 // Static weights are 7-bit ([−64, 64], onnxruntime's reduce_range) by default: x86 CPUs without
 // VNNI multiply u8×s8 with VPMADDUBSW, which adds pairs of products into int16 and saturates when
-// 2·255·|w| > 32767. On an AVX2-only EPYC the fused model drifted 5× further from the float one than
-// the same QDQ model run op by op, and a fixture's top-1 flipped; 7-bit weights make the two agree.
-// Pass reduceRange: false for VNNI/ARM/GPU targets. Weight-only models never hit this (float
-// activations), so they use the full [−127, 127].
+// 2·255·|w| > 32767. On an AVX2-only EPYC, with 8-bit weights, the fused model differed from the
+// same QDQ graph run op by op by 0.10 (V1 fixture) and 0.28 (V2, top-1 flipped) of max |logit|;
+// with 7-bit weights by < 1e-2. Pass reduceRange: false for VNNI/ARM/GPU targets. Weight-only
+// models have float activations and never hit this: their weights use the full [−127, 127].
 //
 // Parameters follow onnxruntime's quantizer (quant_utils.compute_scale_zp): the range is widened to
-// include 0 (so 0, the padding value, is exact), weights are symmetric in [−127, 127] with zero
-// point 0, a range of width 0 gives scale 1.
+// include 0 (so 0, the padding value, is exact), weights are symmetric with zero point 0, and a
+// range of width 0 gives scale 1.
 
 import { InputError, UnsupportedError, type Warnings } from '../errors.js';
 import { attr, attrFloat, attrInt, topologicalOrder, type Graph, type Node } from '../graph/graph.js';
@@ -285,7 +287,12 @@ function quantizationMetadata(mode: string, options: QuantizeOptions, keptFloat:
   return { quantization: JSON.stringify({ mode, method: options.method, layers_kept_float: keptFloat }) };
 }
 
-/** int8 weights (per output channel by default) behind a DequantizeLinear; activations and biases stay float. */
+/**
+ * int8 weights (per output channel by default) behind a DequantizeLinear; activations and biases
+ * stay float. A storage format first: onnxruntime 1.30 on CPU turns DQ→MatMul into MatMulNBits but
+ * dequantizes the Conv weights on every run (constant folding skips DQ), which is slower than the
+ * float model; the session config session.disable_quant_qdq=1 folds them at load instead.
+ */
 export function quantizeWeightsOnly(graph: Graph, options: QuantizeOptions = {}): Graph {
   requireOpset13(graph);
   const { layers, keptFloat } = selectLayers(graph, options);

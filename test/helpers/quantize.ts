@@ -19,7 +19,9 @@ type Level = 'disabled' | 'basic' | 'extended' | 'all';
 
 async function session(g: Graph, level: Level = 'all', optimizedModelFilePath?: string): Promise<ort.InferenceSession> {
   // severity 3: onnxruntime warns on every saved optimised model; errors still surface as exceptions
-  return ort.InferenceSession.create(modelBytes(g), { executionProviders: ['cpu'], graphOptimizationLevel: level, logSeverityLevel: 3, optimizedModelFilePath });
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: level, logSeverityLevel: 3 };
+  if (optimizedModelFilePath) options.optimizedModelFilePath = optimizedModelFilePath;
+  return ort.InferenceSession.create(modelBytes(g), options);
 }
 
 /** min and max of each named value over `input` (one batch). */
