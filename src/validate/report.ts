@@ -86,7 +86,7 @@ function bars(title: string, labels: string[], series: { name: string; color: st
     return `<text x="${left - 6}" y="${y + 10}" font-size="11" text-anchor="end">${xml(label)}</text>${rects.join('')}`;
   });
   const legend = series.map((s, k) => `<rect x="${left + k * 130}" y="8" width="10" height="10" fill="${s.color}"/><text x="${left + k * 130 + 14}" y="17" font-size="11">${xml(s.name)}</text>`);
-  return `<figure><figcaption>${xml(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img">${legend.join('')}${rows.join('')}</svg></figure>`;
+  return `<figure><figcaption>${xml(title)}</figcaption><svg width="${width}" height="${height}" role="img">${legend.join('')}${rows.join('')}</svg></figure>`;
 }
 
 function columns(title: string, edges: number[], counts: number[]): string {
@@ -99,7 +99,7 @@ function columns(title: string, edges: number[], counts: number[]): string {
     return `<rect x="${40 + i * w}" y="${height - 30 - h}" width="${Math.max(1, w - 1)}" height="${h}" fill="#4c78a8"><title>${edges[i].toExponential(2)}–${edges[i + 1].toExponential(2)}: ${c}</title></rect>`;
   });
   const axis = `<text x="40" y="${height - 12}" font-size="10">0</text><text x="${width - 20}" y="${height - 12}" font-size="10" text-anchor="end">${edges[edges.length - 1].toExponential(2)}</text>`;
-  return `<figure><figcaption>${xml(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img">${cols.join('')}${axis}</svg></figure>`;
+  return `<figure><figcaption>${xml(title)}</figcaption><svg width="${width}" height="${height}" role="img">${cols.join('')}${axis}</svg></figure>`;
 }
 
 export function renderHtml(r: ValidateReport): string {
