@@ -2,7 +2,7 @@
 // int8 is calibrated on real images in bounded memory; with an accuracy budget the layers whose
 // quantization hurts most go back to float, one by one, until the budget holds.
 
-import { prepareModel, Steps, writeOnnxModel, type ConvertOptions } from './convert.js';
+import { prepareModel, Steps, writeModel, type ConvertOptions } from './convert.js';
 import { InputError, Warnings } from './errors.js';
 import { checkOutputPath } from './formats/files.js';
 import { openDataset, type Dataset, type Preprocessing } from './formats/images.js';
@@ -109,13 +109,14 @@ export function preprocessingOf(graph: Graph, overrides: PreprocessingOverrides)
 export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
   const warnings = new Warnings();
   const steps = new Steps(options.onStep);
-  checkOutputPath(output, [input]);
-  if (options.to === 'int8' && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
+  if ((options.format ?? 'onnx') === 'onnx') checkOutputPath(output, [input]);
+  if (options.to === 'int8' && !options.calib && options.format !== 'tfjs') throw new InputError('int8 needs calibration images: give --calib DIR');
   if ((options.maxDrop !== undefined || options.minAgreement !== undefined) && !options.data && !options.calib) {
     throw new InputError('an accuracy budget needs data to measure on: give --data DIR');
   }
   const prepared = await prepareModel(input, options, steps, warnings);
   const float = prepared.graph;
+  if (options.format === 'tfjs') return quantizeForTfjs(float, input, output, options, steps, warnings);
   const classNames = parseJson<string[]>(float.metadata.labels);
   const preprocessing = preprocessingOf(float, options);
   const method = options.method ?? 'percentile';
@@ -162,7 +163,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
       }),
     },
   };
-  const written = await writeOnnxModel(quantized, output, [input], options.externalData ?? false, steps);
+  const written = await writeModel(quantized, output, input, options, steps);
   return {
     output,
     mode: options.to,
@@ -173,6 +174,30 @@ export async function quantize(input: string, output: string, options: QuantizeO
     quantizedLayers: quantizableLayers(quantized).length,
     keptFloat,
     budget,
+    timings: steps.timings,
+    warnings: warnings.items,
+  };
+}
+
+// TF.js runs float kernels only: what it can keep of a quantization is the weight storage (float16,
+// or int8 per output channel, dequantized in the graph). Activations stay float32.
+async function quantizeForTfjs(float: Graph, input: string, output: string, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizeResult> {
+  if (options.maxDrop !== undefined || options.minAgreement !== undefined) {
+    throw new InputError('--max-drop/--min-agreement apply to ONNX int8; for TF.js, measure the written model with convnext validate');
+  }
+  const weights = options.to === 'fp16' ? 'float16' : 'int8';
+  const graph: Graph = {
+    ...float,
+    metadata: { ...float.metadata, quantization: JSON.stringify({ mode: options.to, tfjs_weights: weights, activations: 'float32' }) },
+  };
+  const written = await writeModel(graph, output, input, { ...options, tfjs: { ...options.tfjs, weights } }, steps);
+  return {
+    output,
+    mode: options.to,
+    bytesWritten: written.bytesWritten,
+    floatBytes: joinChunks(encodeOnnx(float, { producerVersion: '' }).model).byteLength,
+    quantizedLayers: float.nodes.filter((n) => ['Conv', 'MatMul', 'Gemm'].includes(n.op)).length,
+    keptFloat: [],
     timings: steps.timings,
     warnings: warnings.items,
   };

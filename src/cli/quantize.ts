@@ -11,7 +11,10 @@ export function quantizeCommand(program: Command): void {
     .command('quantize')
     .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
     .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
-    .requiredOption('-o, --output <file>', 'ONNX file to write')
+    .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
+    .option('--format <format>', 'onnx | tfjs (TF.js keeps fp16 or per-channel int8 weights; activations float)', 'onnx')
+    .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
+    .option('--force', 'tfjs: write into a folder that holds other files')
     .requiredOption('--to <mode>', `fp16 | int8 | int8-weights`)
     .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
     .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
@@ -40,8 +43,11 @@ export function quantizeCommand(program: Command): void {
       await runCommand(reporter, async () => {
         if (!MODES.includes(opts.to)) throw new InputError(`--to must be one of ${MODES.join(', ')}, got '${opts.to}'`);
         if (!['minmax', 'percentile', 'entropy'].includes(opts.method)) throw new InputError(`--method must be minmax, percentile or entropy, got '${opts.method}'`);
+        if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
         const r = await quantize(input, opts.output, {
           to: opts.to,
+          format: opts.format,
+          tfjs: { shardSize: opts.shardSize, force: opts.force },
           calib: opts.calib,
           calibSize: opts.calibSize,
           method: opts.method,
