@@ -4,6 +4,7 @@
 
 import { prepareModel, Steps, writeModel, type ConvertOptions } from './convert.js';
 import { InputError, Warnings } from './errors.js';
+import { labelsOf, metadataJson } from './metadata.js';
 import { checkOutputPath } from './formats/files.js';
 import { openDataset, type Dataset, type Preprocessing } from './formats/images.js';
 import { encodeOnnx, joinChunks } from './formats/onnx.js';
@@ -88,12 +89,7 @@ const DEFAULT_PREPROCESSING = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224,
 
 /** The model's own preprocessing (from its metadata), with the user's overrides applied. */
 export function preprocessingOf(graph: Graph, overrides: PreprocessingOverrides): Preprocessing {
-  let meta: Partial<Preprocessing> = {};
-  try {
-    meta = graph.metadata.preprocessing ? JSON.parse(graph.metadata.preprocessing) : {};
-  } catch {
-    meta = {};
-  }
+  const meta = metadataJson<Partial<Preprocessing>>(graph.metadata, 'preprocessing') ?? {};
   const size = graph.inputs[0]?.shape[3];
   const crop = meta.crop ?? (typeof size === 'number' ? size : 224);
   const resize = overrides.cropPct !== undefined ? Math.floor(crop / overrides.cropPct) : meta.resize ?? Math.floor(crop / 0.875);
@@ -117,7 +113,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   const prepared = await prepareModel(input, options, steps, warnings);
   const float = prepared.graph;
   if (options.format === 'tfjs') return quantizeForTfjs(float, input, output, options, steps, warnings);
-  const classNames = parseJson<string[]>(float.metadata.labels);
+  const classNames = labelsOf(float.metadata);
   const preprocessing = preprocessingOf(float, options);
   const method = options.method ?? 'percentile';
   let calibrationImages: number | undefined;
@@ -148,7 +144,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     if (!budget.met) throw new BudgetError(budgetMessage(options, budget), budget);
   }
   // the pass recorded which layers it left float (--exclude, layers it cannot quantize); add the run's facts
-  const recorded = parseJson<{ layers_kept_float?: string[] }>(quantized.metadata.quantization) ?? {};
+  const recorded = metadataJson<{ layers_kept_float?: string[] }>(quantized.metadata, 'quantization') ?? {};
   quantized = {
     ...quantized,
     metadata: {
@@ -201,14 +197,6 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
     timings: steps.timings,
     warnings: warnings.items,
   };
-}
-
-function parseJson<T>(json: string | undefined): T | undefined {
-  try {
-    return json ? (JSON.parse(json) as T) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Names of the nodes that run on quantized weights (those fed by a DequantizeLinear of a constant). */

@@ -4,8 +4,10 @@
 import { arch, platform, release } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InputError } from './errors.js';
+import { labelsOf } from './metadata.js';
 import { openDataset } from './formats/images.js';
 import type { Graph } from './graph/graph.js';
+import { concatFloat32 } from './graph/tensor.js';
 import { preprocessingOf, type PreprocessingOverrides } from './quantize.js';
 import { accuracy, agreement, type Accuracy, type Agreement } from './validate/metrics.js';
 import { openModel, type ProviderChoice, type Runner } from './validate/runners.js';
@@ -129,7 +131,7 @@ function graphLike(r: Runner): Graph {
 }
 
 async function measureAccuracy(model: Runner, reference: Runner | undefined, options: ValidateOptions) {
-  const classNames = parseJson<string[]>(model.metadata.labels);
+  const classNames = labelsOf(model.metadata);
   const preprocessing = preprocessingOf(graphLike(model), options);
   const data = openDataset(options.data!, { preprocessing, classNames, labelsFile: options.labels, limit: options.limit });
   if (options.gates?.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled images (labels.txt, a CSV or class folders)', data.source);
@@ -149,7 +151,7 @@ async function measureAccuracy(model: Runner, reference: Runner | undefined, opt
     done += batch.labels.length;
     options.onProgress?.('validate', done, data.size);
   }
-  const joined = logits.map(concat);
+  const joined = logits.map(concatFloat32);
   const acc = data.labelled ? { model: accuracy(joined[0], classes, labels), reference: reference ? accuracy(joined[1], classes, labels) : undefined } : undefined;
   return {
     data: { source: data.source, images: data.size, labelled: data.labelled, classNames },
@@ -157,16 +159,6 @@ async function measureAccuracy(model: Runner, reference: Runner | undefined, opt
     agreement: reference ? agreement(joined[0], joined[1], classes) : undefined,
     errorHistogram: reference ? histogram(joined[0], joined[1]) : undefined,
   };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function histogram(a: Float32Array, b: Float32Array, bins = 30): { edges: number[]; counts: number[] } {
@@ -218,12 +210,4 @@ function environment(model: Runner): Record<string, string> {
     device: model.device,
     provider: model.provider,
   };
-}
-
-function parseJson<T>(s: string | undefined): T | undefined {
-  try {
-    return s ? (JSON.parse(s) as T) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -150,6 +150,16 @@ export function transpose2d(t: Tensor): Tensor {
   return tensor('float32', [cols, rows], out);
 }
 
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export function shapeString(shape: readonly (number | string)[]): string {
   return `[${shape.join(', ')}]`;
 }

@@ -2,6 +2,7 @@
 
 import * as ort from 'onnxruntime-node';
 import type { Dataset } from '../formats/images.js';
+import { concatFloat32 } from '../graph/tensor.js';
 
 export interface Predictions {
   /** [images, classes] row-major. */
@@ -24,11 +25,5 @@ export async function predict(session: ort.InferenceSession, data: Dataset, opti
     done += batch.labels.length;
     options.onProgress?.(done, data.size);
   }
-  const logits = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    logits.set(p, at);
-    at += p.length;
-  }
-  return { logits, classes, labels };
+  return { logits: concatFloat32(parts), classes, labels };
 }
