@@ -9,6 +9,7 @@ import { loadOnnxModel } from './convnext/import-onnx.js';
 import { existsSync, realpathSync } from 'node:fs';
 import { InputError, Warnings } from './errors.js';
 import { writeTfjsModel, type WriteTfjsOptions } from './formats/tfjs.js';
+import { toFloat32Graph, type SourcePrecision } from './passes/to-float32.js';
 import { sniffFile } from './formats/sniff.js';
 import type { Graph } from './graph/graph.js';
 import { runPipeline, selectPasses, type PassReport, type PassSelection } from './passes/pipeline.js';
@@ -62,6 +63,8 @@ export class Steps {
 export interface PreparedModel {
   /** The float32 graph after the pass pipeline. */
   readonly graph: Graph;
+  /** What a quantized ONNX input held before it was turned back into float32 (TF.js output). */
+  readonly sourcePrecision: SourcePrecision;
   readonly checkpoint?: ConvertResult['checkpoint'];
   readonly onnxInput?: ConvertResult['onnxInput'];
   readonly passes: readonly PassReport[];
@@ -72,8 +75,15 @@ export async function prepareModel(input: string, options: ConvertOptions, steps
   const passes = selectPasses(options);
   let loaded: LoadedCheckpoint | undefined;
   let built: Graph;
+  let sourcePrecision: SourcePrecision = 'float32';
   if ((await sniffFile(input)) === 'onnx') {
-    const imported = await steps.run('read', () => loadOnnxModel(input));
+    let imported = await steps.run('read', () => loadOnnxModel(input));
+    if (options.format === 'tfjs') {
+      // TF.js has float kernels only: a quantized model goes back to float32, its precision noted
+      const float = toFloat32Graph(imported);
+      imported = float.graph;
+      sourcePrecision = float.precision;
+    }
     built = { ...imported, metadata: { ...imported.metadata, converter: `${TOOL_NAME} ${TOOL_VERSION}` } };
   } else {
     const checkpoint = await steps.run('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
@@ -87,6 +97,7 @@ export async function prepareModel(input: string, options: ConvertOptions, steps
   const { graph, reports } = await steps.run('passes', () => runPipeline(built, passes, { probe, inPlace: true }));
   return {
     graph,
+    sourcePrecision,
     checkpoint: loaded && { ...withoutModel(loaded), parameters: parameterCount(loaded.model.params) },
     onnxInput,
     passes: reports,
@@ -129,7 +140,10 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const steps = new Steps(options.onStep);
   checkOutput(output, input, options.format ?? 'onnx');
   const prepared = await prepareModel(input, options, steps, warnings);
-  const written = await writeModel(prepared.graph, output, input, options, steps);
+  // TF.js keeps a quantized input's precision in its weight storage unless --weights says otherwise
+  const keep = { float32: 'float32', float16: 'float16', int8: 'int8' } as const;
+  const tfjs = { ...options.tfjs, weights: options.tfjs?.weights ?? keep[prepared.sourcePrecision] };
+  const written = await writeModel(prepared.graph, output, input, { ...options, tfjs }, steps);
   const { graph } = prepared;
   return {
     output,

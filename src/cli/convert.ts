@@ -6,11 +6,11 @@ import { WEIGHT_FORMATS } from '../formats/tfjs.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { collect, list, positiveInt } from './parse.js';
 
-export function checkFormat(opts: { format: string; weights: string; gelu: string }): void {
+export function checkFormat(opts: { format: string; weights?: string; gelu: string }): void {
   if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
-  if (!(WEIGHT_FORMATS as readonly string[]).includes(opts.weights)) throw new InputError(`--weights must be one of ${WEIGHT_FORMATS.join(', ')}, got '${opts.weights}'`);
+  if (opts.weights !== undefined && !(WEIGHT_FORMATS as readonly string[]).includes(opts.weights)) throw new InputError(`--weights must be one of ${WEIGHT_FORMATS.join(', ')}, got '${opts.weights}'`);
   if (!['erf', 'tanh'].includes(opts.gelu)) throw new InputError(`--gelu must be erf or tanh, got '${opts.gelu}'`);
-  if (opts.format === 'onnx' && (opts.weights !== 'float32' || opts.gelu !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
+  if (opts.format === 'onnx' && (opts.weights !== undefined || opts.gelu !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
 }
 
 function passTable(reports: readonly PassReport[]): string[] {
@@ -40,7 +40,7 @@ export function convertCommand(program: Command): void {
     .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
     .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
     .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
-    .option('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel)', 'float32')
+    .option('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had')
     .option('--gelu <form>', 'tfjs: erf (exact) | tanh (faster approximation)', 'erf')
     .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
     .option('--force', 'tfjs: write into a folder that holds other files')
