@@ -6,7 +6,7 @@ import { prepareModel, Steps, writeModel, type ConvertOptions } from './convert.
 import { InputError, Warnings } from './errors.js';
 import { labelsOf, metadataJson } from './metadata.js';
 import { checkOutputPath } from './formats/files.js';
-import { openDataset, type Dataset, type Preprocessing } from './formats/images.js';
+import { checkDataFits, openDataset, type Dataset, type Preprocessing } from './formats/images.js';
 import { encodeOnnx, joinChunks } from './formats/onnx.js';
 import type { Graph } from './graph/graph.js';
 import { convertToFloat16 } from './passes/fp16.js';
@@ -124,6 +124,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...exclude] });
   } else {
     const calib = openDataset(options.calib!, { preprocessing, classNames, limit: options.calibSize });
+    checkDataFits(calib, float.inputs[0].shape, options.calib!);
     calibrationImages = calib.size;
     const intOptions = { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? [])], reduceRange: options.reduceRange ?? true };
     const values = activationsToCalibrate(float, intOptions);
@@ -137,6 +138,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   let quantized = await steps.run('quantize', () => makeQuantized([]));
   if (options.maxDrop !== undefined || options.minAgreement !== undefined) {
     const data = openDataset(options.data ?? options.calib!, { preprocessing, classNames, labelsFile: options.labels });
+    checkDataFits(data, float.inputs[0].shape, data.source);
     if (options.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled data (labels.txt, a CSV or class folders)', data.source);
     budget = await steps.run('budget', () => meetBudget(float, makeQuantized, data, options, quantizableLayers(quantized)));
     keptFloat = budget.keptFloat;

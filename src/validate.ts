@@ -5,7 +5,7 @@ import { arch, platform, release } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InputError } from './errors.js';
 import { labelsOf } from './metadata.js';
-import { openDataset } from './formats/images.js';
+import { checkDataFits, openDataset } from './formats/images.js';
 import type { Graph } from './graph/graph.js';
 import { concatFloat32 } from './graph/tensor.js';
 import { preprocessingOf, type PreprocessingOverrides } from './quantize.js';
@@ -134,6 +134,7 @@ async function measureAccuracy(model: Runner, reference: Runner | undefined, opt
   const classNames = labelsOf(model.metadata);
   const preprocessing = preprocessingOf(graphLike(model), options);
   const data = openDataset(options.data!, { preprocessing, classNames, labelsFile: options.labels, limit: options.limit });
+  checkDataFits(data, model.inputShape, data.source);
   if (options.gates?.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled images (labels.txt, a CSV or class folders)', data.source);
   options.onStep?.('accuracy');
   const runners = reference ? [model, reference] : [model];

@@ -35,6 +35,8 @@ export interface Dataset {
   readonly size: number;
   /** True when every image has a label. */
   readonly labelled: boolean;
+  /** The shape of one preprocessed image, [C, H, W]. */
+  readonly itemShape: readonly number[];
   batches(batchSize: number): AsyncIterable<Batch>;
 }
 
@@ -59,6 +61,14 @@ export function openDataset(path: string, options: DatasetOptions): Dataset {
   return folderDataset(path, options);
 }
 
+/** Refuses data whose images do not have the shape the model takes (numeric dims of [N, C, H, W]). */
+export function checkDataFits(data: Dataset, modelInput: readonly (number | string)[], where: string): void {
+  const want = modelInput.slice(1);
+  if (want.length !== data.itemShape.length || want.some((d, i) => typeof d === 'number' && d !== data.itemShape[i])) {
+    throw new InputError(`images are [${data.itemShape.join(', ')}] but the model takes [${want.join(', ')}] (give --image-size or other data)`, where);
+  }
+}
+
 function npyDataset(path: string, options: DatasetOptions): Dataset {
   const t = readNpy(path);
   if (t.dtype !== 'float32' || t.shape.length !== 4) {
@@ -70,6 +80,7 @@ function npyDataset(path: string, options: DatasetOptions): Dataset {
     source: path,
     size: n,
     labelled: false,
+    itemShape: t.shape.slice(1),
     async *batches(batchSize: number) {
       for (let start = 0; start < n; start += batchSize) {
         const count = Math.min(batchSize, n - start);
@@ -117,6 +128,7 @@ function folderDataset(dir: string, options: DatasetOptions): Dataset {
     source: dir,
     size: files.length,
     labelled,
+    itemShape: [3, options.preprocessing.crop, options.preprocessing.crop],
     async *batches(batchSize: number) {
       for (let start = 0; start < files.length; start += batchSize) {
         const chunk = files.slice(start, start + batchSize);

@@ -1,0 +1,71 @@
+// quantize as a user meets it: modes, bad requests, the metadata it records, a budget it cannot meet.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { decodeOnnx } from '../src/formats/onnx.js';
+import { fixturePath, ROOT } from './helpers/fixtures.js';
+
+const BIN = join(ROOT, 'dist', 'bin', 'convnext.js');
+const dir = mkdtempSync(join(tmpdir(), 'convnext-q-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const cli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const ckpt = fixturePath('v2/timm.safetensors');
+const calib = fixturePath('golden/input.npy');
+const meta = (p: string) => JSON.parse(decodeOnnx(readFileSync(p), { source: p }).metadata.quantization);
+
+describe('convnext quantize', () => {
+  it('int8 records mode, method, calibration size and weight bits, with a JSON summary', () => {
+    const out = join(dir, 'int8.onnx');
+    const r = cli('quantize', ckpt, '-o', out, '--to', 'int8', '--calib', calib, '--method', 'minmax', '--image-size', '64', '--exclude', 'head.*', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.equal(summary.mode, 'int8');
+    assert.equal(summary.calibrationImages, 2);
+    const q = meta(out);
+    assert.equal(q.mode, 'int8');
+    assert.equal(q.method, 'minmax');
+    assert.equal(q.calibration_images, 2);
+    assert.equal(q.weight_bits, 7);
+    assert.ok(q.layers_kept_float.includes('head.fc'), 'the excluded head stays float');
+  });
+
+  it('fp16 and int8-weights write smaller models', () => {
+    const fp32 = join(dir, 'fp32.onnx');
+    assert.equal(cli('convert', ckpt, '-o', fp32, '-q').code, 0);
+    for (const [to, ratio] of [['fp16', 0.6], ['int8-weights', 0.5]] as const) {
+      const out = join(dir, `${to}.onnx`);
+      const r = cli('quantize', ckpt, '-o', out, '--to', to, '-q');
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(statSync(out).size < ratio * statSync(fp32).size, `${to}: ${statSync(out).size} vs ${statSync(fp32).size}`);
+      assert.equal(meta(out).mode, to);
+    }
+  });
+
+  it('refuses bad requests with exit 2', () => {
+    for (const args of [
+      ['--to', 'int4'],
+      ['--to', 'int8'], // no --calib
+      ['--to', 'int8', '--calib', calib, '--method', 'magic'],
+      ['--to', 'int8', '--calib', join(dir, 'nowhere')],
+      ['--to', 'int8', '--calib', calib, '--max-drop', '0.1'], // .npy data has no labels
+    ]) {
+      const r = cli('quantize', ckpt, '-o', join(dir, 'x.onnx'), ...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: /m);
+    }
+  });
+
+  it('an agreement budget that holds keeps every layer int8', () => {
+    const r = cli('quantize', ckpt, '-o', join(dir, 'b.onnx'), '--to', 'int8', '--calib', calib, '--image-size', '64', '--min-agreement', '50', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.budget.met, true);
+    assert.deepEqual(s.keptFloat, []);
+  });
+});
