@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (this file runs from dist/bench/). */
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const outDir = join(root, 'bench', 'out');
-export const fashionDir = join(root, 'fixtures', 'fashion');
+/** The Fashion-MNIST fixture (fixtures/make_fashion.py); BENCH_FASHION_DIR points elsewhere. */
+export const fashionDir = process.env.BENCH_FASHION_DIR || join(root, 'fixtures', 'fashion');
 /** A compiled bench script, by its base name: dist/bench/NAME.js. */
 export const benchScript = (name: string) => join(root, 'dist', 'bench', `${name}.js`);
 

@@ -25,6 +25,7 @@
 //   BENCH_CALIB_IMAGES=32     calibration images for ConvNeXt-T int8
 //   BENCH_MEM_RUNS=3          child processes per image count (memory)
 //   BENCH_TFJS_RUNS=10        TF.js batch-1 runs (tfjs); BENCH_TFJS_LOAD_RUNS=3 loads per format
+//   BENCH_FASHION_DIR=DIR     another folder laid out like fixtures/fashion/
 // A quick end-to-end check: BENCH_RUNS=1 BENCH_LATENCY_RUNS=3 BENCH_MEM_RUNS=1 BENCH_TFJS_RUNS=2 BENCH_TFJS_LOAD_RUNS=1 npm run bench
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -59,6 +59,7 @@ export async function benchTfjsConvNextTiny(o: TfjsTinyOptions) {
   for (const w of WEIGHT_FORMATS) say(`  ${w.padEnd(8)} ${mib(sizes[w]).padStart(10)}   /float32 = ${(sizes[w] / sizes.float32).toFixed(3)}`);
 
   // load time: every format (they differ in bytes read and in dequantization), and an onnxruntime session
+  (await loadTfjsModel(folders.float32, 'wasm')).dispose(); // untimed: the first load grows the wasm heap
   const loadMs: Record<string, number[]> = { 'onnxruntime fp32': [] };
   for (const w of WEIGHT_FORMATS) loadMs[w] = [];
   for (let i = 0; i < o.loadRuns; i++) {

@@ -8,6 +8,7 @@ import { parameterCount } from './convnext/spec.js';
 import { loadOnnxModel } from './convnext/import-onnx.js';
 import { existsSync, realpathSync } from 'node:fs';
 import { InputError, Warnings } from './errors.js';
+import { preprocessingOf, type PreprocessingOverrides } from './metadata.js';
 import { writeTfjsModel, type WriteTfjsOptions } from './formats/tfjs.js';
 import { toFloat32Graph, type SourcePrecision } from './passes/to-float32.js';
 import { sniffFile } from './formats/sniff.js';
@@ -17,7 +18,7 @@ import { checkOutputPath, writeFilesAtomic, type PendingFile } from './formats/f
 import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from './formats/onnx.js';
 import { TOOL_NAME, TOOL_VERSION } from './version.js';
 
-export interface ConvertOptions extends PassSelection {
+export interface ConvertOptions extends PassSelection, PreprocessingOverrides {
   readonly imageSize?: number;
   /** Run the graph before and after each pass on a probe input and report the change. */
   readonly verify?: boolean;
@@ -88,7 +89,10 @@ export async function prepareModel(input: string, options: ConvertOptions, steps
   } else {
     const checkpoint = await steps.run('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
     loaded = checkpoint;
-    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata: modelMetadata(checkpoint, input) }));
+    const metadata = modelMetadata(checkpoint, input);
+    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata }));
+    // the user's preprocessing flags are recorded, so calibration and validation use them later
+    built = { ...built, metadata: { ...metadata, preprocessing: JSON.stringify(preprocessingOf(built, options)) } };
   }
   const onnxInput = loaded ? undefined : { nodes: built.nodes.length, opset: built.opsets[''] ?? 0 };
   // onnxruntime is loaded only when --verify needs it, so plain conversions start fast

@@ -4,7 +4,7 @@
 
 import { prepareModel, Steps, writeModel, type ConvertOptions } from './convert.js';
 import { InputError, Warnings } from './errors.js';
-import { labelsOf, metadataJson } from './metadata.js';
+import { labelsOf, metadataJson, preprocessingOf } from './metadata.js';
 import { checkOutputPath } from './formats/files.js';
 import { checkDataFits, openDataset, type Dataset, type Preprocessing } from './formats/images.js';
 import { encodeOnnx, joinChunks } from './formats/onnx.js';
@@ -19,14 +19,8 @@ import { accuracy, agreement } from './validate/metrics.js';
 
 export type QuantizeMode = 'fp16' | 'int8' | 'int8-weights';
 
-export interface PreprocessingOverrides {
-  /** Resize to crop / cropPct before the centre crop; 1 resizes straight to the crop size. */
-  readonly cropPct?: number;
-  readonly mean?: readonly number[];
-  readonly std?: readonly number[];
-}
 
-export interface QuantizeOptions extends ConvertOptions, PreprocessingOverrides {
+export interface QuantizeOptions extends ConvertOptions {
   readonly to: QuantizeMode;
   /** Calibration images (folder or .npy), for int8. */
   readonly calib?: string;
@@ -83,23 +77,6 @@ export class BudgetError extends Error {
   constructor(message: string, readonly report: BudgetReport) {
     super(message);
   }
-}
-
-const DEFAULT_PREPROCESSING = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], interpolation: 'bicubic' };
-
-/** The model's own preprocessing (from its metadata), with the user's overrides applied. */
-export function preprocessingOf(graph: Graph, overrides: PreprocessingOverrides): Preprocessing {
-  const meta = metadataJson<Partial<Preprocessing>>(graph.metadata, 'preprocessing') ?? {};
-  const size = graph.inputs[0]?.shape[3];
-  const crop = meta.crop ?? (typeof size === 'number' ? size : 224);
-  const resize = overrides.cropPct !== undefined ? Math.floor(crop / overrides.cropPct) : meta.resize ?? Math.floor(crop / 0.875);
-  return {
-    resize,
-    crop,
-    interpolation: meta.interpolation ?? DEFAULT_PREPROCESSING.interpolation,
-    mean: overrides.mean ?? meta.mean ?? DEFAULT_PREPROCESSING.mean,
-    std: overrides.std ?? meta.std ?? DEFAULT_PREPROCESSING.std,
-  };
 }
 
 export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {

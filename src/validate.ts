@@ -4,11 +4,10 @@
 import { arch, platform, release } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InputError } from './errors.js';
-import { labelsOf } from './metadata.js';
+import { labelsOf, preprocessingOf, type PreprocessingOverrides } from './metadata.js';
 import { checkDataFits, openDataset } from './formats/images.js';
 import type { Graph } from './graph/graph.js';
 import { concatFloat32 } from './graph/tensor.js';
-import { preprocessingOf, type PreprocessingOverrides } from './quantize.js';
 import { accuracy, agreement, type Accuracy, type Agreement } from './validate/metrics.js';
 import { openModel, type ProviderChoice, type Runner } from './validate/runners.js';
 import { measureSpeed, type SpeedResult } from './validate/speed.js';

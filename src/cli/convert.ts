@@ -4,7 +4,7 @@ import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs.js';
 import type { PassReport } from '../passes/pipeline.js';
-import { collect, list, positiveInt } from './parse.js';
+import { collect, list, numbers, positiveInt, positiveNumber } from './parse.js';
 
 export function checkFormat(opts: { format: string; weights?: string; gelu: string }): void {
   if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
@@ -36,6 +36,9 @@ export function convertCommand(program: Command): void {
     .option('--format <format>', 'onnx | tfjs', 'onnx')
     .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
     .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
+    .option('--crop-pct <x>', 'preprocessing to record: resize to crop/x before the centre crop (1: no crop)', positiveNumber)
+    .option('--mean <r,g,b>', 'preprocessing to record: normalisation mean', numbers)
+    .option('--std <r,g,b>', 'preprocessing to record: normalisation std', numbers)
     .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
     .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
     .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
@@ -55,6 +58,9 @@ export function convertCommand(program: Command): void {
           tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },
           imageSize: opts.imageSize,
           stateDictKey: opts.stateDictKey,
+          cropPct: opts.cropPct,
+          mean: opts.mean,
+          std: opts.std,
           externalData: opts.externalData,
           passes: opts.passes,
           skip: opts.skipPass,
