@@ -189,43 +189,104 @@ function labelResolver(classNames: readonly string[] | undefined, where: string)
   };
 }
 
-type Kernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
-const KERNELS: Record<string, Kernel> = { nearest: 'nearest', bilinear: 'linear', linear: 'linear', bicubic: 'cubic', cubic: 'cubic', lanczos: 'lanczos3' };
-
 /** One image as [3, crop, crop] float32, normalised. */
 export async function loadImage(path: string, p: Preprocessing): Promise<Float32Array> {
-  const kernel: Kernel = KERNELS[p.interpolation] ?? 'cubic';
-  let raw: { data: Buffer; info: { channels: number } };
+  let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
-    const img = sharp(path, { failOn: 'error' });
-    const meta = await img.metadata();
-    const w = meta.width ?? 0;
-    const h = meta.height ?? 0;
-    if (!w || !h) throw new Error('no size');
-    // shorter side to `resize` (as torchvision's Resize(int) does), then the centre crop
-    const scale = p.resize / Math.min(w, h);
-    const rw = Math.max(p.crop, Math.round(w * scale));
-    const rh = Math.max(p.crop, Math.round(h * scale));
-    raw = await img
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(rw, rh, { kernel, fit: 'fill' })
-      .extract({ left: Math.floor((rw - p.crop) / 2), top: Math.floor((rh - p.crop) / 2), width: p.crop, height: p.crop })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    raw = await sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw new InputError(`cannot decode image (${(e as Error).message})`, path);
   }
   const { data, info } = raw;
+  const { width: w, height: h, channels } = info;
+  // shorter side to `resize` (as torchvision's Resize(int) does), then the centre crop
+  const scale = p.resize / Math.min(w, h);
+  const rw = Math.max(p.crop, Math.round(w * scale));
+  const rh = Math.max(p.crop, Math.round(h * scale));
+  const resized = resize(data, w, h, channels, rw, rh, p.interpolation);
+  const left = Math.floor((rw - p.crop) / 2);
+  const top = Math.floor((rh - p.crop) / 2);
   const plane = p.crop * p.crop;
   const out = new Float32Array(3 * plane);
-  const ch = info.channels;
   for (let c = 0; c < 3; c++) {
     const m = p.mean[c];
-    const s = p.std[c];
-    for (let i = 0; i < plane; i++) out[c * plane + i] = (data[i * ch + Math.min(c, ch - 1)] / 255 - m) / s;
+    const sd = p.std[c];
+    const from = Math.min(c, channels - 1);
+    for (let y = 0; y < p.crop; y++) {
+      for (let x = 0; x < p.crop; x++) {
+        out[c * plane + y * p.crop + x] = (resized[((top + y) * rw + left + x) * channels + from] / 255 - m) / sd;
+      }
+    }
   }
   return out;
+}
+
+// Resampling as PIL and torch do it: pixel centres at +0.5, a separable filter whose support
+// widens by the scale factor when shrinking (antialiasing), weights normalised per output pixel.
+// Float throughout, as torch.nn.functional.interpolate on a float tensor. Bilinear is the triangle
+// filter; bicubic is PIL's (a = -0.5); nearest picks the pixel under the centre.
+const FILTERS: Record<string, { support: number; weight: (x: number) => number }> = {
+  bilinear: { support: 1, weight: (x) => Math.max(0, 1 - Math.abs(x)) },
+  bicubic: {
+    support: 2,
+    weight: (x) => {
+      const a = -0.5;
+      x = Math.abs(x);
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+  },
+};
+
+function resize(src: Uint8Array, w: number, h: number, ch: number, tw: number, th: number, interpolation: string): Float32Array {
+  if (interpolation === 'nearest') {
+    const out = new Float32Array(tw * th * ch);
+    for (let y = 0; y < th; y++) {
+      const sy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / th));
+      for (let x = 0; x < tw; x++) {
+        const sx = Math.min(w - 1, Math.floor(((x + 0.5) * w) / tw));
+        for (let c = 0; c < ch; c++) out[(y * tw + x) * ch + c] = src[(sy * w + sx) * ch + c];
+      }
+    }
+    return out;
+  }
+  const filter = FILTERS[interpolation] ?? FILTERS.bicubic;
+  const horizontal = new Float32Array(tw * h * ch);
+  pass(src, horizontal, w, tw, h, ch, filter, true);
+  const out = new Float32Array(tw * th * ch);
+  pass(horizontal, out, h, th, tw, ch, filter, false);
+  return out;
+}
+
+// One separable pass: along x (rows of length `from`) or along y (columns).
+function pass(src: ArrayLike<number>, dst: Float32Array, from: number, to: number, across: number, ch: number, filter: (typeof FILTERS)[string], alongX: boolean): void {
+  const scale = from / to;
+  const stretch = Math.max(scale, 1);
+  const support = filter.support * stretch;
+  for (let i = 0; i < to; i++) {
+    const centre = (i + 0.5) * scale;
+    const lo = Math.max(0, Math.floor(centre - support + 0.5));
+    const hi = Math.min(from, Math.floor(centre + support + 0.5));
+    const weights: number[] = [];
+    let total = 0;
+    for (let j = lo; j < hi; j++) {
+      const wgt = filter.weight((j - centre + 0.5) / stretch);
+      weights.push(wgt);
+      total += wgt;
+    }
+    for (let k = 0; k < weights.length; k++) weights[k] /= total || 1;
+    for (let a = 0; a < across; a++) {
+      for (let c = 0; c < ch; c++) {
+        let acc = 0;
+        for (let k = 0; k < weights.length; k++) {
+          const j = lo + k;
+          acc += weights[k] * src[(alongX ? a * from + j : j * across + a) * ch + c];
+        }
+        dst[(alongX ? a * to + i : i * across + a) * ch + c] = acc;
+      }
+    }
+  }
 }
 
 export function describeDataset(d: Dataset): string {
