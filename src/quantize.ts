@@ -11,7 +11,8 @@ import { encodeOnnx, joinChunks } from './formats/onnx.js';
 import type { Graph } from './graph/graph.js';
 import { convertToFloat16 } from './passes/fp16.js';
 import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly } from './passes/quantize-int8.js';
-import { calibrate } from './quantize/calibrate.js';
+import { calibrate, ChannelAbsMax, observeActivations } from './quantize/calibrate.js';
+import { equalizablePairs, equalizeChannels } from './passes/equalize.js';
 import type { CalibrationMethod } from './quantize/observer.js';
 import { createSession } from './runtime/onnxruntime.js';
 import { predict, type Predictions } from './runtime/predict.js';
@@ -39,6 +40,8 @@ export interface QuantizeOptions extends ConvertOptions {
    * saturate 16-bit sums with full-range weights. false for VNNI, ARM and GPU targets.
    */
   readonly reduceRange?: boolean;
+  /** SmoothQuant-style LayerNorm→pointwise channel equalization: 'auto' uses it when it lowers the error. */
+  readonly equalize?: 'auto' | 'on' | 'off';
   // accuracy budget
   readonly data?: string;
   readonly labels?: string;
@@ -62,6 +65,8 @@ export interface QuantizeResult {
   readonly mode: QuantizeMode;
   readonly method?: CalibrationMethod;
   readonly calibrationImages?: number;
+  /** Whether channel equalization was used, and why. */
+  readonly equalization?: string;
   readonly bytesWritten: number;
   readonly floatBytes: number;
   readonly quantizedLayers: number;
@@ -94,6 +99,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   const preprocessing = preprocessingOf(float, options);
   const method = options.method ?? 'percentile';
   let calibrationImages: number | undefined;
+  let equalization: string | undefined;
   let makeQuantized: (exclude: readonly string[]) => Graph;
   if (options.to === 'fp16') {
     makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings });
@@ -105,10 +111,35 @@ export async function quantize(input: string, output: string, options: QuantizeO
     calibrationImages = calib.size;
     const intOptions = { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? [])], reduceRange: options.reduceRange ?? true };
     const values = activationsToCalibrate(float, intOptions);
-    const ranges = await steps.run('calibrate', () =>
-      calibrate(float, values, calib, { method, percentile: options.percentile, batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.('calibrate', d, t) }),
-    );
-    makeQuantized = (exclude) => quantizeStatic(float, ranges, { ...intOptions, exclude: [...intOptions.exclude, ...exclude] });
+    const onProgress = (what: string) => (d: number, t: number) => options.onProgress?.(what, d, t);
+    const calibrated = async (g: Graph, what: string) => {
+      const ranges = await calibrate(g, values, calib, { method, percentile: options.percentile, batchSize: options.batchSize, onProgress: onProgress(what) });
+      return (exclude: readonly string[]) => quantizeStatic(g, ranges, { ...intOptions, exclude: [...intOptions.exclude, ...exclude] });
+    };
+    const plain = await steps.run('calibrate', () => calibrated(float, 'calibrate'));
+    makeQuantized = plain;
+    const equalize = options.equalize ?? 'auto';
+    if (equalize !== 'off' && equalizablePairs(float).size > 0) {
+      const equalizedGraph = await steps.run('equalize', async () => {
+        const pairs = equalizablePairs(float);
+        const stats = new Map([...pairs].map(([v, { linear }]) => [v, new ChannelAbsMax(linear.inChannels)]));
+        await observeActivations(float, stats, calib, { batchSize: options.batchSize, onProgress: onProgress('channel ranges') });
+        return equalizeChannels(float, new Map([...stats].map(([v, o]) => [v, o.absmax])));
+      });
+      const equalized = await steps.run('calibrate', () => calibrated(equalizedGraph, 'calibrate equalized'));
+      if (equalize === 'on') {
+        makeQuantized = equalized;
+        equalization = 'on';
+      } else {
+        // on when it helps: the smaller logit error against fp32 on the calibration images decides
+        const [reference, a, b] = await steps.run('compare', async () =>
+          Promise.all([float, plain([]), equalized([])].map((g) => run(g, limited(calib, 128), options, 'compare'))),
+        );
+        const better = meanSquaredError(b.logits, reference.logits) < meanSquaredError(a.logits, reference.logits);
+        makeQuantized = better ? equalized : plain;
+        equalization = better ? 'on (helped)' : 'off (did not help)';
+      }
+    }
   }
   let keptFloat: readonly string[] = [];
   let budget: BudgetReport | undefined;
@@ -133,6 +164,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
         method: options.to === 'int8' ? method : null,
         percentile: options.to === 'int8' && method === 'percentile' ? options.percentile ?? 99.99 : null,
         calibration_images: calibrationImages ?? null,
+        channel_equalization: equalization ?? null,
         weight_bits: options.to === 'fp16' ? null : options.to === 'int8' && (options.reduceRange ?? true) ? 7 : 8,
         layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
       }),
@@ -144,6 +176,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     mode: options.to,
     method: options.to === 'int8' ? method : undefined,
     calibrationImages,
+    equalization,
     bytesWritten: written.bytesWritten,
     floatBytes: joinChunks(encodeOnnx(float, { producerVersion: '' }).model).byteLength,
     quantizedLayers: quantizableLayers(quantized).length,
@@ -217,7 +250,7 @@ async function meetBudget(
   let report = await measure([]);
   if (report.met) return report;
   const sensitivity: { layer: string; error: number }[] = [];
-  const probe: Dataset = { ...data, size: Math.min(data.size, 128), batches: (b) => limitBatches(data, b, 128) };
+  const probe = limited(data, 128);
   const probeRef = await run(float, probe, options, 'sensitivity');
   for (const layer of layers) {
     const only = await run(makeQuantized(layers.filter((l) => l !== layer)), probe, options, `sensitivity ${layer}`);
@@ -233,11 +266,15 @@ async function meetBudget(
   return { ...report, evaluations };
 }
 
-async function* limitBatches(data: Dataset, batchSize: number, limit: number) {
-  for await (const b of data.batches(batchSize)) {
-    if (b.start >= limit) return;
-    yield b;
+/** The first `limit` images of a data set. */
+function limited(data: Dataset, limit: number): Dataset {
+  async function* batches(batchSize: number) {
+    for await (const b of data.batches(Math.min(batchSize, limit))) {
+      if (b.start >= limit) return;
+      yield b;
+    }
   }
+  return { ...data, size: Math.min(data.size, limit), batches };
 }
 
 function meanSquaredError(a: Float32Array, b: Float32Array): number {

@@ -22,6 +22,7 @@ export function quantizeCommand(program: Command): void {
     .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
     .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
     .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
+    .option('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps) | on | off', 'auto')
     .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
     .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
     .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
@@ -42,6 +43,7 @@ export function quantizeCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (!MODES.includes(opts.to)) throw new InputError(`--to must be one of ${MODES.join(', ')}, got '${opts.to}'`);
+        if (!['auto', 'on', 'off'].includes(opts.equalize)) throw new InputError(`--equalize must be auto, on or off, got '${opts.equalize}'`);
         if (!['minmax', 'percentile', 'entropy'].includes(opts.method)) throw new InputError(`--method must be minmax, percentile or entropy, got '${opts.method}'`);
         if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
         const r = await quantize(input, opts.output, {
@@ -55,6 +57,7 @@ export function quantizeCommand(program: Command): void {
           opTypes: opts.opTypes,
           exclude: opts.exclude,
           reduceRange: opts.reduceRange,
+          equalize: opts.equalize,
           keepIoTypes: opts.keepIoTypes,
           fp32Ops: opts.fp32Ops,
           data: opts.data,
@@ -74,7 +77,7 @@ export function quantizeCommand(program: Command): void {
         reporter.finishStep();
         for (const w of r.warnings) reporter.warn(w);
         const lines = [
-          `${input} → ${r.output}: ${r.mode}${r.method ? ` (${r.method}, ${r.calibrationImages} calibration images)` : ''}`,
+          `${input} → ${r.output}: ${r.mode}${r.method ? ` (${r.method}, ${r.calibrationImages} calibration images${r.equalization ? `, channel equalization ${r.equalization}` : ''})` : ''}`,
           `  ${formatBytes(r.bytesWritten)} (${((100 * r.bytesWritten) / r.floatBytes).toFixed(1)} % of fp32), ${r.quantizedLayers} layers on int8 weights, ${formatMs(Object.values(r.timings).reduce((a, b) => a + b, 0))}`,
         ];
         if (r.budget) {

@@ -19,25 +19,63 @@ export interface CalibrationOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-export async function calibrate(graph: Graph, values: readonly string[], data: Dataset, options: CalibrationOptions): Promise<Map<string, Range>> {
+export interface Observer {
+  observe(values: Float32Array): void;
+}
+
+/**
+ * Runs the model over the data with `values` exposed as extra outputs and hands each batch's
+ * activations to that value's observer. Only one batch of activations is alive at a time.
+ */
+export async function observeActivations(
+  graph: Graph,
+  observers: ReadonlyMap<string, Observer>,
+  data: Dataset,
+  options: Pick<CalibrationOptions, 'batchSize' | 'provider' | 'onProgress'>,
+): Promise<void> {
   const inputName = graph.inputs[0].name;
-  const observed = values.filter((v) => v !== inputName);
+  const observed = [...observers.keys()].filter((v) => v !== inputName);
   const shapes = inferShapes(graph);
   const extra: ValueInfo[] = observed
     .filter((v) => !graph.outputs.some((o) => o.name === v))
     .map((v) => ({ name: v, dtype: 'float32', shape: shapes.get(v)?.shape ?? [] }));
   const probe: Graph = { ...graph, outputs: [...graph.outputs, ...extra] };
   const session = await createSession(joinChunks(encodeOnnx(probe, { producerVersion: 'calibration' }).model), { provider: options.provider });
-  const observers = new Map(values.map((v) => [v, new HistogramObserver()]));
-  let done = 0;
-  for await (const batch of data.batches(options.batchSize ?? 8)) {
-    const x = batch.input.data as Float32Array;
-    const out = await session.run({ [inputName]: new ort.Tensor('float32', x, [...batch.input.shape]) }, observed);
-    for (const v of observed) observers.get(v)!.observe(out[v].data as Float32Array);
-    if (observers.has(inputName)) observers.get(inputName)!.observe(x);
-    done += batch.input.shape[0];
-    options.onProgress?.(done, data.size);
+  try {
+    let done = 0;
+    for await (const batch of data.batches(options.batchSize ?? 8)) {
+      const x = batch.input.data as Float32Array;
+      const out = await session.run({ [inputName]: new ort.Tensor('float32', x, [...batch.input.shape]) }, observed);
+      for (const v of observed) observers.get(v)!.observe(out[v].data as Float32Array);
+      observers.get(inputName)?.observe(x);
+      done += batch.input.shape[0];
+      options.onProgress?.(done, data.size);
+    }
+  } finally {
+    await session.release();
   }
-  await session.release();
+}
+
+/** Activation ranges for quantization, from histograms over the calibration data. */
+export async function calibrate(graph: Graph, values: readonly string[], data: Dataset, options: CalibrationOptions): Promise<Map<string, Range>> {
+  const observers = new Map(values.map((v) => [v, new HistogramObserver()]));
+  await observeActivations(graph, observers, data, options);
   return new Map([...observers].map(([v, o]) => [v, o.finalize(options.method, options.percentile)]));
+}
+
+/** max |x| per channel of the last axis (what channel equalization needs). */
+export class ChannelAbsMax implements Observer {
+  absmax: Float32Array;
+  constructor(readonly channels: number) {
+    this.absmax = new Float32Array(channels);
+  }
+  observe(values: Float32Array): void {
+    const c = this.channels;
+    const m = this.absmax;
+    for (let i = 0; i < values.length; i++) {
+      const a = Math.abs(values[i]);
+      const k = i % c;
+      if (a > m[k]) m[k] = a;
+    }
+  }
 }

@@ -99,13 +99,15 @@ export class HistogramObserver {
     return this.hi;
   }
 
-  // TensorRT's entropy calibration on |x|: the clipping threshold whose 128-level quantised
-  // distribution loses the least information (KL divergence) against the observed one.
+  // TensorRT's entropy calibration on |x|: the clipping threshold whose quantised distribution loses
+  // the least information (KL divergence) against the observed one. A symmetric range has 128 levels
+  // for |x|; a nearly one-sided one (after GELU: min ≈ −0.17) gets all 255 of an asymmetric uint8.
   private entropyThreshold(): number {
+    const oneSided = this.lo >= -0.1 * this.hi || this.hi <= -0.1 * this.lo;
     const half = BINS / 2;
     const abs = new Float64Array(half);
     for (let b = 0; b < BINS; b++) abs[b < half ? half - 1 - b : b - half] += this.counts[b];
-    const levels = 128;
+    const levels = oneSided ? 255 : 128;
     const width = this.limit / half;
     let best = { kl: Infinity, bins: half };
     for (let i = levels; i <= half; i += 8) {
