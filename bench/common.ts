@@ -1,7 +1,7 @@
 // Helpers shared by the bench parts: paths, medians and formatting, env switches, a child process
 // whose peak RSS is its own, the machine's load, and JSON results in bench/out/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,10 +19,10 @@ export const fmtS = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
 export const fmtMs = (ms: number) => `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
 export const mib = (b: number) => `${(b / 2 ** 20).toFixed(b < 10 * 2 ** 20 ? 2 : 1)} MiB`;
 export const pct = (x: number) => `${x.toFixed(2)} %`;
-/** "0.512 (target ≤ 0.7: met)": a ratio and whether it meets its target. */
-export function against(value: number, op: '≤' | '≥', target: number, digits = 3): string {
+/** "0.512 (target ≤ 0.7: met)": a value and whether it meets its target; `unit` follows both numbers. */
+export function against(value: number, op: '≤' | '≥', target: number, digits = 3, unit = ''): string {
   const met = op === '≤' ? value <= target + 1e-12 : value >= target - 1e-12;
-  return `${value.toFixed(digits)} (target ${op} ${target}: ${met ? 'met' : 'NOT met'})`;
+  return `${value.toFixed(digits)}${unit} (target ${op} ${target}${unit}: ${met ? 'met' : 'NOT met'})`;
 }
 
 /** True when the env var is set to something other than '', '0' or 'false'. */
@@ -54,19 +54,35 @@ export function runJson<T = Record<string, unknown>>(program: string, args: read
   return JSON.parse(last) as T;
 }
 
+// A tiny Node process that runs the real child and passes its exit status on. Linux folds the
+// pre-exec RSS of a forked child (a copy of its parent's) into the child's ru_maxrss, so a child
+// forked straight from a parent that has grown to gigabytes reports the parent's size as its peak;
+// forked from this launcher, its maxRSS starts from a few tens of MiB.
+const LAUNCHER = "const r = require('node:child_process').spawnSync(process.execPath, process.argv.slice(1), { stdio: 'inherit' }); process.exit(r.status ?? 1);";
+
 /**
- * Runs a compiled bench script in a fresh Node process, so that its peak RSS is its own; the child
- * reports `process.resourceUsage().maxRSS` itself (see childReport).
+ * Runs a compiled bench script in a fresh Node process (through LAUNCHER), so that its peak RSS is
+ * its own; the child reports `process.resourceUsage().maxRSS` itself (see childReport).
  */
-export function runChild<T = Record<string, unknown>>(script: string, args: readonly string[]): T & { maxRssBytes: number } {
-  const r = spawnSync(process.execPath, [benchScript(script), ...args], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+export function runChild<T = Record<string, unknown>>(script: string, args: readonly string[]): T & { maxRssBytes: number; vmHwmBytes?: number } {
+  const r = spawnSync(process.execPath, ['-e', LAUNCHER, benchScript(script), ...args], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (exit ${r.status ?? r.signal}): ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
 }
 
-/** What a child prints as its last line: its result plus its own peak RSS. */
+/**
+ * What a child prints as its last line: its result plus its own peak RSS, as getrusage says
+ * (maxRssBytes) and, on Linux, as the kernel's high-water mark of this process image (VmHWM).
+ */
 export function childReport(result: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify({ ...result, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n');
+  let vmHwmBytes: number | undefined;
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    vmHwmBytes = kb ? Number(kb) * 1024 : undefined;
+  } catch {
+    vmHwmBytes = undefined;
+  }
+  process.stdout.write(JSON.stringify({ ...result, maxRssBytes: process.resourceUsage().maxRSS * 1024, vmHwmBytes }) + '\n');
 }
 
 /** True when this module is the script Node was started with (a child-mode entry point). */

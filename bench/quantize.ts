@@ -129,24 +129,28 @@ export async function benchCalibrationMemory(runs: number) {
   const calib = calibration1000();
   say(`images: ${calib} (the 300 calib PNGs + the first 700 val PNGs; 100 = the first 100 calib PNGs); ${runs} runs each, alternating`);
   const rss: Record<string, number[]> = { '100': [], '1000': [] };
+  const hwm: Record<string, number[]> = { '100': [], '1000': [] };
   const wall: Record<string, number[]> = { '100': [], '1000': [] };
   for (let i = 0; i < runs; i++) {
     for (const n of ['100', '1000']) {
       const r = runChild<{ wallMs: number; images: number }>('quantize', ['calibrate-once', FASHION_PTH, calib, n, join(outDir, `fashion.calib${n}.int8.onnx`)]);
       if (r.images !== Number(n)) throw new Error(`asked for ${n} images, calibrated on ${r.images}`);
       rss[n].push(r.maxRssBytes);
+      if (r.vmHwmBytes !== undefined) hwm[n].push(r.vmHwmBytes);
       wall[n].push(r.wallMs);
     }
   }
   const m100 = median(rss['100']);
   const m1000 = median(rss['1000']);
-  say(`peak RSS  100 images ${mib(m100)}  (quantize ${fmtS(median(wall['100']))})`);
-  say(`        1,000 images ${mib(m1000)}  (quantize ${fmtS(median(wall['1000']))})`);
+  const hwmNote = (n: string) => (hwm[n].length ? `, VmHWM ${mib(median(hwm[n]))}` : '');
+  say(`peak RSS (maxRSS)  100 images ${mib(m100)}  (quantize ${fmtS(median(wall['100']))}${hwmNote('100')})`);
+  say(`                 1,000 images ${mib(m1000)}  (quantize ${fmtS(median(wall['1000']))}${hwmNote('1000')})`);
   say(`1,000/100 = ${against(m1000 / m100, '≤', 1.2)}; difference ${mib(m1000 - m100)}`);
   const json = writeResult('calibration_memory', {
     images: 'calib1000 = 300 fixtures/fashion/calib PNGs + first 700 fixtures/fashion/val PNGs; 100 = its first 100 (calib only)',
     runs,
     maxRssBytes: rss,
+    vmHwmBytes: hwm,
     wallMs: wall,
     median: { '100': m100, '1000': m1000 },
     ratio: m1000 / m100,
@@ -240,7 +244,7 @@ export async function benchInt8Accuracy(o: { py?: string; skipFx: boolean }) {
     { name: 'ours int8, default (percentile 99.99)', calib: calibNpy },
     { name: 'ours int8, entropy', calib: calibNpy, method: 'entropy' },
     { name: 'ours int8, minmax', calib: calibNpy, method: 'minmax' },
-    { name: 'ours int8, default, calib PNGs via sharp', calib: join(fashionDir, 'calib') },
+    { name: 'ours int8, default, calib/ PNG folder', calib: join(fashionDir, 'calib') },
   ];
   const rows: Row[] = [];
   for (const [i, v] of variants.entries()) {
@@ -256,14 +260,14 @@ export async function benchInt8Accuracy(o: { py?: string; skipFx: boolean }) {
     // FX's agreement is with PyTorch's fp32 predictions, ours with our fp32 ONNX (the same to the logit, see above)
     rows.push({ name: `PyTorch FX int8 PTQ (fbgemm qconfig, ${fx.engine})`, top1: fx.fx_top1, drop: (fx.fp32_top1 ?? fp32Top1) - fx.fx_top1, agreement: fx.fx_agreement });
   }
-  say(`calibration: the 300 fixtures/fashion/calib images (torch-preprocessed .npy unless named)`);
+  say(`calibration: the 300 fixtures/fashion/calib images, preprocessed in torch (.npy), or read from the PNG folder by Node where named`);
   say(`${'model'.padEnd(44)} ${'top-1'.padStart(8)} ${'drop'.padStart(7)} ${'agreement'.padStart(10)}`);
   say(`${'fp32 (our ONNX)'.padEnd(44)} ${pct(fp32Top1).padStart(8)}`);
   if (fx?.fp32_top1 !== undefined) say(`${'fp32 (PyTorch)'.padEnd(44)} ${pct(fx.fp32_top1).padStart(8)}`);
   for (const r of rows) say(`${r.name.padEnd(44)} ${pct(r.top1).padStart(8)} ${r.drop.toFixed(2).padStart(7)} ${pct(r.agreement).padStart(10)}`);
   const ours = rows[0];
   const fxRow = rows.find((r) => r.name.startsWith('PyTorch FX'));
-  say(`default: drop ${against(ours.drop, '≤', 0.2, 2)} points, agreement ${against(ours.agreement, '≥', 99.5, 2)} %`);
+  say(`default: top-1 drop ${against(ours.drop, '≤', 0.2, 2, ' points')}, agreement ${against(ours.agreement, '≥', 99.5, 2, ' %')}`);
   if (fxRow) {
     const beats = ours.top1 > fxRow.top1 && ours.agreement > fxRow.agreement;
     say(`default vs FX: top-1 ${(ours.top1 - fxRow.top1 >= 0 ? '+' : '') + (ours.top1 - fxRow.top1).toFixed(2)} points, agreement ${(ours.agreement - fxRow.agreement >= 0 ? '+' : '') + (ours.agreement - fxRow.agreement).toFixed(2)} points: ${beats ? 'beats FX' : 'does NOT beat FX'}`);

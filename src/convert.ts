@@ -6,7 +6,7 @@ import { buildConvNextGraph } from './convnext/build.js';
 import { loadCheckpoint, type LoadedCheckpoint } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
 import { loadOnnxModel } from './convnext/import-onnx.js';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { InputError, Warnings } from './errors.js';
 import { preprocessingOf, type PreprocessingOverrides } from './metadata.js';
 import { writeTfjsModel, type WriteTfjsOptions } from './formats/tfjs.js';
@@ -27,6 +27,8 @@ export interface ConvertOptions extends PassSelection, PreprocessingOverrides {
   readonly externalData?: boolean;
   /** Called as each step starts, for progress display. */
   readonly onStep?: (step: string) => void;
+  /** Class names to record in the model (one per line), for checkpoints without id2label. */
+  readonly labelsFile?: string;
   /** 'onnx' (a file) or 'tfjs' (a graph-model folder). */
   readonly format?: OutputFormat;
   /** TF.js output: weight storage, GELU form, shard size, and whether a non-empty folder may be used. */
@@ -90,6 +92,7 @@ export async function prepareModel(input: string, options: ConvertOptions, steps
     const checkpoint = await steps.run('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
     loaded = checkpoint;
     const metadata = modelMetadata(checkpoint, input);
+    if (options.labelsFile) metadata.labels = JSON.stringify(readClassNames(options.labelsFile, checkpoint.model.spec.numClasses));
     built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata }));
     // the user's preprocessing flags are recorded, so calibration and validation use them later
     built = { ...built, metadata: { ...metadata, preprocessing: JSON.stringify(preprocessingOf(built, options)) } };
@@ -159,6 +162,13 @@ export async function convert(input: string, output: string, options: ConvertOpt
     timings: steps.timings,
     warnings: warnings.items,
   };
+}
+
+function readClassNames(path: string, classes: number): string[] {
+  if (!existsSync(path)) throw new InputError('no such labels file', path);
+  const names = readFileSync(path, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  if (names.length !== classes) throw new InputError(`has ${names.length} class names, the model has ${classes} classes`, path);
+  return names;
 }
 
 function withoutModel(loaded: LoadedCheckpoint): Omit<LoadedCheckpoint, 'model'> {

@@ -36,6 +36,7 @@ export function convertCommand(program: Command): void {
     .option('--format <format>', 'onnx | tfjs', 'onnx')
     .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
     .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
+    .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
     .option('--crop-pct <x>', 'preprocessing to record: resize to crop/x before the centre crop (1: no crop)', positiveNumber)
     .option('--mean <r,g,b>', 'preprocessing to record: normalisation mean', numbers)
     .option('--std <r,g,b>', 'preprocessing to record: normalisation std', numbers)
@@ -58,6 +59,7 @@ export function convertCommand(program: Command): void {
           tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },
           imageSize: opts.imageSize,
           stateDictKey: opts.stateDictKey,
+          labelsFile: opts.labels,
           cropPct: opts.cropPct,
           mean: opts.mean,
           std: opts.std,

@@ -122,7 +122,7 @@ export function renderHtml(r: ValidateReport): string {
   if (r.errorHistogram) sections.push(columns('|model − reference| logit errors (log-scaled counts)', r.errorHistogram.edges, r.errorHistogram.counts));
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>convnext validate: ${xml(r.model.path)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}pre{background:#f6f6f6;padding:1rem;overflow-x:auto}
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}pre{background:#f6f6f6;padding:1rem;white-space:pre-wrap}
 figure{margin:1.5rem 0}figcaption{font-weight:600;margin-bottom:.3rem}.pass{color:#1a7f37;font-weight:700}.fail{color:#cf222e;font-weight:700}</style>
 </head><body><h1>convnext validate</h1>${verdict}${sections.join('\n')}
 <p><small>${xml(Object.entries(r.environment).map(([k, v]) => `${k}: ${v}`).join(' · '))}</small></p></body></html>
