@@ -27,10 +27,10 @@
 //   BENCH_TFJS_RUNS=10        TF.js batch-1 runs (tfjs); BENCH_TFJS_LOAD_RUNS=3 loads per format
 //   BENCH_FASHION_DIR=DIR     another folder laid out like fixtures/fashion/
 // A quick end-to-end check: BENCH_RUNS=1 BENCH_LATENCY_RUNS=3 BENCH_MEM_RUNS=1 BENCH_TFJS_RUNS=2 BENCH_TFJS_LOAD_RUNS=1 npm run bench
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envFlag, envNumber, fmtS, loadLine, median, mib, outDir as out, python, root, say } from './common.js';
+import { envFlag, envNumber, fmtS, loadLine, median, mib, outDir as out, python, root, runChild, say } from './common.js';
 
 const PARTS = ['convert', 'int8', 'memory', 'accuracy', 'tfjs', 'tfjs-accuracy'] as const;
 type Part = (typeof PARTS)[number];
@@ -72,9 +72,8 @@ if (wanted('convert')) {
   const convertMs: number[] = [];
   const rss: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const r = spawnSync(process.execPath, [join(root, 'dist', 'bench', 'convert-once.js'), ckpt, ours], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`convert failed: ${r.stderr}`);
-    const m = JSON.parse(r.stdout);
+    // through runChild: a child forked straight from this process would count our RSS as its peak
+    const m = runChild<{ wallMs: number }>('convert-once', [ckpt, ours]);
     convertMs.push(m.wallMs);
     rss.push(m.maxRssBytes);
   }
