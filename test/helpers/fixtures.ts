@@ -49,8 +49,8 @@ export function golden(m: ModelFixture): { input: Tensor; output: Tensor } {
 
 export const TOLERANCE = 1e-4;
 
-/** Asserts max |got − want| ≤ 1e-4 × max |want| and the same argmax per row; returns the error ratio. */
-export function assertClose(got: ArrayLike<number>, want: Tensor, what: string): number {
+/** Asserts max |got − want| ≤ tolerance × max |want| and the same argmax per row; returns the error ratio. */
+export function assertClose(got: ArrayLike<number>, want: Tensor, what: string, tolerance = TOLERANCE): number {
   const ref = want.data as Float32Array;
   assert.equal(got.length, ref.length, `${what}: ${got.length} values, expected ${ref.length}`);
   let maxRef = 0;
@@ -60,7 +60,7 @@ export function assertClose(got: ArrayLike<number>, want: Tensor, what: string):
     maxErr = Math.max(maxErr, Math.abs(got[i] - ref[i]));
   }
   const ratio = maxErr / maxRef;
-  assert.ok(ratio <= TOLERANCE, `${what}: max |error| ${maxErr.toExponential(2)} = ${ratio.toExponential(2)} × max |logit|, over ${TOLERANCE}`);
+  assert.ok(ratio <= tolerance, `${what}: max |error| ${maxErr.toExponential(2)} = ${ratio.toExponential(2)} × max |logit|, over ${tolerance}`);
   const cols = want.shape[want.shape.length - 1];
   for (let r = 0; r < ref.length / cols; r++) {
     const argmax = (a: ArrayLike<number>) => {
