@@ -22,6 +22,7 @@ export function quantizeCommand(program: Command): void {
     .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
     .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
     .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
+    .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
     .option('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps) | on | off', 'auto')
     .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
     .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
@@ -58,6 +59,7 @@ export function quantizeCommand(program: Command): void {
           exclude: opts.exclude,
           reduceRange: opts.reduceRange,
           equalize: opts.equalize,
+          quantizeInputLayer: opts.quantizeInputLayer,
           keepIoTypes: opts.keepIoTypes,
           fp32Ops: opts.fp32Ops,
           data: opts.data,
