@@ -87,7 +87,19 @@ export async function prepareModel(input: string, options: ConvertOptions, steps
       imported = float.graph;
       sourcePrecision = float.precision;
     }
-    built = { ...imported, metadata: { ...imported.metadata, converter: `${TOOL_NAME} ${TOOL_VERSION}` } };
+    if (options.imageSize !== undefined || options.stateDictKey !== undefined) {
+      throw new InputError('--image-size and --state-dict-key apply to checkpoints; an ONNX model keeps its input shape', input);
+    }
+    const metadata: Record<string, string> = { ...imported.metadata, converter: `${TOOL_NAME} ${TOOL_VERSION}` };
+    const width = imported.outputs[0]?.shape[imported.outputs[0].shape.length - 1];
+    if (options.labelsFile) {
+      if (typeof width !== 'number') throw new InputError('the model has no fixed number of classes to label', input);
+      metadata.labels = JSON.stringify(readClassNames(options.labelsFile, width));
+    }
+    built = { ...imported, metadata };
+    if (options.cropPct !== undefined || options.mean || options.std || !metadata.preprocessing) {
+      built = { ...built, metadata: { ...metadata, preprocessing: JSON.stringify(preprocessingOf(built, options)) } };
+    }
   } else {
     const checkpoint = await steps.run('read', () => loadCheckpoint(input, { stateDictKey: options.stateDictKey, imageSize: options.imageSize, warnings }));
     loaded = checkpoint;

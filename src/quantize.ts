@@ -9,6 +9,7 @@ import { checkOutputPath } from './formats/files.js';
 import { checkDataFits, openDataset, type Dataset, type Preprocessing } from './formats/images.js';
 import { encodeOnnx, joinChunks } from './formats/onnx.js';
 import type { Graph } from './graph/graph.js';
+import { float32 } from './graph/tensor.js';
 import { convertToFloat16 } from './passes/fp16.js';
 import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly } from './passes/quantize-int8.js';
 import { calibrate, ChannelAbsMax, observeActivations } from './quantize/calibrate.js';
@@ -241,6 +242,8 @@ async function meetBudget(
   layers: readonly string[],
 ): Promise<BudgetReport> {
   const reference = await run(float, data, options, 'evaluate fp32');
+  const bad = reference.labels.find((l) => l >= reference.classes);
+  if (bad !== undefined) throw new InputError(`label ${bad} is not a class of the model (it has ${reference.classes})`, data.source);
   const fp32Top1 = data.labelled ? accuracy(reference.logits, reference.classes, reference.labels).top1 : undefined;
   let evaluations = 0;
   const measure = async (kept: readonly string[]): Promise<BudgetReport> => {
@@ -276,7 +279,12 @@ function limited(data: Dataset, limit: number): Dataset {
   async function* batches(batchSize: number) {
     for await (const b of data.batches(Math.min(batchSize, limit))) {
       if (b.start >= limit) return;
-      yield b;
+      const keep = Math.min(b.labels.length, limit - b.start);
+      if (keep === b.labels.length) yield b;
+      else {
+        const per = b.input.data.length / b.labels.length;
+        yield { ...b, input: float32([keep, ...b.input.shape.slice(1)], (b.input.data as Float32Array).subarray(0, keep * per)), labels: b.labels.slice(0, keep) };
+      }
     }
   }
   return { ...data, size: Math.min(data.size, limit), batches };

@@ -83,6 +83,9 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
   if ((gates.minAgreement !== undefined || gates.minCosine !== undefined || gates.maxDrop !== undefined || gates.minSpeedup !== undefined) && !options.reference) {
     throw new InputError('--max-drop, --min-agreement, --min-cosine and --min-speedup compare against a reference: give --reference');
   }
+  if ((gates.maxLatencyMs !== undefined || gates.minSpeedup !== undefined) && options.batches?.length === 0) {
+    throw new InputError('--max-latency-ms and --min-speedup need timing: give batch sizes with --batch');
+  }
   if ((gates.maxDrop !== undefined || gates.minAgreement !== undefined || gates.minCosine !== undefined) && !options.data) {
     throw new InputError('accuracy gates need images: give --data');
   }
@@ -91,7 +94,7 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
   const model = await open(modelPath);
   const reference = options.reference ? await open(options.reference) : undefined;
   // the reference runs on the provider the model got, so that speed-ups compare like with like
-  if (reference && model.kind === 'onnx' && reference.kind === 'onnx' && reference.provider !== model.provider && options.ep === 'auto') {
+  if (reference && model.kind === 'onnx' && reference.kind === 'onnx' && reference.provider !== model.provider && (options.ep ?? 'auto') === 'auto') {
     await reference.release();
     throw new InputError(`the model runs on ${model.provider} but the reference only on ${reference.provider}; choose one with --ep`);
   }
@@ -144,9 +147,13 @@ async function measureAccuracy(model: Runner, reference: Runner | undefined, opt
   for await (const batch of data.batches(options.batchSize ?? 32)) {
     for (let k = 0; k < runners.length; k++) {
       const y = await runners[k].run(batch.input);
-      classes = y.dims[y.dims.length - 1];
+      const width = y.dims[y.dims.length - 1];
+      if (classes && width !== classes) throw new InputError(`the model gives ${classes} outputs per image, the reference ${width}: they cannot be compared`, runners[k].label);
+      classes = width;
       logits[k].push(y.data.slice());
     }
+    const bad = batch.labels.find((l) => l >= classes);
+    if (bad !== undefined) throw new InputError(`label ${bad} is not a class of the model (it has ${classes})`, data.source);
     labels.push(...batch.labels);
     done += batch.labels.length;
     options.onProgress?.('validate', done, data.size);

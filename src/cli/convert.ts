@@ -4,7 +4,7 @@ import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs.js';
 import type { PassReport } from '../passes/pipeline.js';
-import { collect, list, numbers, positiveInt, positiveNumber } from './parse.js';
+import { channels3, collect, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 
 export function checkFormat(opts: { format: string; weights?: string; gelu: string }): void {
   if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
@@ -38,8 +38,8 @@ export function convertCommand(program: Command): void {
     .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
     .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
     .option('--crop-pct <x>', 'preprocessing to record: resize to crop/x before the centre crop (1: no crop)', positiveNumber)
-    .option('--mean <r,g,b>', 'preprocessing to record: normalisation mean', numbers)
-    .option('--std <r,g,b>', 'preprocessing to record: normalisation std', numbers)
+    .option('--mean <r,g,b>', 'preprocessing to record: normalisation mean', channels3)
+    .option('--std <r,g,b>', 'preprocessing to record: normalisation std', positiveChannels3)
     .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
     .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
     .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])

@@ -27,3 +27,27 @@ export function numbers(value: string): number[] {
   if (out.length === 0 || out.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`expected numbers separated by commas, got '${value}'`);
   return out;
 }
+
+/** Three finite numbers, one per colour channel (a mean or a std). */
+export function channels3(value: string): number[] {
+  const out = numbers(value);
+  if (out.length !== 3) throw new InvalidArgumentError(`expected three numbers (R,G,B), got '${value}'`);
+  return out;
+}
+
+export function positiveChannels3(value: string): number[] {
+  const out = channels3(value);
+  if (out.some((n) => n <= 0)) throw new InvalidArgumentError(`expected three positive numbers, got '${value}'`);
+  return out;
+}
+
+export function finiteNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
+  return n;
+}
+
+/** Batch sizes: '1,8,32', or 'none' to skip timing. */
+export function batchSizes(value: string): number[] {
+  return value === 'none' ? [] : list(value).map(positiveInt);
+}

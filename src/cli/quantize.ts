@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { quantize, type QuantizeMode } from '../quantize.js';
 import { InputError } from '../errors.js';
-import { collect, list, numbers, positiveInt, positiveNumber } from './parse.js';
+import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 
 const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
@@ -29,11 +29,11 @@ export function quantizeCommand(program: Command): void {
     .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
     .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
     .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
-    .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', Number)
-    .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', Number)
+    .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', finiteNumber)
+    .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
     .option('--crop-pct <x>', 'resize to crop/x before the centre crop (1: no crop)', positiveNumber)
-    .option('--mean <r,g,b>', 'normalisation mean', numbers)
-    .option('--std <r,g,b>', 'normalisation std', numbers)
+    .option('--mean <r,g,b>', 'normalisation mean', channels3)
+    .option('--std <r,g,b>', 'normalisation std', positiveChannels3)
     .option('--batch-size <n>', 'images per inference batch', positiveInt)
     .option('--image-size <pixels>', 'input height and width for checkpoints', positiveInt)
     .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')

@@ -4,7 +4,7 @@ import { writeFilesAtomic } from '../formats/files.js';
 import { validate } from '../validate.js';
 import { renderHtml, renderJunit, renderText } from '../validate/report.js';
 import { EXIT, Reporter, runCommand } from './report.js';
-import { list, numbers, positiveInt, positiveNumber } from './parse.js';
+import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 
 export function validateCommand(program: Command): void {
   program
@@ -17,15 +17,15 @@ export function validateCommand(program: Command): void {
     .option('--limit <n>', 'use the first N images', positiveInt)
     .option('--ep <provider>', 'onnxruntime execution provider: auto | webgpu | cuda | cpu', 'auto')
     .option('--tfjs-backend <name>', 'TF.js backend: cpu | wasm', 'wasm')
-    .option('--batch <list>', 'batch sizes to time (comma-separated; "none" to skip timing)', '1,8,32')
-    .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', Number)
-    .option('--min-agreement <pct>', 'gate: smallest top-1 agreement with the reference', Number)
-    .option('--min-cosine <x>', 'gate: smallest mean cosine similarity of logits', Number)
+    .option('--batch <list>', 'batch sizes to time (comma-separated; "none" to skip timing)', batchSizes, [1, 8, 32])
+    .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', finiteNumber)
+    .option('--min-agreement <pct>', 'gate: smallest top-1 agreement with the reference', finiteNumber)
+    .option('--min-cosine <x>', 'gate: smallest mean cosine similarity of logits', finiteNumber)
     .option('--max-latency-ms <ms>', 'gate: largest median latency at the first batch size', positiveNumber)
     .option('--min-speedup <x>', 'gate: smallest reference/model latency ratio at every batch size', positiveNumber)
     .option('--crop-pct <x>', 'resize to crop/x before the centre crop (1: no crop)', positiveNumber)
-    .option('--mean <r,g,b>', 'normalisation mean', numbers)
-    .option('--std <r,g,b>', 'normalisation std', numbers)
+    .option('--mean <r,g,b>', 'normalisation mean', channels3)
+    .option('--std <r,g,b>', 'normalisation std', positiveChannels3)
     .option('--image-size <pixels>', 'input size when validating a checkpoint', positiveInt)
     .option('--json [file]', 'write the full report as JSON to FILE (stdout when no file is given)')
     .option('--junit <file>', 'write one JUnit test case per gate')
@@ -37,7 +37,6 @@ export function validateCommand(program: Command): void {
       await runCommand(reporter, async () => {
         if (!['auto', 'webgpu', 'cuda', 'cpu'].includes(opts.ep)) throw new InputError(`--ep must be auto, webgpu, cuda or cpu, got '${opts.ep}'`);
         if (!['cpu', 'wasm'].includes(opts.tfjsBackend)) throw new InputError(`--tfjs-backend must be cpu or wasm, got '${opts.tfjsBackend}'`);
-        const batches = opts.batch === 'none' ? [] : list(opts.batch).map((b) => positiveInt(b));
         const report = await validate(model, {
           reference: opts.reference,
           data: opts.data,
@@ -45,7 +44,7 @@ export function validateCommand(program: Command): void {
           limit: opts.limit,
           ep: opts.ep,
           tfjsBackend: opts.tfjsBackend,
-          batches,
+          batches: opts.batch,
           cropPct: opts.cropPct,
           mean: opts.mean,
           std: opts.std,

@@ -201,11 +201,12 @@ export async function loadImage(path: string, p: Preprocessing): Promise<Float32
   const { width: w, height: h, channels } = info;
   // shorter side to `resize` (as torchvision's Resize(int) does), then the centre crop
   const scale = p.resize / Math.min(w, h);
-  const rw = Math.max(p.crop, Math.round(w * scale));
-  const rh = Math.max(p.crop, Math.round(h * scale));
+  // the long side is truncated and the crop offset rounded half to even, as torchvision does
+  const rw = w <= h ? p.resize : Math.max(p.crop, Math.trunc(w * scale));
+  const rh = h <= w ? p.resize : Math.max(p.crop, Math.trunc(h * scale));
   const resized = resize(data, w, h, channels, rw, rh, p.interpolation);
-  const left = Math.floor((rw - p.crop) / 2);
-  const top = Math.floor((rh - p.crop) / 2);
+  const left = roundHalfEven((rw - p.crop) / 2);
+  const top = roundHalfEven((rh - p.crop) / 2);
   const plane = p.crop * p.crop;
   const out = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {
@@ -219,6 +220,11 @@ export async function loadImage(path: string, p: Preprocessing): Promise<Float32
     }
   }
   return out;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 // Resampling as PIL and torch do it: pixel centres at +0.5, a separable filter whose support

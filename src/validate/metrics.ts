@@ -18,9 +18,13 @@ export interface Agreement {
   readonly sqnrDb: number;
 }
 
+/** The top class, or -1 when the row holds NaN or ±Inf (such an output never counts as right). */
 export function argmax(row: Float32Array): number {
   let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  for (let i = 0; i < row.length; i++) {
+    if (!Number.isFinite(row[i])) return -1;
+    if (row[i] > row[best]) best = i;
+  }
   return best;
 }
 
@@ -37,8 +41,9 @@ export function accuracy(logits: Float32Array, classes: number, labels: readonly
   rows(logits, classes).forEach((row, i) => {
     const label = labels[i];
     const mine = row[label];
-    let higher = 0;
-    for (let c = 0; c < classes; c++) if (row[c] > mine) higher++;
+    // rank of the label's logit; a tie counts against it, and a non-finite row is always wrong
+    let higher = argmax(row) < 0 ? classes : 0;
+    for (let c = 0; c < classes && higher < classes; c++) if (row[c] > mine || (row[c] === mine && c < label)) higher++;
     perClass[label].total++;
     if (higher === 0) {
       top1++;
@@ -59,7 +64,8 @@ export function agreement(logits: Float32Array, reference: Float32Array, classes
   let signal = 0;
   let noise = 0;
   for (let i = 0; i < a.length; i++) {
-    if (argmax(a[i]) === argmax(b[i])) same++;
+    const top = argmax(a[i]);
+    if (top >= 0 && top === argmax(b[i])) same++;
     let dot = 0;
     let na = 0;
     let nb = 0;

@@ -48,7 +48,8 @@ export async function onnxRunner(label: string, model: Uint8Array | string, meta
   for (const provider of candidates) {
     const start = performance.now();
     try {
-      const session = await createSession(model, { provider });
+      // model and reference are timed in turns: idle pools must not spin on the other's cores
+      const session = await createSession(model, { provider, spinning: false });
       const loadMs = performance.now() - start;
       return {
         label,
