@@ -5,6 +5,7 @@ import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { channels3, collect, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
+import { preprocessingFlags, preprocessingOverrides } from './parse.js';
 
 export function checkFormat(opts: { format: string; weights?: string; gelu: string }): void {
   if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
@@ -28,29 +29,27 @@ function passTable(reports: readonly PassReport[]): string[] {
 }
 
 export function convertCommand(program: Command): void {
-  program
-    .command('convert')
-    .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX or TF.js')
-    .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
-    .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
-    .option('--format <format>', 'onnx | tfjs', 'onnx')
-    .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
-    .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
-    .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
-    .option('--crop-pct <x>', 'preprocessing to record: resize to crop/x before the centre crop (1: no crop)', positiveNumber)
-    .option('--mean <r,g,b>', 'preprocessing to record: normalisation mean', channels3)
-    .option('--std <r,g,b>', 'preprocessing to record: normalisation std', positiveChannels3)
-    .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
-    .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
-    .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
-    .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
-    .option('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had')
-    .option('--gelu <form>', 'tfjs: erf (exact) | tanh (faster approximation)', 'erf')
-    .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
-    .option('--force', 'tfjs: write into a folder that holds other files')
-    .option('--json', 'print a JSON summary on stdout')
-    .option('-q, --quiet', 'print nothing but errors')
-    .action(async (input: string, opts) => {
+  preprocessingFlags(
+      program.command('convert')
+      .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX or TF.js')
+      .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
+      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
+      .option('--format <format>', 'onnx | tfjs', 'onnx')
+      .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
+      .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
+      .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
+      .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
+      .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
+      .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
+      .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
+      .option('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had')
+      .option('--gelu <form>', 'tfjs: erf (exact) | tanh (faster approximation)', 'erf')
+      .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
+      .option('--force', 'tfjs: write into a folder that holds other files')
+      .option('--json', 'print a JSON summary on stdout')
+      .option('-q, --quiet', 'print nothing but errors'),
+      'preprocessing to record: ',
+  ).action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         checkFormat(opts);
@@ -60,9 +59,7 @@ export function convertCommand(program: Command): void {
           imageSize: opts.imageSize,
           stateDictKey: opts.stateDictKey,
           labelsFile: opts.labels,
-          cropPct: opts.cropPct,
-          mean: opts.mean,
-          std: opts.std,
+          ...preprocessingOverrides(opts),
           externalData: opts.externalData,
           passes: opts.passes,
           skip: opts.skipPass,

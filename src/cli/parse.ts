@@ -1,5 +1,5 @@
 // Argument parsers shared by the commands; a bad value is a usage error (exit 2).
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -50,4 +50,17 @@ export function finiteNumber(value: string): number {
 /** Batch sizes: '1,8,32', or 'none' to skip timing. */
 export function batchSizes(value: string): number[] {
   return value === 'none' ? [] : list(value).map(positiveInt);
+}
+
+/** --crop-pct, --mean, --std: the same preprocessing flags on every command that reads images. */
+export function preprocessingFlags(command: Command, purpose: string): Command {
+  return command
+    .option('--crop-pct <x>', `${purpose}resize to crop/x before the centre crop (1: no crop)`, positiveNumber)
+    .option('--mean <r,g,b>', `${purpose}normalisation mean`, channels3)
+    .option('--std <r,g,b>', `${purpose}normalisation std`, positiveChannels3);
+}
+
+/** The preprocessing overrides the flags above produced. */
+export function preprocessingOverrides(opts: { cropPct?: number; mean?: number[]; std?: number[] }) {
+  return { cropPct: opts.cropPct, mean: opts.mean, std: opts.std };
 }

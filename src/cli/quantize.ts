@@ -2,45 +2,44 @@ import type { Command } from 'commander';
 import { quantize, type QuantizeMode } from '../quantize.js';
 import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
+import { preprocessingFlags, preprocessingOverrides } from './parse.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 
 const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
 
 export function quantizeCommand(program: Command): void {
-  program
-    .command('quantize')
-    .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
-    .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
-    .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
-    .option('--format <format>', 'onnx | tfjs (TF.js keeps fp16 or per-channel int8 weights; activations float)', 'onnx')
-    .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
-    .option('--force', 'tfjs: write into a folder that holds other files')
-    .requiredOption('--to <mode>', `fp16 | int8 | int8-weights`)
-    .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
-    .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
-    .option('--method <name>', 'calibration: minmax | percentile | entropy', 'percentile')
-    .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
-    .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
-    .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
-    .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
-    .option('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps) | on | off', 'auto')
-    .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
-    .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
-    .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
-    .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
-    .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
-    .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', finiteNumber)
-    .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
-    .option('--crop-pct <x>', 'resize to crop/x before the centre crop (1: no crop)', positiveNumber)
-    .option('--mean <r,g,b>', 'normalisation mean', channels3)
-    .option('--std <r,g,b>', 'normalisation std', positiveChannels3)
-    .option('--batch-size <n>', 'images per inference batch', positiveInt)
-    .option('--image-size <pixels>', 'input height and width for checkpoints', positiveInt)
-    .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')
-    .option('--skip-pass <name>', 'leave a pass out of the convert pipeline (repeatable)', collect, [])
-    .option('--json', 'print a JSON summary on stdout')
-    .option('-q, --quiet', 'print nothing but errors')
-    .action(async (input: string, opts) => {
+  preprocessingFlags(
+      program.command('quantize')
+      .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
+      .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
+      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
+      .option('--format <format>', 'onnx | tfjs (TF.js keeps fp16 or per-channel int8 weights; activations float)', 'onnx')
+      .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
+      .option('--force', 'tfjs: write into a folder that holds other files')
+      .requiredOption('--to <mode>', `fp16 | int8 | int8-weights`)
+      .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
+      .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
+      .option('--method <name>', 'calibration: minmax | percentile | entropy', 'percentile')
+      .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
+      .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
+      .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
+      .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
+      .option('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps) | on | off', 'auto')
+      .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
+      .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
+      .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
+      .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
+      .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
+      .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', finiteNumber)
+      .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
+      .option('--batch-size <n>', 'images per inference batch', positiveInt)
+      .option('--image-size <pixels>', 'input height and width for checkpoints', positiveInt)
+      .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')
+      .option('--skip-pass <name>', 'leave a pass out of the convert pipeline (repeatable)', collect, [])
+      .option('--json', 'print a JSON summary on stdout')
+      .option('-q, --quiet', 'print nothing but errors'),
+      '',
+  ).action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (!MODES.includes(opts.to)) throw new InputError(`--to must be one of ${MODES.join(', ')}, got '${opts.to}'`);
@@ -66,9 +65,7 @@ export function quantizeCommand(program: Command): void {
           labels: opts.labels,
           maxDrop: opts.maxDrop,
           minAgreement: opts.minAgreement,
-          cropPct: opts.cropPct,
-          mean: opts.mean,
-          std: opts.std,
+          ...preprocessingOverrides(opts),
           batchSize: opts.batchSize,
           imageSize: opts.imageSize,
           stateDictKey: opts.stateDictKey,

@@ -5,33 +5,32 @@ import { validate } from '../validate.js';
 import { renderHtml, renderJunit, renderText } from '../validate/report.js';
 import { EXIT, Reporter, runCommand } from './report.js';
 import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
+import { preprocessingFlags, preprocessingOverrides } from './parse.js';
 
 export function validateCommand(program: Command): void {
-  program
-    .command('validate')
-    .description('measure accuracy against labels and a reference, and speed on the GPU or CPU; gates for CI')
-    .argument('<model>', 'ONNX file, TF.js model folder, or checkpoint (converted in memory)')
-    .option('--reference <model>', 'the model to compare against (e.g. the fp32 model)')
-    .option('--data <dir>', 'images (folder with labels.txt / CSV / class folders, or a .npy tensor)')
-    .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
-    .option('--limit <n>', 'use the first N images', positiveInt)
-    .option('--ep <provider>', 'onnxruntime execution provider: auto | webgpu | cuda | cpu', 'auto')
-    .option('--tfjs-backend <name>', 'TF.js backend: cpu | wasm', 'wasm')
-    .option('--batch <list>', 'batch sizes to time (comma-separated; "none" to skip timing)', batchSizes, [1, 8, 32])
-    .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', finiteNumber)
-    .option('--min-agreement <pct>', 'gate: smallest top-1 agreement with the reference', finiteNumber)
-    .option('--min-cosine <x>', 'gate: smallest mean cosine similarity of logits', finiteNumber)
-    .option('--max-latency-ms <ms>', 'gate: largest median latency at the first batch size', positiveNumber)
-    .option('--min-speedup <x>', 'gate: smallest reference/model latency ratio at every batch size', positiveNumber)
-    .option('--crop-pct <x>', 'resize to crop/x before the centre crop (1: no crop)', positiveNumber)
-    .option('--mean <r,g,b>', 'normalisation mean', channels3)
-    .option('--std <r,g,b>', 'normalisation std', positiveChannels3)
-    .option('--image-size <pixels>', 'input size when validating a checkpoint', positiveInt)
-    .option('--json [file]', 'write the full report as JSON to FILE (stdout when no file is given)')
-    .option('--junit <file>', 'write one JUnit test case per gate')
-    .option('--html <file>', 'write a self-contained HTML report with plots')
-    .option('-q, --quiet', 'print nothing but errors and failed gates')
-    .action(async (model: string, opts) => {
+  preprocessingFlags(
+      program.command('validate')
+      .description('measure accuracy against labels and a reference, and speed on the GPU or CPU; gates for CI')
+      .argument('<model>', 'ONNX file, TF.js model folder, or checkpoint (converted in memory)')
+      .option('--reference <model>', 'the model to compare against (e.g. the fp32 model)')
+      .option('--data <dir>', 'images (folder with labels.txt / CSV / class folders, or a .npy tensor)')
+      .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
+      .option('--limit <n>', 'use the first N images', positiveInt)
+      .option('--ep <provider>', 'onnxruntime execution provider: auto | webgpu | cuda | cpu', 'auto')
+      .option('--tfjs-backend <name>', 'TF.js backend: cpu | wasm', 'wasm')
+      .option('--batch <list>', 'batch sizes to time (comma-separated; "none" to skip timing)', batchSizes, [1, 8, 32])
+      .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', finiteNumber)
+      .option('--min-agreement <pct>', 'gate: smallest top-1 agreement with the reference', finiteNumber)
+      .option('--min-cosine <x>', 'gate: smallest mean cosine similarity of logits', finiteNumber)
+      .option('--max-latency-ms <ms>', 'gate: largest median latency at the first batch size', positiveNumber)
+      .option('--min-speedup <x>', 'gate: smallest reference/model latency ratio at every batch size', positiveNumber)
+      .option('--image-size <pixels>', 'input size when validating a checkpoint', positiveInt)
+      .option('--json [file]', 'write the full report as JSON to FILE (stdout when no file is given)')
+      .option('--junit <file>', 'write one JUnit test case per gate')
+      .option('--html <file>', 'write a self-contained HTML report with plots')
+      .option('-q, --quiet', 'print nothing but errors and failed gates'),
+      '',
+  ).action(async (model: string, opts) => {
       const jsonToStdout = opts.json === true;
       const reporter = new Reporter({ json: jsonToStdout, quiet: opts.quiet });
       await runCommand(reporter, async () => {
@@ -45,9 +44,7 @@ export function validateCommand(program: Command): void {
           ep: opts.ep,
           tfjsBackend: opts.tfjsBackend,
           batches: opts.batch,
-          cropPct: opts.cropPct,
-          mean: opts.mean,
-          std: opts.std,
+          ...preprocessingOverrides(opts),
           imageSize: opts.imageSize,
           gates: {
             maxDrop: opts.maxDrop,
