@@ -3,7 +3,7 @@
 // initializers dropped. Graph inputs and outputs keep their names whatever is rewired.
 
 import type { Attr, Graph, Node } from './graph.js';
-import { topologicalOrder } from './graph.js';
+import { withNodes } from './graph.js';
 import type { Tensor } from './tensor.js';
 
 export class GraphEditor {
@@ -125,11 +125,6 @@ export class GraphEditor {
 
   /** The edited graph: topologically ordered, without initializers nothing reads. */
   finish(changes: Partial<Pick<Graph, 'metadata' | 'opsets'>> = {}): Graph {
-    const used = new Set<string>();
-    for (const n of this.nodes) for (const i of n.inputs) used.add(i);
-    for (const o of this.source.outputs) used.add(o.name);
-    const initializers = new Map([...this.initializers].filter(([k]) => used.has(k)));
-    const draft: Graph = { ...this.source, ...changes, nodes: this.nodes, initializers };
-    return { ...draft, nodes: topologicalOrder(draft) };
+    return withNodes(this.source, this.nodes, this.initializers, changes);
   }
 }

@@ -232,6 +232,21 @@ class MinHeap<T> {
   }
 }
 
+/** The graph with these nodes, put in topological order, and only the initializers they read. */
+export function withNodes(
+  source: Graph,
+  nodes: readonly Node[],
+  initializers: ReadonlyMap<string, Tensor>,
+  changes: Partial<Pick<Graph, 'metadata' | 'opsets'>> = {},
+): Graph {
+  const used = new Set<string>();
+  for (const n of nodes) for (const i of n.inputs) used.add(i);
+  for (const o of source.outputs) used.add(o.name);
+  const kept = new Map([...initializers].filter(([k]) => used.has(k)));
+  const draft: Graph = { ...source, ...changes, nodes, initializers: kept };
+  return { ...draft, nodes: topologicalOrder(draft) };
+}
+
 /** Structural checks that every pass must preserve; returns the problems found. */
 export function checkGraph(graph: Graph): string[] {
   const problems: string[] = [];

@@ -30,7 +30,8 @@
 // range of width 0 gives scale 1.
 
 import { InputError, UnsupportedError, type Warnings } from '../errors.js';
-import { attr, attrFloat, attrInt, topologicalOrder, type Graph, type Node } from '../graph/graph.js';
+import { attr, attrFloat, attrInt, topologicalOrder, withNodes, type Graph, type Node } from '../graph/graph.js';
+import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 
@@ -203,33 +204,27 @@ export function quantizeWeight(w: Tensor, axis: number | undefined, reduceRange 
   return { values, scales };
 }
 
+// Builds the quantized graph node by node, in the source's order; names and constants come from a
+// GraphEditor over the source, so new names never clash with old ones.
 class Rewriter {
   readonly nodes: Node[] = [];
-  readonly initializers: Map<string, Tensor>;
-  private readonly taken = new Set<string>();
+  private readonly names: GraphEditor;
   private readonly weights = new Map<string, { inputs: string[]; scales: Float32Array }>();
 
   constructor(readonly graph: Graph) {
-    this.initializers = new Map(graph.initializers);
-    for (const v of graph.inputs) this.taken.add(v.name);
-    for (const k of graph.initializers.keys()) this.taken.add(k);
-    for (const n of graph.nodes) {
-      this.taken.add(n.name);
-      for (const o of n.outputs) this.taken.add(o);
-    }
+    this.names = new GraphEditor(graph);
+  }
+
+  get initializers(): Map<string, Tensor> {
+    return this.names.initializers;
   }
 
   unique(base: string): string {
-    let name = base;
-    for (let i = 1; this.taken.has(name); i++) name = `${base}_${i}`;
-    this.taken.add(name);
-    return name;
+    return this.names.uniqueName(base);
   }
 
   constant(base: string, t: Tensor): string {
-    const name = this.unique(base);
-    this.initializers.set(name, t);
-    return name;
+    return this.names.addConstant(base, t);
   }
 
   op(op: string, name: string, inputs: string[], output: string, attrs: Node['attrs'] = {}): string {
@@ -270,11 +265,7 @@ class Rewriter {
   }
 
   finish(metadata: Record<string, string>): Graph {
-    const used = new Set(this.nodes.flatMap((n) => n.inputs));
-    for (const o of this.graph.outputs) used.add(o.name);
-    const initializers = new Map([...this.initializers].filter(([k]) => used.has(k)));
-    const draft: Graph = { ...this.graph, nodes: this.nodes, initializers, metadata: { ...this.graph.metadata, ...metadata } };
-    return { ...draft, nodes: topologicalOrder(draft) };
+    return withNodes(this.graph, this.nodes, this.initializers, { metadata: { ...this.graph.metadata, ...metadata } });
   }
 }
 
