@@ -14,7 +14,7 @@ import { openDataset, type Dataset, type Preprocessing } from '../src/formats/im
 import { readNpy, writeNpy } from '../src/formats/npy.js';
 import { float32 } from '../src/graph/tensor.js';
 import { quantize, type QuantizeOptions } from '../src/quantize.js';
-import { createSession } from '../src/runtime/onnxruntime.js';
+import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
 import { predict } from '../src/runtime/predict.js';
 import { accuracy, agreement } from '../src/validate/metrics.js';
 import type { CalibrationMethod } from '../src/quantize/observer.js';
@@ -196,7 +196,8 @@ const NPY: Preprocessing = { resize: FASHION_SIZE, crop: FASHION_SIZE, interpola
 async function logitsOf(model: string, data: Dataset) {
   const session = await createSession(model);
   try {
-    return await predict(session, data, { batchSize: 250 });
+    const p = await predict([(input) => runFloat(session, input)], data, { batchSize: 250 });
+    return { logits: p.logits[0], classes: p.classes, labels: p.labels };
   } finally {
     await session.release();
   }

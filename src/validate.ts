@@ -7,7 +7,8 @@ import { InputError } from './errors.js';
 import { labelsOf, preprocessingOf, type PreprocessingOverrides } from './metadata.js';
 import { checkDataFits, openDataset } from './formats/images.js';
 import type { Graph } from './graph/graph.js';
-import { concatFloat32 } from './graph/tensor.js';
+import type { Tensor } from './graph/tensor.js';
+import { predict } from './runtime/predict.js';
 import { accuracy, agreement, type Accuracy, type Agreement } from './validate/metrics.js';
 import { openModel, type ProviderChoice, type Runner } from './validate/runners.js';
 import { measureSpeed, type SpeedResult } from './validate/speed.js';
@@ -140,25 +141,11 @@ async function measureAccuracy(model: Runner, reference: Runner | undefined, opt
   if (options.gates?.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled images (labels.txt, a CSV or class folders)', data.source);
   options.onStep?.('accuracy');
   const runners = reference ? [model, reference] : [model];
-  const logits: Float32Array[][] = runners.map(() => []);
-  const labels: number[] = [];
-  let classes = 0;
-  let done = 0;
-  for await (const batch of data.batches(options.batchSize ?? 32)) {
-    for (let k = 0; k < runners.length; k++) {
-      const y = await runners[k].run(batch.input);
-      const width = y.dims[y.dims.length - 1];
-      if (classes && width !== classes) throw new InputError(`the model gives ${classes} outputs per image, the reference ${width}: they cannot be compared`, runners[k].label);
-      classes = width;
-      logits[k].push(y.data.slice());
-    }
-    const bad = batch.labels.find((l) => l >= classes);
-    if (bad !== undefined) throw new InputError(`label ${bad} is not a class of the model (it has ${classes})`, data.source);
-    labels.push(...batch.labels);
-    done += batch.labels.length;
-    options.onProgress?.('validate', done, data.size);
-  }
-  const joined = logits.map(concatFloat32);
+  const { logits: joined, classes, labels } = await predict(
+    runners.map((r) => (input: Tensor) => r.run(input)),
+    data,
+    { batchSize: options.batchSize, onProgress: (done, total) => options.onProgress?.('validate', done, total) },
+  );
   const acc = data.labelled ? { model: accuracy(joined[0], classes, labels), reference: reference ? accuracy(joined[1], classes, labels) : undefined } : undefined;
   return {
     data: { source: data.source, images: data.size, labelled: data.labelled, classNames },

@@ -8,10 +8,6 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import { modelMetadata } from '../src/convert.js';
 import { buildConvNextGraph } from '../src/convnext/build.js';
 import { loadCheckpoint } from '../src/convnext/load.js';
@@ -21,45 +17,24 @@ import { encodeTfjs, tfjsOpCounts, writeTfjsModel, type TfjsOptions } from '../s
 import { attr, GraphBuilder, type Graph } from '../src/graph/graph.js';
 import { float32, type Tensor } from '../src/graph/tensor.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
+import { loadTfjsModel, tfjs, type TfjsBackend } from '../src/runtime/tfjs.js';
 import { TOOL_VERSION } from '../src/version.js';
-import { assertClose, checkpointFixtures, fixturePath, golden, manifest, ROOT, type ModelFixture } from './helpers/fixtures.js';
+import { assertClose, checkpointFixtures, fixturePath, golden, manifest, type ModelFixture } from './helpers/fixtures.js';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 const dir = mkdtempSync(join(tmpdir(), 'convnext-tfjs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 before(async () => {
-  tf.env().set('IS_TEST', true); // silences the "use tfjs-node" banner
-  setWasmPaths(join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + '/');
+  const { tf } = await tfjs();
   await tf.setBackend('wasm'); // fails here, once, if the wasm binaries cannot be found
 });
 
-/** An IO handler that reads model.json and the shards it names from a folder. */
-function fromFolder(folder: string): tf.io.IOHandler {
-  return {
-    load: async () => {
-      const modelJson = JSON.parse(readFileSync(join(folder, 'model.json'), 'utf8')) as tf.io.ModelJSON;
-      return tf.io.getModelArtifactsForJSON(modelJson, async (weightsManifest) => {
-        const specs = weightsManifest.flatMap((g) => g.weights);
-        const bytes = Buffer.concat(weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(join(folder, p)))));
-        return [specs, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)];
-      });
-    },
-  };
-}
-
 /** Runs a written model on NCHW input (fed NHWC); a 4-D output is turned back to NCHW. */
-async function runTfjs(folder: string, input: Tensor, backend: string): Promise<{ data: Float32Array; shape: number[] }> {
-  await tf.setBackend(backend);
-  await tf.ready();
-  const model = await loadGraphModel(fromFolder(folder));
+async function runTfjs(folder: string, input: Tensor, backend: TfjsBackend): Promise<{ data: Float32Array; shape: number[] }> {
+  const model = await loadTfjsModel(folder, backend);
   try {
-    const x = tf.tensor(input.data as Float32Array, [...input.shape]);
-    const fed = input.shape.length === 4 ? tf.transpose(x, [0, 2, 3, 1]) : x;
-    let y = model.predict(fed) as tf.Tensor;
-    if (y.rank === 4) y = tf.transpose(y, [0, 3, 1, 2]);
-    const result = { data: (await y.data()) as Float32Array, shape: y.shape };
-    tf.dispose([x, fed, y]);
-    return result;
+    const y = await model.run({ data: input.data as Float32Array, shape: input.shape });
+    return { data: y.data, shape: y.dims };
   } finally {
     model.dispose();
   }

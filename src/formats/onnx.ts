@@ -123,7 +123,17 @@ export function encodeOnnx(graph: Graph, options: { producerVersion: string; ext
   return options.external ? { model, externalData: sideFile } : { model };
 }
 
-/** The model as one buffer (for tests and in-memory sessions). */
+/** The serialised model as one buffer, for in-memory sessions. */
+export function onnxBytes(graph: Graph, producerVersion = ''): Uint8Array {
+  return joinChunks(encodeOnnx(graph, { producerVersion }).model);
+}
+
+/** The size of the serialised model, without assembling it. */
+export function onnxSize(graph: Graph): number {
+  return encodeOnnx(graph, { producerVersion: '' }).model.reduce((n, c) => n + c.byteLength, 0);
+}
+
+/** Concatenates chunks into one buffer. */
 export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(concatLength(chunks));
   let at = 0;

@@ -6,7 +6,7 @@ import type { Dataset } from '../formats/images.js';
 import type { Graph, ValueInfo } from '../graph/graph.js';
 import { inferShapes } from '../graph/shapes.js';
 import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
-import { encodeOnnx, joinChunks } from '../formats/onnx.js';
+import { onnxBytes } from '../formats/onnx.js';
 import { HistogramObserver, type CalibrationMethod, type Range } from './observer.js';
 import * as ort from 'onnxruntime-node';
 
@@ -40,7 +40,7 @@ export async function observeActivations(
     .filter((v) => !graph.outputs.some((o) => o.name === v))
     .map((v) => ({ name: v, dtype: 'float32', shape: shapes.get(v)?.shape ?? [] }));
   const probe: Graph = { ...graph, outputs: [...graph.outputs, ...extra] };
-  const session = await createSession(joinChunks(encodeOnnx(probe, { producerVersion: 'calibration' }).model), { provider: options.provider });
+  const session = await createSession(onnxBytes(probe, 'calibration'), { provider: options.provider });
   try {
     let done = 0;
     for await (const batch of data.batches(options.batchSize ?? 8)) {

@@ -2,7 +2,7 @@
 // execution provider is explicit so that a report can always say what actually ran.
 
 import * as ort from 'onnxruntime-node';
-import { encodeOnnx, joinChunks } from '../formats/onnx.js';
+import { onnxBytes } from '../formats/onnx.js';
 import type { Graph } from '../graph/graph.js';
 import type { Tensor } from '../graph/tensor.js';
 
@@ -42,6 +42,6 @@ export async function runFloat(session: ort.InferenceSession, input: Tensor): Pr
 
 /** Serialises a graph and runs it once on `input` (CPU, all optimisations): for tests and --verify. */
 export async function runGraph(graph: Graph, input: Tensor, options: SessionOptions = {}): Promise<{ data: Float32Array; dims: readonly number[] }> {
-  const bytes = joinChunks(encodeOnnx(graph, { producerVersion: 'probe' }).model);
+  const bytes = onnxBytes(graph, 'probe');
   return runFloat(await createSession(bytes, options), input);
 }

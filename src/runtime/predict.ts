@@ -1,29 +1,42 @@
-// Running a model over a whole data set, batch by batch, keeping only the logits.
+// Running models over a whole data set, batch by batch, keeping only the logits. Several models
+// take each batch in turn, so images are decoded once however many models are compared.
 
-import * as ort from 'onnxruntime-node';
+import { InputError } from '../errors.js';
 import type { Dataset } from '../formats/images.js';
-import { concatFloat32 } from '../graph/tensor.js';
+import { concatFloat32, type Tensor } from '../graph/tensor.js';
+
+/** One model: a batch [n, C, H, W] in, its first output out. */
+export type RunBatch = (input: Tensor) => Promise<{ data: Float32Array; dims: readonly number[] }>;
 
 export interface Predictions {
-  /** [images, classes] row-major. */
-  readonly logits: Float32Array;
+  /** Per model, [images, classes] row-major. */
+  readonly logits: Float32Array[];
   readonly classes: number;
   readonly labels: readonly number[];
 }
 
-export async function predict(session: ort.InferenceSession, data: Dataset, options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<Predictions> {
-  const parts: Float32Array[] = [];
+export async function predict(
+  models: readonly RunBatch[],
+  data: Dataset,
+  options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<Predictions> {
+  const parts: Float32Array[][] = models.map(() => []);
   const labels: number[] = [];
   let classes = 0;
   let done = 0;
   for await (const batch of data.batches(options.batchSize ?? 32)) {
-    const feed = { [session.inputNames[0]]: new ort.Tensor('float32', batch.input.data as Float32Array, [...batch.input.shape]) };
-    const out = (await session.run(feed))[session.outputNames[0]];
-    classes = out.dims[out.dims.length - 1];
-    parts.push((out.data as Float32Array).slice());
+    for (let k = 0; k < models.length; k++) {
+      const y = await models[k](batch.input);
+      const width = y.dims[y.dims.length - 1];
+      if (classes && width !== classes) throw new InputError(`the models give ${classes} and ${width} outputs per image: they cannot be compared`);
+      classes = width;
+      parts[k].push(y.data.slice());
+    }
+    const bad = batch.labels.find((l) => l >= classes);
+    if (bad !== undefined) throw new InputError(`label ${bad} is not a class of the model (it has ${classes})`, data.source);
     labels.push(...batch.labels);
     done += batch.labels.length;
     options.onProgress?.(done, data.size);
   }
-  return { logits: concatFloat32(parts), classes, labels };
+  return { logits: parts.map(concatFloat32), classes, labels };
 }

@@ -6,8 +6,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { InputError } from '../errors.js';
-import { encodeOnnx, joinChunks } from '../formats/onnx.js';
+import { prepareModel, Steps } from '../convert.js';
+import { InputError, Warnings } from '../errors.js';
+import { decodeOnnx, onnxBytes } from '../formats/onnx.js';
 import { sniffFile } from '../formats/sniff.js';
 import type { Graph } from '../graph/graph.js';
 import type { Tensor } from '../graph/tensor.js';
@@ -103,17 +104,14 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
     return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
   }
   if (stat.isFile() && (await sniffFile(path)) === 'onnx') {
-    const { decodeOnnx } = await import('../formats/onnx.js');
     const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: (loc) => readFileSync(join(path, '..', loc)) });
     // by path, so that onnxruntime finds external data beside the model
     return onnxRunner(path, path, graph.metadata, graph.inputs[0]?.shape ?? [], options.ep);
   }
   const graph = await convertInMemory(path, options);
-  return onnxRunner(path, joinChunks(encodeOnnx(graph, { producerVersion: 'validate' }).model), graph.metadata, graph.inputs[0].shape, options.ep);
+  return onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
 }
 
 async function convertInMemory(path: string, options: OpenOptions): Promise<Graph> {
-  const { prepareModel, Steps } = await import('../convert.js');
-  const { Warnings } = await import('../errors.js');
   return (await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), new Warnings())).graph;
 }
