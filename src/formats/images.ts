@@ -5,7 +5,7 @@
 // the number of images.
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join, relative } from 'node:path';
+import { extname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
@@ -293,8 +293,4 @@ function pass(src: ArrayLike<number>, dst: Float32Array, from: number, to: numbe
       }
     }
   }
-}
-
-export function describeDataset(d: Dataset): string {
-  return `${basename(d.source)}: ${d.size} images${d.labelled ? ', labelled' : ''}`;
 }

@@ -8,7 +8,7 @@ import { attrInt, type Graph } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { tensor, toFloat32, type Tensor } from '../graph/tensor.js';
-import type { Pass, PassContext } from './pass.js';
+import type { PassContext } from './pass.js';
 
 export type SourcePrecision = 'float32' | 'float16' | 'int8';
 
@@ -75,9 +75,3 @@ function dequantize(q: Tensor, scale: Tensor, zero: Tensor | undefined, axis: nu
   }
   return tensor('float32', q.shape, out);
 }
-
-export const toFloat32Pass: Pass = {
-  name: 'to-float32',
-  purpose: 'turn a QDQ int8 or float16 model back into float32 (for targets without those kernels)',
-  run: (graph, ctx) => toFloat32Graph(graph, ctx).graph,
-};
