@@ -14,6 +14,8 @@ import { toFloat32Graph, type SourcePrecision } from './passes/to-float32.js';
 import { sniffFile } from './formats/sniff.js';
 import type { Graph } from './graph/graph.js';
 import { runPipeline, selectPasses, type PassReport, type PassSelection } from './passes/pipeline.js';
+import { compactNames } from './passes/compact-names.js';
+import { recordingContext } from './passes/pass.js';
 import { checkOutputPath, writeFilesAtomic, type PendingFile } from './formats/files.js';
 import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from './formats/onnx.js';
 import { TOOL_NAME, TOOL_VERSION } from './version.js';
@@ -33,6 +35,8 @@ export interface ConvertOptions extends PassSelection, PreprocessingOverrides {
   readonly format?: OutputFormat;
   /** TF.js output: weight storage, GELU form, shard size, and whether a non-empty folder may be used. */
   readonly tfjs?: WriteTfjsOptions;
+  /** ONNX output: short internal value names, layer names kept (see passes/compact-names.ts). */
+  readonly compactNames?: boolean;
 }
 
 export type OutputFormat = 'onnx' | 'tfjs';
@@ -142,7 +146,10 @@ export async function writeOnnxModel(graph: Graph, output: string, inputs: reado
 
 /** Writes the graph in the chosen format: an ONNX file, or a TF.js graph-model folder. */
 export async function writeModel(graph: Graph, output: string, input: string, options: ConvertOptions, steps: Steps) {
-  if ((options.format ?? 'onnx') === 'onnx') return writeOnnxModel(graph, output, [input], options.externalData ?? false, steps);
+  if ((options.format ?? 'onnx') === 'onnx') {
+    const named = options.compactNames ? compactNames.run(graph, recordingContext()) : graph;
+    return writeOnnxModel(named, output, [input], options.externalData ?? false, steps);
+  }
   const written = await steps.run('write', () => writeTfjsModel(graph, output, options.tfjs));
   return { bytesWritten: written.bytes, externalDataFile: undefined };
 }

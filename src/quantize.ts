@@ -176,7 +176,8 @@ export async function quantize(input: string, output: string, options: QuantizeO
       }),
     },
   };
-  const written = await writeModel(quantized, output, input, options, steps);
+  // a quantized model is made to be shipped: short names by default (--keep-names keeps them)
+  const written = await writeModel(quantized, output, input, { ...options, compactNames: options.compactNames ?? true }, steps);
   return {
     output,
     mode: options.to,

@@ -1,4 +1,4 @@
-// Generic passes (fold-constants, remove-identity, cancel-transposes, remove-dead), shape inference
+// Generic passes (fold-constants, remove-identity, cancel-transposes, remove-dead, compact-names), shape inference
 // and the ONNX importer: on the four torch.onnx.export fixtures against PyTorch's outputs, and on
 // small hand-made graphs that show each rule firing where it should and not where it must not.
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import { attr, checkGraph, GraphBuilder, topologicalOrder, type Dim, type Graph,
 import { inferShapes, rankOf } from '../src/graph/shapes.js';
 import { float32, int64, tensor, type Tensor } from '../src/graph/tensor.js';
 import { cancelTransposes, removeDead, removeIdentity } from '../src/passes/cleanup.js';
+import { compactNames } from '../src/passes/compact-names.js';
 import { foldConstants } from '../src/passes/fold-constants.js';
 import { recordingContext, type Pass } from '../src/passes/pass.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
@@ -428,6 +429,54 @@ describe('cancel-transposes', () => {
       assert.deepEqual(fired, [], share);
       assert.equal(count(out, 'Transpose'), 2, share);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('compact-names', () => {
+  const LAYERS = ['Conv', 'ConvTranspose', 'MatMul', 'Gemm', 'LayerNormalization'];
+  for (const m of onnxFixtures) {
+    it(`${m.name}: same outputs, short internal names, layer names and graph I/O kept, a smaller file`, async () => {
+      const { input, output } = golden(m);
+      const g = loadOnnxModel(fixturePath(m.path));
+      const { graph, fired } = apply(compactNames, g);
+      await assertSameOutputs(g, graph, input);
+      assertClose((await runGraph(graph, input)).data, output, `${m.name} after compact-names`);
+      assert.deepEqual(graph.inputs, g.inputs);
+      assert.deepEqual(graph.outputs, g.outputs);
+      assert.equal(fired.length, 1);
+      const io = new Set([...g.inputs, ...g.outputs].map((v) => v.name));
+      for (const name of [...graph.initializers.keys(), ...graph.nodes.flatMap((n) => [...n.inputs, ...n.outputs])]) {
+        if (name && !io.has(name)) assert.ok(name.length <= 3, `value '${name}' was not shortened`);
+      }
+      graph.nodes.forEach((n, i) => assert.equal(n.name, LAYERS.includes(n.op) ? g.nodes[i].name : '', `node ${i} (${n.op})`));
+      const size = (x: Graph) => joinChunks(encodeOnnx(x, { producerVersion: 'test' }).model).byteLength;
+      assert.ok(size(graph) < size(g));
+    });
+  }
+
+  it('never gives an internal value the name of a graph input or output', async () => {
+    const g = new GraphBuilder('g');
+    const h = g.op('Mul', 'scale', ['0', g.constant('w', ramp([4]))]);
+    g.op('Relu', 'relu', [g.op('Add', 'shift', [h, g.constant('b', ramp([4]))])], {}, '2');
+    const graph = g.build([f32('0', [4])], [f32('2', [4])]);
+    const { graph: out } = apply(compactNames, graph);
+    const values = [...out.initializers.keys(), ...out.nodes.flatMap((n) => n.outputs)];
+    assert.equal(new Set(values).size, values.length);
+    assert.deepEqual(values.filter((v) => v === '0' || v === '2'), ['2'], 'only the graph output is called 2');
+    await assertSameOutputs(graph, out, ramp([4]));
+  });
+
+  it('an unnamed node survives the ONNX round trip (the importer names it)', () => {
+    const g = new GraphBuilder('g');
+    g.op('Relu', 'y', [g.op('Neg', 'n', ['x'])], {}, 'y');
+    const { graph } = apply(compactNames, g.build([f32('x', [2])], [f32('y', [2])]));
+    const path = join(dir, 'compact.onnx');
+    writeFileSync(path, joinChunks(encodeOnnx(graph, { producerVersion: 'test' }).model));
+    const back = loadOnnxModel(path);
+    assert.deepEqual(back.nodes.map((n) => n.name), ['Neg_0', 'Relu_1']);
+    assert.deepEqual(checkGraph(back), []);
   });
 });
 

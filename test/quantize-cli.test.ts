@@ -33,6 +33,12 @@ describe('convnext quantize', () => {
     assert.equal(q.calibration_images, 2);
     assert.equal(q.weight_bits, 7);
     assert.ok(q.layers_kept_float.includes('head.fc'), 'the excluded head stays float');
+    // names are compacted by default, the layers' kept; --keep-names keeps them all
+    const names = (p: string) => decodeOnnx(readFileSync(p), { source: p }).nodes.filter((n) => n.op === 'DequantizeLinear').map((n) => n.outputs[0]);
+    assert.ok(names(out).every((v) => v.length <= 3), names(out).join(' '));
+    const named = join(dir, 'int8-named.onnx');
+    assert.equal(cli('quantize', ckpt, '-o', named, '--to', 'int8', '--calib', calib, '--image-size', '64', '--keep-names', '-q').code, 0);
+    assert.ok(names(named).every((v) => v.endsWith('.dequantized')), names(named).join(' '));
   });
 
   it('fp16 and int8-weights write smaller models', () => {

@@ -39,6 +39,7 @@ export function convertCommand(program: Command): void {
       .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
       .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
       .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
+      .option('--compact-names', 'onnx: short internal value names, layer names kept (a smaller file)')
       .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
       .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
       .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
@@ -61,6 +62,7 @@ export function convertCommand(program: Command): void {
           labelsFile: opts.labels,
           ...preprocessingOverrides(opts),
           externalData: opts.externalData,
+          compactNames: opts.compactNames,
           passes: opts.passes,
           skip: opts.skipPass,
           verify: opts.verify,

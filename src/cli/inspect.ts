@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { inspect, type CheckpointInfo, type OnnxInfo } from '../inspect.js';
+import { compactNames } from '../passes/compact-names.js';
 import { PASSES } from '../passes/pipeline.js';
 import { formatBytes, Reporter, runCommand } from './report.js';
 
@@ -16,8 +17,12 @@ export function inspectCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.passes) {
-          const passes = PASSES.map((p) => ({ name: p.name, purpose: p.purpose }));
-          reporter.result(passes.map((p) => `${p.name.padEnd(22)} ${p.purpose}`).join('\n'), passes);
+          const passes = [
+            ...PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: 'pipeline' })),
+            { name: compactNames.name, purpose: compactNames.purpose, when: 'on writing ONNX: convert --compact-names; quantize unless --keep-names' },
+          ];
+          const line = (p: (typeof passes)[number]) => `${p.name.padEnd(22)} ${p.purpose}${p.when === 'pipeline' ? '' : ` (${p.when})`}`;
+          reporter.result(passes.map(line).join('\n'), passes);
           return;
         }
         if (!file) throw new InputError('give a file to inspect, or --passes');

@@ -32,6 +32,7 @@ export function quantizeCommand(program: Command): void {
       .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
       .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', finiteNumber)
       .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
+      .option('--keep-names', 'onnx: keep every value and node name (by default internal names are shortened: a smaller file)')
       .option('--batch-size <n>', 'images per inference batch', positiveInt)
       .option('--image-size <pixels>', 'input height and width for checkpoints', positiveInt)
       .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')
@@ -67,6 +68,7 @@ export function quantizeCommand(program: Command): void {
           minAgreement: opts.minAgreement,
           ...preprocessingOverrides(opts),
           batchSize: opts.batchSize,
+          compactNames: !opts.keepNames,
           imageSize: opts.imageSize,
           stateDictKey: opts.stateDictKey,
           skip: opts.skipPass,

@@ -146,7 +146,7 @@ export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
 
 function encodeNode(n: Node): onnxProto.onnx.INodeProto {
   return {
-    name: n.name,
+    name: n.name || undefined,
     opType: n.op,
     domain: n.domain || undefined,
     input: [...n.inputs],
