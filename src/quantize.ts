@@ -11,6 +11,8 @@ import { onnxBytes, onnxSize } from './formats/onnx.js';
 import type { Graph } from './graph/graph.js';
 import { float32 } from './graph/tensor.js';
 import { convertToFloat16 } from './passes/fp16.js';
+import { recordingContext } from './passes/pass.js';
+import { pointwiseToConv, pointwiseToMatMul } from './passes/pointwise-layout.js';
 import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly } from './passes/quantize-int8.js';
 import { calibrate, ChannelAbsMax, observeActivations } from './quantize/calibrate.js';
 import { equalizablePairs, equalizeChannels } from './passes/equalize.js';
@@ -95,8 +97,11 @@ export async function quantize(input: string, output: string, options: QuantizeO
   if ((options.maxDrop !== undefined || options.minAgreement !== undefined) && !options.data && !options.calib) {
     throw new InputError('an accuracy budget needs data to measure on: give --data DIR');
   }
-  const prepared = await prepareModel(input, options, steps, warnings);
-  const float = prepared.graph;
+  // onnxruntime's int8 kernels are fastest on channels-last MatMuls, its float kernels on 1×1 Convs
+  // (passes/pointwise-layout.ts): int8 keeps or puts the pointwise layers back in MatMul form
+  const int8 = options.to !== 'fp16' && options.format !== 'tfjs';
+  const prepared = await prepareModel(input, int8 ? { ...options, skip: [...(options.skip ?? []), pointwiseToConv.name] } : options, steps, warnings);
+  const float = int8 ? pointwiseToMatMul.run(prepared.graph, recordingContext()) : prepared.graph;
   if (options.format === 'tfjs') return quantizeForTfjs(float, input, output, options, steps, warnings);
   const classNames = labelsOf(float.metadata);
   const preprocessing = preprocessingOf(float, options);

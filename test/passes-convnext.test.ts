@@ -14,6 +14,7 @@ import { foldLayerScale } from '../src/passes/fold-layerscale.js';
 import { fuseLayerNorm } from '../src/passes/fuse-layernorm.js';
 import { recordingContext, type Pass } from '../src/passes/pass.js';
 import { PASSES, runPipeline, selectPasses } from '../src/passes/pipeline.js';
+import { pointwiseToConv, pointwiseToMatMul } from '../src/passes/pointwise-layout.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
 import { officialKeys } from './helpers/convnext-keys.js';
 import { assertClose, checkpointFixtures, fixturePath, golden, manifest } from './helpers/fixtures.js';
@@ -167,6 +168,63 @@ describe('folds are refused where they would be inexact', () => {
     assert.equal(run(foldLayerScale, graph).fired.length, 0);
     assert.equal(run(foldGrnBeta, graph).fired.length, 0);
     assert.equal(run(fuseLayerNorm, graph).fired.length, 0);
+  });
+});
+
+describe('pointwise layout: 1×1 Convs for float, MatMuls for int8', () => {
+  const ops = (g: Graph) => g.nodes.map((n) => n.op).sort().join(',');
+  const withoutPointwiseToConv = async (g: Graph) => (await runPipeline(g, selectPasses({ skip: ['pointwise-to-conv'] }))).graph;
+
+  for (const m of [...checkpointFixtures.filter((x) => ['v1_official', 'v2_official', 'v2_hf'].includes(x.name)), ...manifest.models.filter((x) => x.format === 'onnx')]) {
+    it(`${m.name}: every block's pointwise layers become 1×1 Convs, and pointwise-to-matmul gives back the MatMul form`, async () => {
+      const g = m.format === 'onnx' ? loadOnnxModel(fixturePath(m.path)) : await graphOf(m as (typeof checkpointFixtures)[number]);
+      const { input, output } = golden(m);
+      const { graph: conv, reports } = await runPipeline(g, selectPasses());
+      const blocks = reports.find((r) => r.name === 'pointwise-to-conv')!.fired.length;
+      assert.equal(blocks, count(conv, 'LayerNormalization') - 5, 'one region per block (not the stem, downsampling or head LayerNorms)');
+      assert.equal(count(conv, 'MatMul'), 0);
+      assert.equal(conv.nodes.filter((n) => n.op === 'Conv' && n.attrs.kernel_shape?.kind === 'ints' && n.attrs.kernel_shape.value[0] === 1).length, 2 * blocks);
+      assertClose((await runGraph(conv, input)).data, output, `${m.name} with 1×1 Convs`);
+
+      const { graph: back, fired } = run(pointwiseToMatMul, conv);
+      assert.equal(fired.length, blocks);
+      assert.equal(ops(back), ops(await withoutPointwiseToConv(g)), 'the same ops as the pipeline without pointwise-to-conv');
+      assertClose((await runGraph(back, input)).data, output, `${m.name} back in MatMul form`);
+      assert.equal(run(pointwiseToMatMul, back).fired.length, 0, 'nothing left to move');
+    });
+  }
+
+  // x(NHWC) → LayerNorm → MatMul + b → Relu → MatMul → Transpose to NCHW → y
+  function block(opts: { leak?: boolean; secondInput?: boolean } = {}): Graph {
+    const g = new GraphBuilder('t');
+    const c = 4;
+    const ln = g.op('LayerNormalization', 'ln', ['x', g.constant('one', float32([c], [1, 1, 1, 1]))], { axis: attr.int(-1) });
+    const fc1 = g.op('Add', 'fc1_bias', [g.op('MatMul', 'fc1', [ln, g.constant('w1', float32([c, 8], Array.from({ length: 32 }, (_, i) => Math.sin(i))))]), g.constant('b1', float32([8], [1, 2, 3, 4, 5, 6, 7, 8]))]);
+    const act = g.op('Relu', 'act', [opts.secondInput ? g.op('Add', 'mix', [fc1, 'z']) : fc1], {}, opts.leak ? 'hidden' : undefined);
+    const fc2 = g.op('MatMul', 'fc2', [act, g.constant('w2', float32([8, c], Array.from({ length: 32 }, (_, i) => Math.cos(i))))]);
+    g.op('Transpose', 'to_nchw', [g.op('Mul', 'scale', [fc2, g.constant('s', float32([1, 1, 1, c], [0.5, 1, 2, 4]))])], { perm: attr.ints([0, 3, 1, 2]) }, 'y');
+    const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [1, 3, 3, c] }, ...(opts.secondInput ? [{ name: 'z', dtype: 'float32' as const, shape: [1, 3, 3, 8] }] : [])];
+    const outputs = [{ name: 'y', dtype: 'float32' as const, shape: [1, c, 3, 3] }, ...(opts.leak ? [{ name: 'hidden', dtype: 'float32' as const, shape: [1, 3, 3, 8] }] : [])];
+    return g.build(inputs, outputs);
+  }
+
+  it('moves the Transpose up to the LayerNorm on a hand-made block, and back again, with the same outputs', async () => {
+    const g = block();
+    const { graph: conv, fired } = run(pointwiseToConv, g);
+    assert.equal(fired.length, 1);
+    assert.deepEqual(conv.nodes.map((n) => n.op), ['LayerNormalization', 'Transpose', 'Conv', 'Relu', 'Conv', 'Mul']);
+    assert.deepEqual(conv.outputs, g.outputs);
+    const x = float32([1, 3, 3, 4], Array.from({ length: 36 }, (_, i) => Math.sin(i * 0.7) * 3));
+    const want = (await runGraph(g, x)).data;
+    assertClose((await runGraph(conv, x)).data, float32([want.length], want), 'to conv', 1e-6);
+    const { graph: back } = run(pointwiseToMatMul, conv);
+    assert.deepEqual(back.nodes.map((n) => n.op), ['LayerNormalization', 'MatMul', 'Add', 'Relu', 'MatMul', 'Mul', 'Transpose']);
+    assertClose((await runGraph(back, x)).data, float32([want.length], want), 'back to matmul', 1e-6);
+  });
+
+  it('leaves a region alone when an inner value is read outside it, or it has a second way in', () => {
+    assert.equal(run(pointwiseToConv, block({ leak: true })).fired.length, 0);
+    assert.equal(run(pointwiseToConv, block({ secondInput: true })).fired.length, 0);
   });
 });
 

@@ -21,6 +21,7 @@ import { attr, checkGraph, consumers, GraphBuilder, producers, type Graph } from
 import { float32, halfToFloat, int64, isFloat, numel, tensor, toFloat32, type Tensor } from '../src/graph/tensor.js';
 import { convertToFloat16, float16Pass } from '../src/passes/fp16.js';
 import { recordingContext } from '../src/passes/pass.js';
+import { pointwiseToMatMul } from '../src/passes/pointwise-layout.js';
 import { runPipeline, selectPasses } from '../src/passes/pipeline.js';
 import {
   activationsToCalibrate,
@@ -55,6 +56,9 @@ function graphOf(name: string): Promise<Graph> {
   }
   return g;
 }
+
+/** The same in the form `quantize` gives int8 (pointwise layers as channels-last MatMuls). */
+const int8GraphOf = async (name: string) => pointwiseToMatMul.run(await graphOf(name), recordingContext());
 
 const count = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op).length;
 
@@ -173,7 +177,7 @@ function weightDq(g: Graph): Map<string, { axis?: number; q: Tensor }> {
 describe('int8 weight-only', () => {
   for (const name of ['v1_official', 'v2_official']) {
     it(`${name}: int8 per-channel weights behind DequantizeLinear, float elsewhere, close to PyTorch`, async () => {
-      const g = await graphOf(name);
+      const g = await int8GraphOf(name);
       const { input, output } = golden(fixture(name));
       const q = quantizeWeightsOnly(g, { method: 'absmax' });
       assert.deepEqual(checkGraph(q), []);
@@ -221,7 +225,7 @@ describe('int8 weight-only', () => {
 describe('int8 static (QDQ)', () => {
   for (const name of ['v1_official', 'v2_official']) {
     it(`${name}: min/max calibration on the golden batch, onnxruntime runs int8 kernels, top-1 kept`, async () => {
-      const g = await graphOf(name);
+      const g = await int8GraphOf(name);
       const { input, output } = golden(fixture(name));
       const values = activationsToCalibrate(g);
       const convs = g.nodes.filter((n) => n.op === 'Conv');
@@ -264,7 +268,7 @@ describe('int8 static (QDQ)', () => {
   }
 
   it('leaves excluded nodes (by name and by glob) and other op types float', async () => {
-    const g = await graphOf('v2_official');
+    const g = await int8GraphOf('v2_official');
     const { input } = golden(fixture('v2_official'));
     const exclude = ['stem.conv', '*.fc2/*'];
     const all = await observeRanges(g, activationsToCalibrate(g), input);
@@ -291,13 +295,13 @@ describe('int8 static (QDQ)', () => {
   });
 
   it('names the values it has no range for, and refuses op types it cannot quantize', async () => {
-    const g = await graphOf('v1_official');
+    const g = await int8GraphOf('v1_official');
     assert.throws(() => quantizeStatic(g, new Map()), /no calibration range for \d+ value\(s\): pixel_values, stem\.conv/);
     assert.throws(() => activationsToCalibrate(g, { opTypes: ['Add'] }), /cannot quantize Add/);
   });
 
   it('int8 activations: onnxruntime (x86) leaves the depthwise convs to float Conv, hence uint8 by default', async () => {
-    const g = await graphOf('v1_official');
+    const g = await int8GraphOf('v1_official');
     const { input } = golden(fixture('v1_official'));
     const q = quantizeStatic(g, await observeRanges(g, activationsToCalibrate(g), input), { activationType: 'int8' });
     assert.deepEqual(checkGraph(q), []);

@@ -3,6 +3,7 @@ import { InputError } from '../errors.js';
 import { inspect, type CheckpointInfo, type OnnxInfo } from '../inspect.js';
 import { compactNames } from '../passes/compact-names.js';
 import { PASSES } from '../passes/pipeline.js';
+import { pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { formatBytes, Reporter, runCommand } from './report.js';
 
 export function inspectCommand(program: Command): void {
@@ -19,6 +20,7 @@ export function inspectCommand(program: Command): void {
         if (opts.passes) {
           const passes = [
             ...PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: 'pipeline' })),
+            { name: pointwiseToMatMul.name, purpose: pointwiseToMatMul.purpose, when: 'instead of pointwise-to-conv in quantize --to int8 / int8-weights' },
             { name: compactNames.name, purpose: compactNames.purpose, when: 'on writing ONNX: convert --compact-names; quantize unless --keep-names' },
           ];
           const line = (p: (typeof passes)[number]) => `${p.name.padEnd(22)} ${p.purpose}${p.when === 'pipeline' ? '' : ` (${p.when})`}`;

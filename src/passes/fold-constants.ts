@@ -194,7 +194,7 @@ function remap(src: Tensor, shape: readonly number[], source: (index: readonly n
   return { dtype: src.dtype, shape: [...shape], data: out };
 }
 
-function transpose(x: Tensor, perm: readonly number[]): Tensor | undefined {
+export function transpose(x: Tensor, perm: readonly number[]): Tensor | undefined {
   if (perm.length !== x.shape.length) return undefined;
   const s = strides(x.shape);
   return remap(x, perm.map((p) => x.shape[p]), (idx) => idx.reduce((acc, v, i) => acc + v * s[perm[i]], 0));

@@ -11,6 +11,7 @@ import { foldLayerNormAffine } from './fold-layernorm-affine.js';
 import { foldLayerScale } from './fold-layerscale.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
 import { recordingContext, type Pass } from './pass.js';
+import { pointwiseToConv } from './pointwise-layout.js';
 
 /** Every pass, in the order the default pipeline runs them. */
 export const PASSES: readonly Pass[] = [
@@ -21,6 +22,7 @@ export const PASSES: readonly Pass[] = [
   foldLayerNormAffine,
   foldGrnBeta,
   cancelTransposes,
+  pointwiseToConv,
   removeDead,
 ];
 
