@@ -192,4 +192,3 @@ total=$((gpu + travel))
 for f in .gpu/node.xz .gpu/node_modules.tar.xz .gpu/dist.tar.xz .gpu/gl; do say "$(mib "$(bytes "$f")")  $f"; done
 say "bundle .gpu/: $(mib "$gpu"); with the tracked and untracked-unignored files ($(mib "$travel")): $(mib "$total") of 64 MiB"
 [ "$total" -lt $((60 * 1048576)) ] || say "WARNING: over 60 MiB together: the device copy may refuse it"
-echo "$gpu"
