@@ -105,7 +105,7 @@ finish() {
   [ "$status" = 0 ] && [ "$rc" != 0 ] && status=$rc
   log "packing reports into $out (exit status $status)"
   cp "$LOG" "$rep/gpu-check.log" 2>/dev/null
-  for m in fp32 fp16 int8; do [ -f "$models/$m.onnx" ] && printf '%s\t%s\n' "$m" "$(stat -c %s "$models/$m.onnx")"; done >"$rep/model-sizes.tsv"
+  for m in fp32 fp16 int8 fp32mm; do [ -f "$models/$m.onnx" ] && printf '%s\t%s\n' "$m" "$(stat -c %s "$models/$m.onnx")"; done >"$rep/model-sizes.tsv"
   if command -v "$py" >/dev/null && [ -f "$work/summary.py" ]; then
     timeout 60 "$py" "$work/summary.py" "$rep" "$out/summary.json" >"$out/summary.txt" 2>>"$LOG" || { echo "summary failed; steps:"; column -t "$STEPS" 2>/dev/null || cat "$STEPS"; } >>"$out/summary.txt"
   else
@@ -155,7 +155,7 @@ def why(name):
             return re.sub(r"; this machine has no usable .*$", "", line)
     return (txt.strip().splitlines() or [""])[-1][:300]
 for ep in ("webgpu", "cpu", "cuda"):
-    for m in ("fp32", "fp16", "int8"):
+    for m in ("fp32", "fp16", "int8", "fp32mm"):
         name = f"validate-{m}-{ep}"
         if name not in rc: continue
         r = load(f"{rep}/{name}.json") if rc[name] in ("0", "1") else None
@@ -188,17 +188,17 @@ out.append("EP      model  result   agree%  cosine     max|err|   load ms  " + "
 fp = {}
 for r in S["validate"]:
     if "error" in r:
-        out.append(f"{r['ep']:<7} {r['model']:<5}  " + (r["error"] if r["error"] in ("timed out", "skipped") else f"exit {r['rc']}: {r['error'][:160]}")); continue
+        out.append(f"{r['ep']:<7} {r['model']:<6}  " + (r["error"] if r["error"] in ("timed out", "skipped") else f"exit {r['rc']}: {r['error'][:160]}")); continue
     a = r["agreement"]; sp = r["speed"]
     if r["model"] == "fp32": fp[r["ep"]] = sp
     ref = r["fp32_speed"]
     speedup = " / ".join(f"{ref[b]['median_ms'] / sp[b]['median_ms']:.2f}×" for b in batches if b in ref and b in sp) or "-"
-    out.append(f"{r['ep']:<7} {r['model']:<5}  {'ok' if r['rc'] == '0' else 'gate!':<6} "
+    out.append(f"{r['ep']:<7} {r['model']:<6}  {'ok' if r['rc'] == '0' else 'gate!':<6} "
                + (f"{a['top1Agreement']:7.2f}  {a['meanCosine']:.6f}  {a['maxAbsError']:9.2e}" if a else f"{'-':>7}  {'-':>8}  {'-':>9}")
                + f"  {r['load_ms']:7.0f}  " + "  ".join(f"{sp[b]['median_ms']:9.2f}" if b in sp else f"{'-':>9}" for b in batches)
                + f"  {sp[batches[-1]]['images_per_s'] if batches and batches[-1] in sp else 0:10.1f}  {speedup}"
                + (f"   [ran on {r['provider']}]" if r["provider"] != r["ep"] else ""))
-cmp = [(ep, m) for ep in ("webgpu", "cuda") for m in ("fp32", "fp16", "int8")]
+cmp = [(ep, m) for ep in ("webgpu", "cuda") for m in ("fp32", "fp16", "int8", "fp32mm")]
 lines = []
 for ep, m in cmp:
     g = next((r for r in S["validate"] if r["ep"] == ep and r["model"] == m and "speed" in r), None)
@@ -347,6 +347,9 @@ if [[ " $eps " == *" webgpu "* ]]; then
 fi
 
 step convert 90 "$rep/convert.json" "$rep/convert.err" $(cli) convert "$ckpt" -o "$models/fp32.onnx" "${size[@]}" --json || status=1
+# the same model with its pointwise layers as channels-last MatMuls (what convert wrote before
+# pointwise-to-conv), timed against the default to see which form the GPU prefers
+step convert-matmul 90 "$rep/convert-matmul.json" "$rep/convert-matmul.err" $(cli) convert "$ckpt" -o "$models/fp32mm.onnx" "${size[@]}" --skip-pass pointwise-to-conv --json
 src=$models/fp32.onnx qsize=()
 [ -f "$src" ] || { src=$ckpt; qsize=("${size[@]}"); }    # --image-size is for checkpoints only
 step quantize-fp16 90 "$rep/quantize-fp16.json" "$rep/quantize-fp16.err" $(cli) quantize "$src" -o "$models/fp16.onnx" --to fp16 "${qsize[@]}" --json || status=1
@@ -359,10 +362,10 @@ for ep in $eps; do
   case $ep in webgpu) cap=90 ;; cuda) cap=45 ;; *) cap=120 ;; esac
   if [ "$ep" = webgpu ] && [ "${probe_rc:-0}" = 124 -o "${probe_rc:-0}" = 137 ]; then
     log "webgpu: the probe hung, so the full-size models are not tried on it"
-    for m in fp32 fp16 int8; do printf 'validate-%s-webgpu\tskipped\t0\t0\n' "$m" >>"$STEPS"; done
+    for m in fp32 fp16 int8 fp32mm; do printf 'validate-%s-webgpu\tskipped\t0\t0\n' "$m" >>"$STEPS"; done
     continue
   fi
-  for m in fp32 fp16 int8; do
+  for m in fp32 fp16 int8 fp32mm; do
     [ -f "$models/$m.onnx" ] || { log "validate $m on $ep: no model"; continue; }
     ref=()
     [ $m = fp32 ] || ref=(--reference "$models/fp32.onnx")
