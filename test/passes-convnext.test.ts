@@ -175,22 +175,29 @@ describe('pointwise layout: 1×1 Convs for float, MatMuls for int8', () => {
   const ops = (g: Graph) => g.nodes.map((n) => n.op).sort().join(',');
   const withoutPointwiseToConv = async (g: Graph) => (await runPipeline(g, selectPasses({ skip: ['pointwise-to-conv'] }))).graph;
 
+  const isPointwise = (g: Graph, n: Graph['nodes'][number]) => n.op === 'Conv' && g.initializers.get(n.inputs[1])!.shape.slice(2).join() === '1,1';
+  const pointwiseConvs = (g: Graph) => g.nodes.filter((n) => isPointwise(g, n)).length;
+
   for (const m of [...checkpointFixtures.filter((x) => ['v1_official', 'v2_official', 'v2_hf'].includes(x.name)), ...manifest.models.filter((x) => x.format === 'onnx')]) {
-    it(`${m.name}: every block's pointwise layers become 1×1 Convs, and pointwise-to-matmul gives back the MatMul form`, async () => {
-      const g = m.format === 'onnx' ? loadOnnxModel(fixturePath(m.path)) : await graphOf(m as (typeof checkpointFixtures)[number]);
+    it(`${m.name}: every block's pointwise layers are 1×1 Convs, and pointwise-to-matmul gives the MatMul form`, async () => {
+      const imported = m.format === 'onnx';
+      const g = imported ? loadOnnxModel(fixturePath(m.path)) : await graphOf(m as (typeof checkpointFixtures)[number]);
       const { input, output } = golden(m);
       const { graph: conv, reports } = await runPipeline(g, selectPasses());
-      const blocks = reports.find((r) => r.name === 'pointwise-to-conv')!.fired.length;
-      assert.equal(blocks, count(conv, 'LayerNormalization') - 5, 'one region per block (not the stem, downsampling or head LayerNorms)');
+      const blocks = count(conv, 'LayerNormalization') - 5; // not the stem, downsampling or head LayerNorms
+      // an exporter's MatMuls are moved; our builder writes 1×1 Convs in the first place
+      assert.equal(reports.find((r) => r.name === 'pointwise-to-conv')!.fired.length, imported ? blocks : 0);
       assert.equal(count(conv, 'MatMul'), 0);
-      assert.equal(conv.nodes.filter((n) => n.op === 'Conv' && n.attrs.kernel_shape?.kind === 'ints' && n.attrs.kernel_shape.value[0] === 1).length, 2 * blocks);
+      assert.equal(pointwiseConvs(conv), 2 * blocks);
       assertClose((await runGraph(conv, input)).data, output, `${m.name} with 1×1 Convs`);
 
       const { graph: back, fired } = run(pointwiseToMatMul, conv);
       assert.equal(fired.length, blocks);
-      assert.equal(ops(back), ops(await withoutPointwiseToConv(g)), 'the same ops as the pipeline without pointwise-to-conv');
+      assert.deepEqual([count(back, 'MatMul'), pointwiseConvs(back)], [2 * blocks, 0]);
+      if (imported) assert.equal(ops(back), ops(await withoutPointwiseToConv(g)), 'the same ops as the pipeline without pointwise-to-conv');
       assertClose((await runGraph(back, input)).data, output, `${m.name} back in MatMul form`);
       assert.equal(run(pointwiseToMatMul, back).fired.length, 0, 'nothing left to move');
+      assert.equal(run(pointwiseToConv, back).fired.length, blocks, 'and forth again');
     });
   }
 
@@ -220,6 +227,22 @@ describe('pointwise layout: 1×1 Convs for float, MatMuls for int8', () => {
     const { graph: back } = run(pointwiseToMatMul, conv);
     assert.deepEqual(back.nodes.map((n) => n.op), ['LayerNormalization', 'MatMul', 'Add', 'Relu', 'MatMul', 'Mul', 'Transpose']);
     assertClose((await runGraph(back, x)).data, float32([want.length], want), 'back to matmul', 1e-6);
+  });
+
+  it('in place, a weight is transposed within its own array; otherwise the source graph is left as it was', async () => {
+    const x = float32([1, 3, 3, 4], Array.from({ length: 36 }, (_, i) => Math.cos(i * 0.3)));
+    const copied = block();
+    const w1 = Array.from(copied.initializers.get('w1')!.data as Float32Array);
+    const { graph: out } = run(pointwiseToConv, copied);
+    assert.deepEqual(Array.from(copied.initializers.get('w1')!.data as Float32Array), w1, 'the source graph keeps its weights');
+    const inPlaceGraph = block();
+    const own = inPlaceGraph.initializers.get('w1')!.data;
+    const ctx = { ...recordingContext(), inPlace: true };
+    const rewritten = pointwiseToConv.run(inPlaceGraph, ctx);
+    const conv = rewritten.nodes.find((n) => n.name === 'fc1')!;
+    assert.equal(rewritten.initializers.get(conv.inputs[1])!.data, own, 'the conv weight is the MatMul weight’s own array');
+    assert.deepEqual(rewritten.initializers.get(conv.inputs[1])!.shape, [8, 4, 1, 1]);
+    assert.deepEqual(Array.from((await runGraph(rewritten, x)).data), Array.from((await runGraph(out, x)).data));
   });
 
   it('leaves a region alone when an inner value is read outside it, or it has a second way in', () => {

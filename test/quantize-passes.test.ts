@@ -270,15 +270,15 @@ describe('int8 static (QDQ)', () => {
   it('leaves excluded nodes (by name and by glob) and other op types float', async () => {
     const g = await int8GraphOf('v2_official');
     const { input } = golden(fixture('v2_official'));
-    const exclude = ['stem.conv', '*.fc2/*'];
+    const exclude = ['stem.conv', '*.fc2'];
     const all = await observeRanges(g, activationsToCalibrate(g), input);
     const q = quantizeStatic(g, all, { exclude, method: 'minmax' });
     assert.deepEqual(checkGraph(q), []);
-    const fc2 = g.nodes.filter((n) => n.op === 'MatMul' && n.name.includes('.fc2/')).map((n) => n.name);
+    const fc2 = g.nodes.filter((n) => n.op === 'MatMul' && n.name.endsWith('.fc2')).map((n) => n.name);
     assert.ok(fc2.length > 0);
     const floatWeight = (graph: Graph, node: string) => graph.initializers.get(graph.nodes.find((n) => n.name === node)!.inputs[1])?.dtype === 'float32';
     for (const n of ['stem.conv', ...fc2]) assert.ok(floatWeight(q, n), `${n} keeps its float weight`);
-    assert.ok(!floatWeight(q, 'stages.0.blocks.0.fc1/MatMul'));
+    assert.ok(!floatWeight(q, 'stages.0.blocks.0.fc1'));
     assert.deepEqual(JSON.parse(q.metadata.quantization).layers_kept_float, ['stem.conv', ...fc2]);
     const values = activationsToCalibrate(g, { exclude });
     assert.ok(!values.includes('pixel_values') && !values.includes('stem.conv'), 'no range asked for what stays float');

@@ -1,15 +1,17 @@
-// ConvNextModel → Graph, op for op what PyTorch computes (ONNX opset 17, NCHW input):
+// ConvNeXtModel → Graph, op for op what PyTorch computes (ONNX opset 17, NCHW input):
 //   stem      Conv(k=p, s=p) → LayerNorm over C
 //   stage s   [s>0: LayerNorm over C → Conv(2×2, s=2)] → blocks
 //   block     x + LS·fc2(GRN(GELU(fc1(LN(dwconv7×7(x))))))     (LS in V1, GRN in V2)
 //   head      mean over H,W → LayerNorm → Gemm
-// LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back), as the
-// pointwise layers do (MatMul over the last axis). GELU is the exact erf form, written the way
+// LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back). The block's
+// pointwise layers (PyTorch's Linear over channels) are 1×1 Convs in NCHW with PyTorch's own weight
+// layout, the form onnxruntime runs fastest (see passes/pointwise-layout.ts, which moves graphs from
+// other exporters there, and back to MatMuls for int8). GELU is the exact erf form, written the way
 // torch.onnx.export writes it so that onnxruntime's Gelu fusion recognises it. The graph is
-// deliberately literal: folding LayerScale and LayerNorm affines is the passes' work.
+// deliberately literal otherwise: folding LayerScale and LayerNorm affines is the passes' work.
 
 import { attr, GraphBuilder, type Graph } from '../graph/graph.js';
-import { float32, transpose2d } from '../graph/tensor.js';
+import { float32, reshape } from '../graph/tensor.js';
 import { blockParams as bp, names, type ConvNextModel } from './spec.js';
 
 export interface BuildOptions {
@@ -60,11 +62,16 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
       dilations: attr.ints([1, 1]),
       group: attr.int(group),
     });
-  // A Linear layer on channels-last activations: MatMul with the transposed weight, then the bias.
-  const linear = (name: string, x: string) => {
-    const w = g.constant(`${name}.weight_t`, transpose2d(params.get(`${name}.weight`)!));
-    const y = g.op('MatMul', `${name}/MatMul`, [x, w]);
-    return g.op('Add', `${name}/Add`, [y, param(`${name}.bias`)]);
+  // A Linear layer over the channels of an NCHW tensor: a 1×1 Conv, its [out, in] weight as is.
+  const pointwise = (name: string, x: string) => {
+    const w = params.get(`${name}.weight`)!;
+    const weight = g.constant(`${name}.weight`, reshape(w, [...w.shape, 1, 1]));
+    return g.op('Conv', name, [x, weight, param(`${name}.bias`)], { kernel_shape: attr.ints([1, 1]) });
+  };
+  // a per-channel parameter [C], broadcast over an NCHW tensor as [C, 1, 1]
+  const channelParam = (name: string) => {
+    const t = params.get(name)!;
+    return g.constant(name, reshape(t, [t.shape[t.shape.length - 1], 1, 1]));
   };
   const gelu = (name: string, x: string) => {
     const scaled = g.op('Div', `${name}/Div`, [x, consts.sqrt2]);
@@ -73,15 +80,15 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     const times = g.op('Mul', `${name}/Mul`, [x, onePlus]);
     return g.op('Mul', `${name}/Mul_half`, [times, consts.half]);
   };
-  // GRN(x) = γ·(x·Nx) + β + x,  Nx = ‖x‖₂,HW / (mean_C ‖x‖₂,HW + ε)   (x is NHWC)
+  // GRN(x) = γ·(x·Nx) + β + x,  Nx = ‖x‖₂,HW / (mean_C ‖x‖₂,HW + ε)   (x is NCHW)
   const grn = (name: string, x: string) => {
-    const gx = g.op('ReduceL2', `${name}/ReduceL2`, [x], { axes: attr.ints([1, 2]), keepdims: attr.int(1) });
-    const mean = g.op('ReduceMean', `${name}/ReduceMean`, [gx], { axes: attr.ints([-1]), keepdims: attr.int(1) });
+    const gx = g.op('ReduceL2', `${name}/ReduceL2`, [x], { axes: attr.ints([2, 3]), keepdims: attr.int(1) });
+    const mean = g.op('ReduceMean', `${name}/ReduceMean`, [gx], { axes: attr.ints([1]), keepdims: attr.int(1) });
     const denom = g.op('Add', `${name}/Add_eps`, [mean, consts.grnEps]);
     const nx = g.op('Div', `${name}/Div`, [gx, denom]);
     const xn = g.op('Mul', `${name}/Mul`, [x, nx]);
-    const scaled = g.op('Mul', `${name}/Mul_gamma`, [xn, param(`${name}.gamma`)]);
-    const shifted = g.op('Add', `${name}/Add_beta`, [scaled, param(`${name}.beta`)]);
+    const scaled = g.op('Mul', `${name}/Mul_gamma`, [xn, channelParam(`${name}.gamma`)]);
+    const shifted = g.op('Add', `${name}/Add_beta`, [scaled, channelParam(`${name}.beta`)]);
     return g.op('Add', `${name}/Add_residual`, [shifted, x]);
   };
 
@@ -96,14 +103,12 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
       const b = names.block(s, i);
       const k = spec.kernelSize;
       let h = conv(`${b}.${bp.dwconv}`, x, k, 1, (k - 1) >> 1, spec.widths[s]);
-      h = g.op('Transpose', `${b}/to_nhwc`, [h], { perm: attr.ints(TO_NHWC) });
-      h = layerNorm(`${b}.${bp.norm}`, h, spec.eps);
-      h = linear(`${b}.${bp.fc1}`, h);
+      h = layerNorm2d(`${b}.${bp.norm}`, h);
+      h = pointwise(`${b}.${bp.fc1}`, h);
       h = gelu(`${b}.gelu`, h);
       if (spec.version === 'v2') h = grn(`${b}.grn`, h);
-      h = linear(`${b}.${bp.fc2}`, h);
-      if (spec.layerScale) h = g.op('Mul', `${b}.${bp.layerScale}/Mul`, [h, param(`${b}.${bp.layerScale}`)]);
-      h = g.op('Transpose', `${b}/to_nchw`, [h], { perm: attr.ints(TO_NCHW) });
+      h = pointwise(`${b}.${bp.fc2}`, h);
+      if (spec.layerScale) h = g.op('Mul', `${b}.${bp.layerScale}/Mul`, [h, channelParam(`${b}.${bp.layerScale}`)]);
       x = g.op('Add', `${b}/residual`, [x, h]);
     }
   }

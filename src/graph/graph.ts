@@ -84,7 +84,7 @@ export function attrInts(node: Node, name: string, fallback?: readonly number[])
 
 /**
  * Builds a graph node by node. Value names are derived from the node name so a graph reads like
- * the model it came from ("stages.1.blocks.0.fc1/MatMul").
+ * the model it came from ("stages.1.blocks.0.fc1").
  */
 export class GraphBuilder {
   private readonly nodes: Node[] = [];

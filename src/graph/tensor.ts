@@ -130,11 +130,11 @@ export function tensorBytes(t: Tensor): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-/** Transpose a 2-D float tensor: (rows, cols) → (cols, rows). */
-export function transpose2d(t: Tensor): Tensor {
+/** Transpose a 2-D float tensor: (rows, cols) → (cols, rows), into `out` when given (not t's own array). */
+export function transpose2d(t: Tensor, out?: Float32Array): Tensor {
   const [rows, cols] = t.shape;
   const src = toFloat32(t);
-  const out = new Float32Array(rows * cols);
+  out ??= new Float32Array(rows * cols);
   // In 16×16 tiles, writing each output row sequentially: both sides stay in cache (2× faster than
   // the plain double loop on ConvNeXt-T's 3072×768 pointwise weights).
   const TILE = 16;

@@ -1,14 +1,16 @@
 // fold-grn-beta: (y + β + r)·W + b  →  (y + r)·W + (β·W + b)
 // ConvNeXt-V2's GRN ends in γ·(x·Nx) + β + x, and its output only feeds the block's second pointwise
 // layer, so the constant β can travel through the residual Add into that layer's bias. Stated on
-// the graph: an Add of a per-last-axis constant, followed by any chain of Adds that nothing else
-// reads, ending in a linear layer over the last axis.
+// the graph: an Add of a per-channel constant, followed by any chain of Adds that nothing else
+// reads, ending in a linear layer over those channels: a MatMul over the last axis, or a 1×1 Conv
+// without padding over axis 1 (a padded or wider Conv would see β at the borders differently).
 
 import type { Graph, Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { numel, toFloat32 } from '../graph/tensor.js';
-import { absorbInputAffine, linearReading } from './linear.js';
+import { absorbInputAffine, linearReading, perChannelAxis, type Linear } from './linear.js';
+import { attrInt, attrInts } from '../graph/graph.js';
 import type { Pass, PassContext } from './pass.js';
 
 export const foldGrnBeta: Pass = {
@@ -23,14 +25,15 @@ export const foldGrnBeta: Pass = {
       const constIndex = add.inputs.findIndex((i) => editor.constant(i) !== undefined);
       if (constIndex < 0) continue;
       const beta = editor.constant(add.inputs[constIndex])!;
-      // only a vector along the last axis: shape [C] or [1, …, 1, C]
-      if (beta.dtype !== 'float32' || beta.shape.slice(0, -1).some((d) => d !== 1) || numel(beta.shape) < 2) continue;
       // removing the Add must not change the shape of what flows on
       const other = shapes.get(add.inputs[1 - constIndex])?.shape;
       const sum = shapes.get(add.outputs[0])?.shape;
       if (!other || !sum || other.join() !== sum.join()) continue;
       const linear = linearAfterAdds(editor, add.outputs[0]);
-      if (!linear || linear.inChannels !== numel(beta.shape) || linear.kind !== 'matmul') continue;
+      if (!linear || !exactThrough(linear)) continue;
+      // only a vector along the layer's input channels: [C] / [1, …, C] for MatMul, [C, 1, 1] for Conv
+      const pc = perChannelAxis(beta, other.length);
+      if (!pc || pc.axis !== (linear.kind === 'conv' ? 1 : other.length - 1) || numel(beta.shape) !== linear.inChannels) continue;
       const ones = new Float32Array(linear.inChannels).fill(1);
       absorbInputAffine(editor, linear, ones, toFloat32(beta), 'beta_folded', ctx);
       editor.bypass(add, 1 - constIndex);
@@ -46,10 +49,18 @@ function linearAfterAdds(editor: GraphEditor, value: string): ReturnType<typeof 
     const users = editor.consumers(value);
     if (users.length !== 1) return undefined;
     const next: Node = users[0];
-    if (next.op === 'MatMul') return linearReading(editor, next, value);
+    if (next.op === 'MatMul' || next.op === 'Conv') return linearReading(editor, next, value);
     if (next.op !== 'Add') return undefined;
     value = next.outputs[0];
   }
   return undefined;
 }
 
+
+/** A constant added to the layer's input moves into its bias exactly: MatMul, or a 1×1 Conv without padding. */
+function exactThrough(l: Linear): boolean {
+  if (l.kind === 'matmul') return true;
+  if (l.kind !== 'conv') return false;
+  const [, , kh, kw] = l.weight.shape;
+  return kh === 1 && kw === 1 && attrInt(l.node, 'group', 1) === 1 && attrInts(l.node, 'pads', [0, 0, 0, 0]).every((p) => p === 0);
+}

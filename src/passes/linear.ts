@@ -156,15 +156,21 @@ export function absorbInputAffine(editor: GraphEditor, l: Linear, gamma: Float32
 // The weight's data to rewrite: the tensor's own array when the caller allows it and no other node
 // reads the constant, else a copy. (Each loop below reads an element before it writes it.)
 function writableWeight(editor: GraphEditor, l: Linear, ctx: PassContext): Float32Array {
-  const d = l.weight.data;
+  if (mayRewrite(editor, l.node.inputs[1], ctx)) return l.weight.data as Float32Array;
+  return toFloat32(l.weight).slice();
+}
+
+/** Whether a pass may overwrite constant `name`'s float32 array: allowed by the caller, one reader, no alias. */
+export function mayRewrite(editor: GraphEditor, name: string, ctx: PassContext): boolean {
+  const t = editor.constant(name);
+  if (!ctx.inPlace || !t || t.dtype !== 'float32') return false;
+  const d = t.data;
   const end = d.byteOffset + d.byteLength;
   // fold-constants' Identity/Reshape results share their input's array: such aliases count as readers
   const aliased = [...editor.initializers].some(
-    ([name, t]) => name !== l.node.inputs[1] && t.data.buffer === d.buffer && t.data.byteOffset < end && d.byteOffset < t.data.byteOffset + t.data.byteLength,
+    ([other, u]) => other !== name && u.data.buffer === d.buffer && u.data.byteOffset < end && d.byteOffset < u.data.byteOffset + u.data.byteLength,
   );
-  const shared = aliased || editor.consumers(l.node.inputs[1]).length > 1 || editor.isGraphOutput(l.node.inputs[1]);
-  if (ctx.inPlace && !shared && l.weight.dtype === 'float32') return l.weight.data as Float32Array;
-  return toFloat32(l.weight).slice();
+  return !aliased && editor.consumers(name).length === 1 && !editor.isGraphOutput(name);
 }
 
 function setWeight(editor: GraphEditor, l: Linear, data: Float32Array, tag: string): void {

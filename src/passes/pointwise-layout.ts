@@ -15,7 +15,8 @@
 import { attr, attrInt, attrInts, type Graph, type Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
-import { int64, numel, reshape, transpose2d, type Tensor } from '../graph/tensor.js';
+import { int64, numel, reshape, tensor, transpose2d, type Tensor } from '../graph/tensor.js';
+import { mayRewrite } from './linear.js';
 import { transpose } from './fold-constants.js';
 import type { Pass, PassContext } from './pass.js';
 
@@ -185,11 +186,12 @@ function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, c
       const add = biasAdd(editor, n, region);
       if (add) absorbed.add(add);
       const bias = add ? [add.inputs.find((i) => editor.constant(i))!] : [];
-      const weight = editor.addConstant(`${n.inputs[1]}.conv`, reshape(transpose2d(editor.constant(n.inputs[1])!), [...[...editor.constant(n.inputs[1])!.shape].reverse(), 1, 1]));
+      const [inC, outC] = editor.constant(n.inputs[1])!.shape;
+      const weight = transposedWeight(editor, n.inputs[1], [inC, outC], [outC, inC, 1, 1], 'conv', ctx);
       editor.replaceNode(n, { name: n.name, op: 'Conv', domain: '', inputs: [value(n.inputs[0]), weight, ...bias], outputs: [output((add ?? n).outputs[0])], attrs: { kernel_shape: attr.ints([1, 1]) } });
     } else if (n.op === 'Conv') {
-      const w = editor.constant(n.inputs[1])!;
-      const weight = editor.addConstant(`${n.inputs[1]}.matmul`, transpose2d(reshape(w, [w.shape[0], w.shape[1]])));
+      const [outC, inC] = editor.constant(n.inputs[1])!.shape;
+      const weight = transposedWeight(editor, n.inputs[1], [outC, inC], [inC, outC], 'matmul', ctx);
       if (!n.inputs[2]) {
         editor.replaceNode(n, { name: n.name, op: 'MatMul', domain: '', inputs: [value(n.inputs[0]), weight], outputs: [output(n.outputs[0])], attrs: {} });
         continue;
@@ -215,6 +217,18 @@ function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, c
   for (const n of absorbed) editor.removeNode(n);
   editor.removeNode(t);
   ctx.fired(dir === TO_CONV ? 'pointwise-to-conv' : 'pointwise-to-matmul', t.name);
+}
+
+// A [rows, cols] weight (seen through `view`) transposed and given `shape`. Where the pass may rewrite
+// the constant it is transposed within its own array (convert: no second copy of every pointwise
+// weight), else into a new constant.
+function transposedWeight(editor: GraphEditor, name: string, view: readonly number[], shape: readonly number[], tag: string, ctx: PassContext): string {
+  const w = editor.constant(name)!;
+  if (!mayRewrite(editor, name, ctx)) return editor.addConstant(`${name}.${tag}`, reshape(transpose2d(reshape(w, view)), shape));
+  const own = w.data as Float32Array;
+  transpose2d(tensor('float32', view, own.slice()), own);
+  editor.initializers.set(name, tensor('float32', shape, own));
+  return name;
 }
 
 function transposeNode(editor: GraphEditor, input: string, output: string): Node {
