@@ -43,6 +43,7 @@ export async function observeActivations(
   const session = await createSession(onnxBytes(probe, 'calibration'), { provider: options.provider });
   try {
     let done = 0;
+    options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now
     for await (const batch of data.batches(options.batchSize ?? 8)) {
       const x = batch.input.data as Float32Array;
       const out = await session.run({ [inputName]: new ort.Tensor('float32', x, [...batch.input.shape]) }, observed);

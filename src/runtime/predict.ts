@@ -24,6 +24,7 @@ export async function predict(
   const labels: number[] = [];
   let classes = 0;
   let done = 0;
+  options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now, not after the first batch
   for await (const batch of data.batches(options.batchSize ?? 32)) {
     for (let k = 0; k < models.length; k++) {
       const y = await models[k](batch.input);
