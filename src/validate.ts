@@ -58,6 +58,8 @@ export interface RunnerInfo {
   readonly device: string;
   readonly loadMs: number;
   readonly fallbacks: readonly { provider: string; reason: string }[];
+  /** Warnings from converting a checkpoint in memory. */
+  readonly warnings: readonly string[];
 }
 
 export interface ValidateReport {
@@ -76,7 +78,7 @@ export interface ValidateReport {
 }
 
 function info(r: Runner): RunnerInfo {
-  return { path: r.label, kind: r.kind, provider: r.provider, device: r.device, loadMs: r.loadMs, fallbacks: r.fallbacks };
+  return { path: r.label, kind: r.kind, provider: r.provider, device: r.device, loadMs: r.loadMs, fallbacks: r.fallbacks, warnings: r.warnings };
 }
 
 export async function validate(modelPath: string, options: ValidateOptions): Promise<ValidateReport> {

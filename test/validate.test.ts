@@ -106,6 +106,15 @@ describe('convnext validate', () => {
     if (report.model.provider === 'cpu') assert.ok(report.model.fallbacks.some((f: { provider: string }) => f.provider === 'webgpu'));
   });
 
+  it('a checkpoint converted in memory passes on its conversion warnings (stderr and the JSON report)', () => {
+    const args = ['validate', fixturePath('bad/v1_nan.pth'), '--image-size', '32', '--batch', '1', '--ep', 'cpu'];
+    const text = cli(...args);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stderr, /^warning: .*v1_nan\.pth: features\.1\.0\.block\.3\.weight has 1 NaN\/Inf value$/m);
+    const json = cli(...args, '--json');
+    assert.deepEqual(JSON.parse(json.stdout).model.warnings, ['features.1.0.block.3.weight has 1 NaN/Inf value']);
+  });
+
   it('refuses gates it cannot evaluate', () => {
     assert.equal(cli('validate', good, '--min-agreement', '99', '--data', data).code, 2);
     assert.equal(cli('validate', good, '--reference', good, '--max-drop', '1', '--data', data, ...fast).code, 2);

@@ -57,6 +57,7 @@ export function validateCommand(program: Command): void {
           onProgress: (what, done, total) => reporter.progress(what, done, total),
         });
         reporter.finishStep();
+        for (const r of [report.model, report.reference]) for (const w of r?.warnings ?? []) reporter.warn(`${r!.path}: ${w}`);
         const files = [];
         if (typeof opts.json === 'string') files.push({ path: opts.json, chunks: [Buffer.from(JSON.stringify(report, null, 2) + '\n')] });
         if (opts.junit) files.push({ path: opts.junit, chunks: [Buffer.from(renderJunit(report))] });

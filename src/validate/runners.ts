@@ -10,7 +10,6 @@ import { prepareModel, Steps } from '../convert.js';
 import { InputError, Warnings } from '../errors.js';
 import { decodeOnnx, onnxBytes } from '../formats/onnx.js';
 import { sniffFile } from '../formats/sniff.js';
-import type { Graph } from '../graph/graph.js';
 import type { Tensor } from '../graph/tensor.js';
 import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
 
@@ -27,6 +26,8 @@ export interface Runner {
   readonly fallbacks: readonly { provider: string; reason: string }[];
   /** Model metadata (labels, preprocessing) when the format has it. */
   readonly metadata: Readonly<Record<string, string>>;
+  /** What converting a checkpoint in memory warned about (e.g. NaN weights); [] for other models. */
+  readonly warnings: readonly string[];
   readonly inputShape: readonly (number | string)[];
   run(input: Tensor): Promise<{ data: Float32Array; dims: readonly number[] }>;
   release(): Promise<void>;
@@ -60,6 +61,7 @@ export async function onnxRunner(label: string, model: Uint8Array | string, meta
         loadMs,
         fallbacks,
         metadata,
+        warnings: [],
         inputShape,
         async run(input: Tensor) {
           const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
@@ -108,10 +110,8 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
     // by path, so that onnxruntime finds external data beside the model
     return onnxRunner(path, path, graph.metadata, graph.inputs[0]?.shape ?? [], options.ep);
   }
-  const graph = await convertInMemory(path, options);
-  return onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
-}
-
-async function convertInMemory(path: string, options: OpenOptions): Promise<Graph> {
-  return (await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), new Warnings())).graph;
+  const warnings = new Warnings();
+  const { graph } = await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), warnings);
+  const runner = await onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
+  return { ...runner, warnings: warnings.items };
 }

@@ -22,6 +22,7 @@ export async function tfjsRunner(folder: string, backend: TfjsBackend): Promise<
     loadMs,
     fallbacks: [],
     metadata,
+    warnings: [],
     // reported NCHW like the ONNX models, with the batch symbolic
     inputShape: nhwc.length === 4 ? ['batch', nhwc[3], nhwc[1], nhwc[2]] : [],
     run: (input: Tensor) => m.run({ data: input.data as Float32Array, shape: input.shape }),
