@@ -58,7 +58,7 @@ export interface RunnerInfo {
   readonly device: string;
   readonly loadMs: number;
   readonly fallbacks: readonly { provider: string; reason: string }[];
-  /** Warnings from converting a checkpoint in memory. */
+  /** A checkpoint's conversion warnings, and notes on the provider (int8 on WebGPU). */
   readonly warnings: readonly string[];
 }
 

@@ -115,6 +115,14 @@ describe('convnext validate', () => {
     assert.deepEqual(JSON.parse(json.stdout).model.warnings, ['features.1.0.block.3.weight has 1 NaN/Inf value']);
   });
 
+  it('says that int8 is no format for WebGPU when an int8 model runs there', async () => {
+    const { providerNotes } = await import('../src/validate/runners.js');
+    const int8 = { quantization: JSON.stringify({ mode: 'int8' }) };
+    assert.match(providerNotes(int8, 'webgpu').join(), /no WebGPU kernels.*fp16 is the format for WebGPU/);
+    assert.deepEqual(providerNotes(int8, 'cpu'), []);
+    assert.deepEqual(providerNotes({ quantization: JSON.stringify({ mode: 'fp16' }) }, 'webgpu'), []);
+  });
+
   it('refuses gates it cannot evaluate', () => {
     assert.equal(cli('validate', good, '--min-agreement', '99', '--data', data).code, 2);
     assert.equal(cli('validate', good, '--reference', good, '--max-drop', '1', '--data', data, ...fast).code, 2);

@@ -10,6 +10,7 @@ import { prepareModel, Steps } from '../convert.js';
 import { InputError, Warnings } from '../errors.js';
 import { decodeOnnx, onnxBytes } from '../formats/onnx.js';
 import { sniffFile } from '../formats/sniff.js';
+import { metadataJson } from '../metadata.js';
 import type { Tensor } from '../graph/tensor.js';
 import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
 
@@ -26,7 +27,7 @@ export interface Runner {
   readonly fallbacks: readonly { provider: string; reason: string }[];
   /** Model metadata (labels, preprocessing) when the format has it. */
   readonly metadata: Readonly<Record<string, string>>;
-  /** What converting a checkpoint in memory warned about (e.g. NaN weights); [] for other models. */
+  /** What the user should know: a checkpoint's conversion warnings (e.g. NaN weights), notes on the provider. */
   readonly warnings: readonly string[];
   readonly inputShape: readonly (number | string)[];
   run(input: Tensor): Promise<{ data: Float32Array; dims: readonly number[] }>;
@@ -61,7 +62,7 @@ export async function onnxRunner(label: string, model: Uint8Array | string, meta
         loadMs,
         fallbacks,
         metadata,
-        warnings: [],
+        warnings: providerNotes(metadata, provider),
         inputShape,
         async run(input: Tensor) {
           const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
@@ -113,5 +114,15 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
   const warnings = new Warnings();
   const { graph } = await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), warnings);
   const runner = await onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
-  return { ...runner, warnings: warnings.items };
+  return { ...runner, warnings: [...warnings.items, ...runner.warnings] };
+}
+
+/** What someone timing this model on this provider should know. */
+export function providerNotes(metadata: Readonly<Record<string, string>>, provider: string): string[] {
+  const mode = metadataJson<{ mode?: string }>(metadata, 'quantization')?.mode;
+  if (provider === 'webgpu' && mode === 'int8') {
+    // measured on an NVIDIA H200 (README, GPU): the QDQ layers fall back to the CPU, with copies between
+    return ['int8 (QDQ) has no WebGPU kernels in onnxruntime: its quantized layers run on the CPU, with copies in between (ConvNeXt-T on an H200: 29× slower than fp32); fp16 is the format for WebGPU'];
+  }
+  return [];
 }
