@@ -32,6 +32,11 @@ export interface ValidateOptions extends PreprocessingOverrides {
   readonly labels?: string;
   readonly limit?: number;
   readonly ep?: ProviderChoice;
+  /**
+   * The reference's provider, when it should differ: e.g. an fp16 model on WebGPU against the fp32
+   * model on the CPU, which also catches what the GPU runtime gets wrong. Default: the model's.
+   */
+  readonly referenceEp?: ProviderChoice;
   readonly tfjsBackend?: 'cpu' | 'wasm';
   /** Batch sizes to time; empty to skip timing. */
   readonly batches?: readonly number[];
@@ -92,12 +97,12 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
   if ((gates.maxDrop !== undefined || gates.minAgreement !== undefined || gates.minCosine !== undefined) && !options.data) {
     throw new InputError('accuracy gates need images: give --data');
   }
-  const open = (p: string) => openModel(p, { ep: options.ep ?? 'auto', tfjsBackend: options.tfjsBackend, imageSize: options.imageSize, stateDictKey: options.stateDictKey });
+  const open = (p: string, ep: ProviderChoice) => openModel(p, { ep, tfjsBackend: options.tfjsBackend, imageSize: options.imageSize, stateDictKey: options.stateDictKey });
   options.onStep?.('load');
-  const model = await open(modelPath);
-  const reference = options.reference ? await open(options.reference) : undefined;
-  // the reference runs on the provider the model got, so that speed-ups compare like with like
-  if (reference && model.kind === 'onnx' && reference.kind === 'onnx' && reference.provider !== model.provider && (options.ep ?? 'auto') === 'auto') {
+  const model = await open(modelPath, options.ep ?? 'auto');
+  const reference = options.reference ? await open(options.reference, options.referenceEp ?? options.ep ?? 'auto') : undefined;
+  // unless told otherwise, the reference runs on the provider the model got, so that speed-ups compare like with like
+  if (reference && model.kind === 'onnx' && reference.kind === 'onnx' && reference.provider !== model.provider && (options.referenceEp ?? options.ep ?? 'auto') === 'auto') {
     await reference.release();
     throw new InputError(`the model runs on ${model.provider} but the reference only on ${reference.provider}; choose one with --ep`);
   }

@@ -115,6 +115,17 @@ describe('convnext validate', () => {
     assert.deepEqual(JSON.parse(json.stdout).model.warnings, ['features.1.0.block.3.weight has 1 NaN/Inf value']);
   });
 
+  it('--reference-ep runs the reference on another provider, and is refused without a reference or with a bad value', () => {
+    const r = cli('validate', good, '--reference', good, '--ep', 'auto', '--reference-ep', 'cpu', '--batch', '1', '--data', data, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.reference.provider, 'cpu');
+    assert.equal(report.agreement.top1Agreement, 100);
+    // the "choose one with --ep" refusal is for providers that differ by accident, not on request
+    assert.equal(cli('validate', good, '--reference-ep', 'cpu', ...fast).code, 2);
+    assert.match(cli('validate', good, '--reference', good, '--reference-ep', 'tpu', ...fast).stderr, /--reference-ep must be auto, webgpu, cuda or cpu, got 'tpu'/);
+  });
+
   it('says that int8 is no format for WebGPU when an int8 model runs there', async () => {
     const { providerNotes } = await import('../src/validate/runners.js');
     const int8 = { quantization: JSON.stringify({ mode: 'int8' }) };

@@ -17,6 +17,7 @@ export function validateCommand(program: Command): void {
       .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
       .option('--limit <n>', 'use the first N images', positiveInt)
       .option('--ep <provider>', 'onnxruntime execution provider: auto | webgpu | cuda | cpu', 'auto')
+      .option('--reference-ep <provider>', "the reference's provider, when it should differ (e.g. cpu, to check a GPU's numerics against the CPU)")
       .option('--tfjs-backend <name>', 'TF.js backend: cpu | wasm', 'wasm')
       .option('--batch <list>', 'batch sizes to time (comma-separated; "none" to skip timing)', batchSizes, [1, 8, 32])
       .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', finiteNumber)
@@ -34,7 +35,11 @@ export function validateCommand(program: Command): void {
       const jsonToStdout = opts.json === true;
       const reporter = new Reporter({ json: jsonToStdout, quiet: opts.quiet });
       await runCommand(reporter, async () => {
-        if (!['auto', 'webgpu', 'cuda', 'cpu'].includes(opts.ep)) throw new InputError(`--ep must be auto, webgpu, cuda or cpu, got '${opts.ep}'`);
+        for (const flag of ['ep', 'referenceEp'] as const) {
+          const v = opts[flag];
+          if (v !== undefined && !['auto', 'webgpu', 'cuda', 'cpu'].includes(v)) throw new InputError(`--${flag === 'ep' ? 'ep' : 'reference-ep'} must be auto, webgpu, cuda or cpu, got '${v}'`);
+        }
+        if (opts.referenceEp && !opts.reference) throw new InputError('--reference-ep needs --reference');
         if (!['cpu', 'wasm'].includes(opts.tfjsBackend)) throw new InputError(`--tfjs-backend must be cpu or wasm, got '${opts.tfjsBackend}'`);
         const report = await validate(model, {
           reference: opts.reference,
@@ -42,6 +47,7 @@ export function validateCommand(program: Command): void {
           labels: opts.labels,
           limit: opts.limit,
           ep: opts.ep,
+          referenceEp: opts.referenceEp,
           tfjsBackend: opts.tfjsBackend,
           batches: opts.batch,
           ...preprocessingOverrides(opts),
