@@ -11,9 +11,9 @@ import { onnxBytes, onnxSize } from './formats/onnx.js';
 import type { Graph } from './graph/graph.js';
 import { float32 } from './graph/tensor.js';
 import { convertToFloat16 } from './passes/fp16.js';
-import { recordingContext } from './passes/pass.js';
+import { runPipeline } from './passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from './passes/pointwise-layout.js';
-import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly } from './passes/quantize-int8.js';
+import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly, unmatchedPatterns } from './passes/quantize-int8.js';
 import { calibrate, ChannelAbsMax, observeActivations } from './quantize/calibrate.js';
 import { equalizablePairs, equalizeChannels } from './passes/equalize.js';
 import type { CalibrationMethod } from './quantize/observer.js';
@@ -101,8 +101,14 @@ export async function quantize(input: string, output: string, options: QuantizeO
   // (passes/pointwise-layout.ts): int8 keeps or puts the pointwise layers back in MatMul form
   const int8 = options.to !== 'fp16' && options.format !== 'tfjs';
   const prepared = await prepareModel(input, int8 ? { ...options, skip: [...(options.skip ?? []), pointwiseToConv.name] } : options, steps, warnings);
-  const float = int8 ? pointwiseToMatMul.run(prepared.graph, recordingContext()) : prepared.graph;
+  const toMatMul = int8 && !(options.skip ?? []).includes(pointwiseToMatMul.name);
+  // prepareModel hands its graph over, so the pass may transpose weights in place
+  const float = toMatMul ? (await runPipeline(prepared.graph, [pointwiseToMatMul], { inPlace: true })).graph : prepared.graph;
   if (options.format === 'tfjs') return quantizeForTfjs(float, input, output, options, steps, warnings);
+  for (const p of unmatchedPatterns(float, options.exclude ?? [])) {
+    const examples = float.nodes.filter((n) => ['Conv', 'MatMul', 'Gemm'].includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
+    warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);
+  }
   const classNames = labelsOf(float.metadata);
   const preprocessing = preprocessingOf(float, options);
   const method = options.method ?? 'percentile';
@@ -112,7 +118,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   if (options.to === 'fp16') {
     makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings });
   } else if (options.to === 'int8-weights') {
-    makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...exclude] });
+    makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? []), ...exclude] });
   } else {
     const calib = openDataset(options.calib!, { preprocessing, classNames, limit: options.calibSize });
     checkDataFits(calib, float.inputs[0].shape, options.calib!);

@@ -245,6 +245,18 @@ describe('pointwise layout: 1×1 Convs for float, MatMuls for int8', () => {
     assert.deepEqual(Array.from((await runGraph(rewritten, x)).data), Array.from((await runGraph(out, x)).data));
   });
 
+  it('pointwise-to-matmul keeps a Transpose whose output is also a graph output (e.g. FPN features)', () => {
+    const g = new GraphBuilder('fpn');
+    const t = g.op('Transpose', 't', ['x'], { perm: attr.ints([0, 3, 1, 2]) }, 'features');
+    const w = g.constant('w', float32([5, 4, 1, 1], new Float32Array(20).fill(0.1)));
+    g.op('Conv', 'lateral', [t, w, g.constant('b', float32([5], [1, 2, 3, 4, 5]))], { kernel_shape: attr.ints([1, 1]) }, 'y');
+    const graph = g.build(
+      [{ name: 'x', dtype: 'float32', shape: [1, 3, 3, 4] }],
+      [{ name: 'y', dtype: 'float32', shape: [1, 5, 3, 3] }, { name: 'features', dtype: 'float32', shape: [1, 4, 3, 3] }],
+    );
+    assert.equal(run(pointwiseToMatMul, graph).fired.length, 0);
+  });
+
   it('leaves a region alone when an inner value is read outside it, or it has a second way in', () => {
     assert.equal(run(pointwiseToConv, block({ leak: true })).fired.length, 0);
     assert.equal(run(pointwiseToConv, block({ secondInput: true })).fired.length, 0);

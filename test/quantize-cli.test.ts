@@ -53,6 +53,15 @@ describe('convnext quantize', () => {
     }
   });
 
+  it('int8-weights honours --exclude, and a pattern that names no layer is warned about', () => {
+    const out = join(dir, 'w8-excluded.onnx');
+    const r = cli('quantize', ckpt, '-o', out, '--to', 'int8-weights', '--exclude', 'head.*', '--exclude', '*.fc2/*');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(meta(out).layers_kept_float, ['head.fc']);
+    assert.match(r.stderr, /^warning: --exclude '\*\.fc2\/\*' matches no Conv, MatMul or Gemm; layers are named like /m);
+    assert.doesNotMatch(r.stderr, /'head\.\*' matches no/);
+  });
+
   it('refuses bad requests with exit 2', () => {
     for (const args of [
       ['--to', 'int4'],

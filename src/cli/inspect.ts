@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { inspect, type CheckpointInfo, type OnnxInfo } from '../inspect.js';
-import { compactNames } from '../passes/compact-names.js';
-import { PASSES } from '../passes/pipeline.js';
-import { pointwiseToMatMul } from '../passes/pointwise-layout.js';
+import { OPTIONAL_PASSES, PASSES } from '../passes/pipeline.js';
 import { formatBytes, Reporter, runCommand } from './report.js';
+
+/** When the passes outside the default pipeline run. */
+const WHEN: Record<string, string> = {
+  'pointwise-to-matmul': 'instead of pointwise-to-conv in quantize --to int8 / int8-weights',
+  'compact-names': 'on writing ONNX: convert --compact-names; quantize unless --keep-names',
+};
 
 export function inspectCommand(program: Command): void {
   program
@@ -20,8 +24,7 @@ export function inspectCommand(program: Command): void {
         if (opts.passes) {
           const passes = [
             ...PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: 'pipeline' })),
-            { name: pointwiseToMatMul.name, purpose: pointwiseToMatMul.purpose, when: 'instead of pointwise-to-conv in quantize --to int8 / int8-weights' },
-            { name: compactNames.name, purpose: compactNames.purpose, when: 'on writing ONNX: convert --compact-names; quantize unless --keep-names' },
+            ...OPTIONAL_PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: WHEN[p.name] })),
           ];
           const line = (p: (typeof passes)[number]) => `${p.name.padEnd(22)} ${p.purpose}${p.when === 'pipeline' ? '' : ` (${p.when})`}`;
           reporter.result(passes.map(line).join('\n'), passes);

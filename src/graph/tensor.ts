@@ -134,6 +134,7 @@ export function tensorBytes(t: Tensor): Uint8Array {
 export function transpose2d(t: Tensor, out?: Float32Array): Tensor {
   const [rows, cols] = t.shape;
   const src = toFloat32(t);
+  if (out && (out.length !== rows * cols || out.buffer === src.buffer)) throw new Error(`transpose2d: the output must be a separate array of ${rows * cols} values`);
   out ??= new Float32Array(rows * cols);
   // In 16×16 tiles, writing each output row sequentially: both sides stay in cache (2× faster than
   // the plain double loop on ConvNeXt-T's 3072×768 pointwise weights).

@@ -9,8 +9,7 @@ import type { Graph, Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { numel, toFloat32 } from '../graph/tensor.js';
-import { absorbInputAffine, linearReading, perChannelAxis, type Linear } from './linear.js';
-import { attrInt, attrInts } from '../graph/graph.js';
+import { absorbInputAffine, isPointwiseConv, linearReading, perChannelAxis } from './linear.js';
 import type { Pass, PassContext } from './pass.js';
 
 export const foldGrnBeta: Pass = {
@@ -30,7 +29,7 @@ export const foldGrnBeta: Pass = {
       const sum = shapes.get(add.outputs[0])?.shape;
       if (!other || !sum || other.join() !== sum.join()) continue;
       const linear = linearAfterAdds(editor, add.outputs[0]);
-      if (!linear || !exactThrough(linear)) continue;
+      if (!linear || (linear.kind !== 'matmul' && !(linear.kind === 'conv' && isPointwiseConv(linear.node, linear.weight)))) continue;
       // only a vector along the layer's input channels: [C] / [1, …, C] for MatMul, [C, 1, 1] for Conv
       const pc = perChannelAxis(beta, other.length);
       if (!pc || pc.axis !== (linear.kind === 'conv' ? 1 : other.length - 1) || numel(beta.shape) !== linear.inChannels) continue;
@@ -54,13 +53,4 @@ function linearAfterAdds(editor: GraphEditor, value: string): ReturnType<typeof 
     value = next.outputs[0];
   }
   return undefined;
-}
-
-
-/** A constant added to the layer's input moves into its bias exactly: MatMul, or a 1×1 Conv without padding. */
-function exactThrough(l: Linear): boolean {
-  if (l.kind === 'matmul') return true;
-  if (l.kind !== 'conv') return false;
-  const [, , kh, kw] = l.weight.shape;
-  return kh === 1 && kw === 1 && attrInt(l.node, 'group', 1) === 1 && attrInts(l.node, 'pads', [0, 0, 0, 0]).every((p) => p === 0);
 }

@@ -7,7 +7,7 @@
 //   (x·W + b)·s       = x·(W·diag(s)) + b·s
 //   (x·γ + β)·W + b   = x·(diag(γ)·W) + (β·W + b)        (conv: exact only without padding)
 
-import { attrFloat, attrInt, type Node } from '../graph/graph.js';
+import { attrFloat, attrInt, attrInts, type Node } from '../graph/graph.js';
 import type { GraphEditor } from '../graph/edit.js';
 import type { PassContext } from './pass.js';
 import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
@@ -158,6 +158,18 @@ export function absorbInputAffine(editor: GraphEditor, l: Linear, gamma: Float32
 function writableWeight(editor: GraphEditor, l: Linear, ctx: PassContext): Float32Array {
   if (mayRewrite(editor, l.node.inputs[1], ctx)) return l.weight.data as Float32Array;
   return toFloat32(l.weight).slice();
+}
+
+/**
+ * A Conv that is a MatMul over channels: float32 1×1 kernel, stride 1, no padding, one group. A
+ * constant added to its input moves into its bias exactly, and it can be rewritten as a MatMul.
+ */
+export function isPointwiseConv(node: Node, weight: Tensor): boolean {
+  if (weight.dtype !== 'float32' || weight.shape.length !== 4 || weight.shape[2] !== 1 || weight.shape[3] !== 1) return false;
+  const ones = (name: string) => attrInts(node, name, [1, 1]).every((v) => v === 1);
+  const pads = attrInts(node, 'pads', [0, 0, 0, 0]).every((v) => v === 0);
+  const autoPad = node.attrs.auto_pad?.kind === 'string' ? node.attrs.auto_pad.value : 'NOTSET';
+  return attrInt(node, 'group', 1) === 1 && ones('strides') && ones('dilations') && pads && ['NOTSET', 'VALID'].includes(autoPad);
 }
 
 /** Whether a pass may overwrite constant `name`'s float32 array: allowed by the caller, one reader, no alias. */

@@ -11,7 +11,8 @@ import { foldLayerNormAffine } from './fold-layernorm-affine.js';
 import { foldLayerScale } from './fold-layerscale.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
 import { recordingContext, type Pass } from './pass.js';
-import { pointwiseToConv } from './pointwise-layout.js';
+import { pointwiseToConv, pointwiseToMatMul } from './pointwise-layout.js';
+import { compactNames } from './compact-names.js';
 
 /** Every pass, in the order the default pipeline runs them. */
 export const PASSES: readonly Pass[] = [
@@ -26,6 +27,12 @@ export const PASSES: readonly Pass[] = [
   removeDead,
 ];
 
+/**
+ * Passes outside the default pipeline, which --passes can name: quantize runs pointwise-to-matmul
+ * for int8 (--skip-pass leaves it out), and compact-names runs as a file is written.
+ */
+export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, compactNames];
+
 export interface PassSelection {
   /** Exactly these passes, in this order. */
   readonly passes?: readonly string[];
@@ -34,7 +41,7 @@ export interface PassSelection {
 }
 
 export function selectPasses(selection: PassSelection = {}): Pass[] {
-  const known = new Map(PASSES.map((p) => [p.name, p]));
+  const known = new Map([...PASSES, ...OPTIONAL_PASSES].map((p) => [p.name, p]));
   const lookup = (name: string) => {
     const p = known.get(name);
     if (!p) throw new InputError(`unknown pass '${name}' (passes: ${[...known.keys()].join(', ')})`);

@@ -12,11 +12,11 @@
 // Every node the Transpose passes is rewritten for the other layout (per-channel constants transposed,
 // reduction axes remapped): the same arithmetic, only the summation order inside kernels differs.
 
-import { attr, attrInt, attrInts, type Graph, type Node } from '../graph/graph.js';
+import { attr, attrInt, attrInts, topologicalOrder, type Graph, type Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { int64, numel, reshape, tensor, transpose2d, type Tensor } from '../graph/tensor.js';
-import { mayRewrite } from './linear.js';
+import { isPointwiseConv, mayRewrite } from './linear.js';
 import { transpose } from './fold-constants.js';
 import type { Pass, PassContext } from './pass.js';
 
@@ -26,16 +26,22 @@ const UNARY = new Set(['Erf', 'Gelu', 'Relu', 'Sigmoid', 'Tanh', 'Sqrt', 'Neg', 
 const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div']);
 const REDUCE = new Set(['ReduceL2', 'ReduceL1', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceMax', 'ReduceMin']);
 
-/** Which way a region is rewritten. */
+/**
+ * Which way a region is rewritten. The Transpose that moves is NHWC → NCHW either way: it closes the
+ * region (after the last MatMul) and moves up to its start, or opens it (after the LayerNorm) and
+ * moves down to its end.
+ */
 interface Direction {
-  readonly from: 'nhwc' | 'nchw';
-  /** The permutation that takes the region's values and constants to the other layout. */
+  readonly transposeAt: 'end' | 'start';
+  /** The layout the region is rewritten into (a suffix for new value names). */
+  readonly to: 'nchw' | 'nhwc';
+  /** The permutation that takes the region's values and constants to that layout. */
   readonly perm: readonly number[];
   /** The linear layer the region holds in its current layout. */
   readonly linear: 'MatMul' | 'Conv';
 }
-const TO_CONV: Direction = { from: 'nhwc', perm: TO_NCHW, linear: 'MatMul' };
-const TO_MATMUL: Direction = { from: 'nchw', perm: TO_NHWC, linear: 'Conv' };
+const TO_CONV: Direction = { transposeAt: 'end', to: 'nchw', perm: TO_NCHW, linear: 'MatMul' };
+const TO_MATMUL: Direction = { transposeAt: 'start', to: 'nhwc', perm: TO_NHWC, linear: 'Conv' };
 
 export const pointwiseToConv: Pass = {
   name: 'pointwise-to-conv',
@@ -50,15 +56,14 @@ export const pointwiseToMatMul: Pass = {
 };
 
 function moveTransposes(graph: Graph, dir: Direction, ctx: PassContext): Graph {
+  // ranks from the graph as it came: a value an earlier rewrite made has none, so a region touching
+  // one is left alone (regions of different blocks never touch)
   const shapes = inferShapes(graph);
   const rank = (v: string) => shapes.get(v)?.shape.length;
   const editor = new GraphEditor(graph);
-  // pointwise-to-conv starts from the Transpose that closes a region, its inverse from the one that opens it
-  const closing = dir === TO_CONV;
   for (const t of graph.nodes) {
-    // the Transpose moved is NHWC → NCHW either way: from the region's end to its start, or back
     if (t.op !== 'Transpose' || !sameInts(attrInts(t, 'perm', []), TO_NCHW)) continue;
-    const region = closing ? regionBefore(editor, t, dir, rank) : regionAfter(editor, t, dir, rank);
+    const region = dir.transposeAt === 'end' ? regionBefore(editor, t, dir, rank) : regionAfter(editor, t, dir, rank);
     if (region) rewrite(editor, region, t, dir, ctx);
   }
   return editor.finish();
@@ -98,9 +103,11 @@ function regionBefore(editor: GraphEditor, t: Node, dir: Direction, rank: (v: st
 
 // The nodes after the opening Transpose that read only it, each other and constants.
 function regionAfter(editor: GraphEditor, t: Node, dir: Direction, rank: (v: string) => number | undefined): Region | undefined {
+  // the Transpose goes away, so its output must be read by the region alone (not a graph output)
+  if (editor.isGraphOutput(t.outputs[0])) return undefined;
   const inside = new Set<Node>();
   const made = new Set([t.outputs[0]]);
-  for (const n of editor.nodeList) {
+  for (const n of topologicalOrder({ ...editor.source, nodes: editor.nodeList, initializers: editor.initializers })) {
     if (!n.inputs.some((i) => made.has(i))) continue;
     const within = n.inputs.every((i) => !i || made.has(i) || editor.constant(i));
     if (!within || !convertible(editor, n, dir) || n.outputs.some((o) => rank(o) !== 4)) continue;
@@ -114,12 +121,12 @@ function regionAfter(editor: GraphEditor, t: Node, dir: Direction, rank: (v: str
 }
 
 // A region qualifies when it holds a linear layer and nothing outside reads its inner values.
-function closedRegion(editor: GraphEditor, inside: Set<Node>, entry: string, exit: string, closing: Node | undefined, dir: Direction): Region | undefined {
+function closedRegion(editor: GraphEditor, inside: Set<Node>, entry: string, exit: string, closingTranspose: Node | undefined, dir: Direction): Region | undefined {
   if (![...inside].some((n) => n.op === dir.linear)) return undefined;
   for (const n of inside) {
     for (const o of n.outputs) {
       if (o === exit) continue;
-      if (editor.isGraphOutput(o) || editor.consumers(o).some((r) => !inside.has(r) && r !== closing)) return undefined;
+      if (editor.isGraphOutput(o) || editor.consumers(o).some((r) => !inside.has(r) && r !== closingTranspose)) return undefined;
     }
   }
   return { entry, exit, nodes: editor.nodeList.filter((n) => inside.has(n)) };
@@ -132,22 +139,14 @@ function convertible(editor: GraphEditor, n: Node, dir: Direction): boolean {
     const w = editor.constant(n.inputs[1]);
     return !editor.constant(n.inputs[0]) && w?.dtype === 'float32' && w.shape.length === 2;
   }
-  if (n.op === 'Conv' && dir.linear === 'Conv') return isPointwiseConv(editor, n);
+  if (n.op === 'Conv' && dir.linear === 'Conv') {
+    const w = editor.constant(n.inputs[1]);
+    return w !== undefined && (!n.inputs[2] || editor.constant(n.inputs[2])?.shape.length === 1) && isPointwiseConv(n, w);
+  }
   if (BINARY.has(n.op)) return constants.length <= 1 && constants.every((c) => editor.constant(c)!.shape.length <= 4);
   if (UNARY.has(n.op)) return true;
   if (REDUCE.has(n.op)) return attrInt(n, 'keepdims', 1) === 1 && reduceAxes(editor, n) !== undefined;
   return false;
-}
-
-/** A Conv that is a MatMul over channels: 1×1 kernel, stride 1, no padding, one group, constant weight. */
-function isPointwiseConv(editor: GraphEditor, n: Node): boolean {
-  const w = editor.constant(n.inputs[1]);
-  if (!w || w.dtype !== 'float32' || w.shape.length !== 4 || w.shape[2] !== 1 || w.shape[3] !== 1) return false;
-  if (n.inputs[2] && editor.constant(n.inputs[2])?.shape.length !== 1) return false;
-  const ones = (name: string) => attrInts(n, name, [1, 1]).every((v) => v === 1);
-  const pads = attrInts(n, 'pads', [0, 0, 0, 0]).every((v) => v === 0);
-  const autoPad = n.attrs.auto_pad?.kind === 'string' ? n.attrs.auto_pad.value : 'NOTSET';
-  return attrInt(n, 'group', 1) === 1 && ones('strides') && ones('dilations') && pads && ['NOTSET', 'VALID'].includes(autoPad);
 }
 
 /** The axes a reduction reads (attribute before opset 18, constant input after); [] = all. */
@@ -160,10 +159,10 @@ function reduceAxes(editor: GraphEditor, n: Node): readonly number[] | undefined
 
 function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, ctx: PassContext): void {
   const renamed = new Map<string, string>();
-  const layout = dir.from === 'nhwc' ? 'nchw' : 'nhwc';
+  const layout = dir.to;
   const fresh = (v: string) => editor.uniqueName(`${v}/${layout}`);
   // the Transpose that was at one end of the region goes to the other
-  if (dir === TO_CONV) {
+  if (dir.transposeAt === 'end') {
     const entry = fresh(region.entry);
     editor.insertAfter(region.nodes[0], transposeNode(editor, region.entry, entry));
     renamed.set(region.entry, entry);
@@ -216,7 +215,7 @@ function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, c
   }
   for (const n of absorbed) editor.removeNode(n);
   editor.removeNode(t);
-  ctx.fired(dir === TO_CONV ? 'pointwise-to-conv' : 'pointwise-to-matmul', t.name);
+  ctx.fired(dir.transposeAt === 'end' ? 'pointwise-to-conv' : 'pointwise-to-matmul', t.name);
 }
 
 // A [rows, cols] weight (seen through `view`) transposed and given `shape`. Where the pass may rewrite

@@ -127,6 +127,12 @@ function globMatcher(patterns: readonly string[]): (name: string) => boolean {
   return (name) => res.some((r) => r.test(name));
 }
 
+/** The --exclude patterns that name no Conv, MatMul or Gemm of the graph (a typo, or another exporter's names). */
+export function unmatchedPatterns(graph: Graph, patterns: readonly string[]): string[] {
+  const layers = graph.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op));
+  return patterns.filter((p) => !layers.some((n) => globMatcher([p])(n.name)));
+}
+
 /** The layers to quantize, and the Conv/MatMul/Gemm nodes left in float. */
 function selectLayers(graph: Graph, options: QuantizeOptions): { layers: Layer[]; keptFloat: string[] } {
   const opTypes = new Set<string>(options.opTypes ?? QUANTIZABLE_OPS);
@@ -236,7 +242,7 @@ class Rewriter {
   dequantizedWeight(layer: Layer, perChannel: boolean, reduceRange: boolean): { value: string; scales: Float32Array } {
     const w = layer.node.inputs[1];
     const axis = perChannel ? layer.axis : undefined;
-    const key = `${w}|${axis}|${reduceRange}`;
+    const key = `${w}|${axis}|${reduceRange}|${layer.node.op === 'Gemm'}`;
     let stored = this.weights.get(key);
     if (!stored) {
       const { values, scales } = quantizeWeight(layer.weight, axis, reduceRange);
