@@ -254,7 +254,7 @@ function decodeAttr(a: onnxProto.onnx.IAttributeProto, n: onnxProto.onnx.INodePr
   }
 }
 
-function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: DecodeOptions): ValueInfo {
+export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick<DecodeOptions, 'source'>): ValueInfo {
   const t = v.type?.tensorType;
   const dtype = ONNX_TO_DTYPE.get(t?.elemType ?? 0);
   if (!dtype) throw new UnsupportedError(`value ${v.name} has unsupported element type ${t?.elemType}`, options.source);

@@ -2,13 +2,14 @@
 // a TF.js graph model. A runner always says which provider actually ran and on what device, so a
 // report can never pass off a CPU number as a GPU number.
 
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { prepareModel, Steps } from '../convert.js';
 import { InputError, Warnings } from '../errors.js';
-import { decodeOnnx, onnxBytes } from '../formats/onnx.js';
+import { onnxBytes } from '../formats/onnx.js';
+import { readOnnxSummary } from '../formats/onnx-summary.js';
 import { sniffFile } from '../formats/sniff.js';
 import { metadataJson } from '../metadata.js';
 import type { Tensor } from '../graph/tensor.js';
@@ -107,9 +108,10 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
     return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
   }
   if (stat.isFile() && (await sniffFile(path)) === 'onnx') {
-    const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: (loc) => readFileSync(join(path, '..', loc)) });
-    // by path, so that onnxruntime finds external data beside the model
-    return onnxRunner(path, path, graph.metadata, graph.inputs[0]?.shape ?? [], options.ep);
+    // metadata and input shape without decoding the weights; onnxruntime reads the file itself, by
+    // path, so that it finds external data beside the model
+    const { metadata, inputs } = readOnnxSummary(path);
+    return onnxRunner(path, path, metadata, inputs[0]?.shape ?? [], options.ep);
   }
   const warnings = new Warnings();
   const { graph } = await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), warnings);
