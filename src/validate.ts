@@ -100,7 +100,9 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
   const open = (p: string, ep: ProviderChoice) => openModel(p, { ep, tfjsBackend: options.tfjsBackend, imageSize: options.imageSize, stateDictKey: options.stateDictKey });
   options.onStep?.('load');
   const model = await open(modelPath, options.ep ?? 'auto');
-  const reference = options.reference ? await open(options.reference, options.referenceEp ?? options.ep ?? 'auto') : undefined;
+  // under --ep auto an ONNX reference follows the provider the model got (an int8 model takes the CPU)
+  const followModel = (options.ep ?? 'auto') === 'auto' && model.kind === 'onnx' ? (model.provider as ProviderChoice) : undefined;
+  const reference = options.reference ? await open(options.reference, options.referenceEp ?? followModel ?? options.ep ?? 'auto') : undefined;
   // unless told otherwise, the reference runs on the provider the model got, so that speed-ups compare like with like
   if (reference && model.kind === 'onnx' && reference.kind === 'onnx' && reference.provider !== model.provider && (options.referenceEp ?? options.ep ?? 'auto') === 'auto') {
     await reference.release();

@@ -126,6 +126,20 @@ describe('convnext validate', () => {
     assert.match(cli('validate', good, '--reference', good, '--reference-ep', 'tpu', ...fast).stderr, /--reference-ep must be auto, webgpu, cuda or cpu, got 'tpu'/);
   });
 
+  it('--ep auto sends an int8 model straight to the CPU, and the reference follows the model', async () => {
+    const { autoProviders } = await import('../src/validate/runners.js');
+    assert.deepEqual(autoProviders({ quantization: JSON.stringify({ mode: 'int8' }) }), ['cpu']);
+    assert.deepEqual(autoProviders({ quantization: JSON.stringify({ mode: 'fp16' }) }), ['webgpu', 'cuda', 'cpu']);
+    assert.deepEqual(autoProviders({}), ['webgpu', 'cuda', 'cpu']);
+    const { quantize } = await import('../src/quantize.js');
+    const { validate } = await import('../src/validate.js');
+    const int8 = join(dir, 'int8.onnx');
+    await quantize(good, int8, { to: 'int8', calib: data });
+    const r = await validate(int8, { reference: good, data, batches: [], ep: 'auto' });
+    assert.deepEqual([r.model.provider, r.model.fallbacks], ['cpu', []], 'int8 never tries WebGPU');
+    assert.deepEqual([r.reference!.provider, r.reference!.fallbacks], ['cpu', []], 'the fp32 reference goes where the model went');
+  });
+
   it('says that int8 is no format for WebGPU when an int8 model runs there', async () => {
     const { providerNotes } = await import('../src/validate/runners.js');
     const int8 = { quantization: JSON.stringify({ mode: 'int8' }) };
