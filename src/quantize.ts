@@ -13,7 +13,7 @@ import { float32 } from './graph/tensor.js';
 import { convertToFloat16 } from './passes/fp16.js';
 import { runPipeline } from './passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from './passes/pointwise-layout.js';
-import { activationsToCalibrate, quantizeStatic, quantizeWeightsOnly, unmatchedPatterns } from './passes/quantize-int8.js';
+import { activationsToCalibrate, QUANTIZABLE_OPS, quantizeStatic, quantizeWeightsOnly, unmatchedPatterns } from './passes/quantize-int8.js';
 import { calibrate, ChannelAbsMax, observeActivations } from './quantize/calibrate.js';
 import { equalizablePairs, equalizeChannels } from './passes/equalize.js';
 import type { CalibrationMethod } from './quantize/observer.js';
@@ -106,7 +106,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   const float = toMatMul ? (await runPipeline(prepared.graph, [pointwiseToMatMul], { inPlace: true })).graph : prepared.graph;
   if (options.format === 'tfjs') return quantizeForTfjs(float, input, output, options, steps, warnings);
   for (const p of unmatchedPatterns(float, options.exclude ?? [])) {
-    const examples = float.nodes.filter((n) => ['Conv', 'MatMul', 'Gemm'].includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
+    const examples = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
     warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);
   }
   const classNames = labelsOf(float.metadata);
@@ -118,7 +118,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   if (options.to === 'fp16') {
     makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings });
   } else if (options.to === 'int8-weights') {
-    makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? []), ...exclude] });
+    makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] });
   } else {
     const calib = openDataset(options.calib!, { preprocessing, classNames, limit: options.calibSize });
     checkDataFits(calib, float.inputs[0].shape, options.calib!);
@@ -126,7 +126,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     // The layer that reads the image stays float by default: it is a sliver of the compute, and its
     // uint8 input costs agreement (Fashion model, 10,000 test images: 99.47 % → 99.57 %).
     const inputLayers = options.quantizeInputLayer ? [] : float.nodes.filter((n) => n.inputs[0] === float.inputs[0].name).map((n) => n.name);
-    const intOptions = { opTypes: [...(options.opTypes ?? ['Conv', 'MatMul', 'Gemm'])], exclude: [...(options.exclude ?? []), ...inputLayers], reduceRange: options.reduceRange ?? true };
+    const intOptions = { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...inputLayers], reduceRange: options.reduceRange ?? true };
     const values = activationsToCalibrate(float, intOptions);
     const onProgress = (what: string) => (d: number, t: number) => options.onProgress?.(what, d, t);
     const calibrated = async (g: Graph, what: string) => {
@@ -222,7 +222,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
     mode: options.to,
     bytesWritten: written.bytesWritten,
     floatBytes: onnxSize(float),
-    quantizedLayers: float.nodes.filter((n) => ['Conv', 'MatMul', 'Gemm'].includes(n.op)).length,
+    quantizedLayers: float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).length,
     keptFloat: [],
     timings: steps.timings,
     warnings: warnings.items,
@@ -232,7 +232,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
 /** Names of the nodes that run on quantized weights (those fed by a DequantizeLinear of a constant). */
 export function quantizableLayers(graph: Graph): string[] {
   const dq = new Set(graph.nodes.filter((n) => n.op === 'DequantizeLinear' && graph.initializers.has(n.inputs[0])).map((n) => n.outputs[0]));
-  return graph.nodes.filter((n) => ['Conv', 'MatMul', 'Gemm'].includes(n.op) && n.inputs.some((i) => dq.has(i))).map((n) => n.name);
+  return graph.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))).map((n) => n.name);
 }
 
 /** The graph's logits over the data (one float32 model's view of it). */

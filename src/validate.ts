@@ -100,15 +100,12 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
   const open = (p: string, ep: ProviderChoice) => openModel(p, { ep, tfjsBackend: options.tfjsBackend, imageSize: options.imageSize, stateDictKey: options.stateDictKey });
   options.onStep?.('load');
   const model = await open(modelPath, options.ep ?? 'auto');
-  // under --ep auto an ONNX reference follows the provider the model got (an int8 model takes the CPU)
-  const followModel = (options.ep ?? 'auto') === 'auto' && model.kind === 'onnx' ? (model.provider as ProviderChoice) : undefined;
-  const reference = options.reference ? await open(options.reference, options.referenceEp ?? followModel ?? options.ep ?? 'auto') : undefined;
-  // unless told otherwise, the reference runs on the provider the model got, so that speed-ups compare like with like
-  if (reference && model.kind === 'onnx' && reference.kind === 'onnx' && reference.provider !== model.provider && (options.referenceEp ?? options.ep ?? 'auto') === 'auto') {
-    await reference.release();
-    throw new InputError(`the model runs on ${model.provider} but the reference only on ${reference.provider}; choose one with --ep`);
-  }
+  let reference: Runner | undefined;
   try {
+    // unless told otherwise, the reference runs on the provider the model got (under --ep auto an
+    // int8 model takes the CPU), so that speed-ups compare like with like
+    const followModel = (options.ep ?? 'auto') === 'auto' && model.kind === 'onnx' ? (model.provider as ProviderChoice) : undefined;
+    if (options.reference) reference = await open(options.reference, options.referenceEp ?? followModel ?? options.ep ?? 'auto');
     let out: Measured = { model: info(model), reference: reference && info(reference) };
     if (options.data) out = { ...out, ...(await measureAccuracy(model, reference, options)) };
     const batches = options.batches ?? [1, 8, 32];

@@ -16,7 +16,7 @@ import { attr, attrInt, attrInts, topologicalOrder, type Graph, type Node } from
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { int64, numel, reshape, tensor, transpose2d, type Tensor } from '../graph/tensor.js';
-import { isPointwiseConv, mayRewrite } from './linear.js';
+import { isPointwiseConv, linearReading, mayRewrite } from './linear.js';
 import { transpose } from './fold-constants.js';
 import type { Pass, PassContext } from './pass.js';
 
@@ -182,7 +182,9 @@ function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, c
   for (const n of region.nodes) {
     if (absorbed.has(n)) continue;
     if (n.op === 'MatMul') {
-      const add = biasAdd(editor, n, region);
+      // the layer's bias Add, when it is in the region, becomes the Conv's bias
+      const linear = linearReading(editor, n, n.inputs[0]);
+      const add = linear?.biasAdd && region.nodes.includes(linear.biasAdd) ? linear.biasAdd : undefined;
       if (add) absorbed.add(add);
       const bias = add ? [add.inputs.find((i) => editor.constant(i))!] : [];
       const [inC, outC] = editor.constant(n.inputs[1])!.shape;
@@ -232,15 +234,6 @@ function transposedWeight(editor: GraphEditor, name: string, view: readonly numb
 
 function transposeNode(editor: GraphEditor, input: string, output: string): Node {
   return { name: editor.uniqueName(`${input}/Transpose`), op: 'Transpose', domain: '', inputs: [input], outputs: [output], attrs: { perm: attr.ints(TO_NCHW) } };
-}
-
-/** The Add that applies a per-output-channel constant bias to `matmul`, if it is the only reader. */
-function biasAdd(editor: GraphEditor, matmul: Node, region: Region): Node | undefined {
-  const readers = editor.consumers(matmul.outputs[0]);
-  if (readers.length !== 1 || readers[0].op !== 'Add' || !region.nodes.includes(readers[0])) return undefined;
-  const outC = editor.constant(matmul.inputs[1])!.shape[1];
-  const b = readers[0].inputs.map((i) => editor.constant(i)).find((c) => c !== undefined);
-  return b && b.dtype === 'float32' && b.shape.length === 1 && b.shape[0] === outC ? readers[0] : undefined;
 }
 
 /** A constant that broadcast against one layout, laid out to broadcast against the other. */

@@ -125,13 +125,15 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
  * than fp32 there, 0.7× fp32 on a CPU).
  */
 export function autoProviders(metadata: Readonly<Record<string, string>>): ExecutionProvider[] {
-  return metadataJson<{ mode?: string }>(metadata, 'quantization')?.mode === 'int8' ? ['cpu'] : [...GPU_PROVIDERS, 'cpu'];
+  return isInt8(metadata) ? ['cpu'] : [...GPU_PROVIDERS, 'cpu'];
 }
+
+/** A model `quantize --to int8` made (QDQ), by its metadata. */
+const isInt8 = (metadata: Readonly<Record<string, string>>) => metadataJson<{ mode?: string }>(metadata, 'quantization')?.mode === 'int8';
 
 /** What someone timing this model on this provider should know. */
 export function providerNotes(metadata: Readonly<Record<string, string>>, provider: string): string[] {
-  const mode = metadataJson<{ mode?: string }>(metadata, 'quantization')?.mode;
-  if (provider === 'webgpu' && mode === 'int8') {
+  if (provider === 'webgpu' && isInt8(metadata)) {
     // measured on an NVIDIA H200 (README, GPU): the QDQ layers fall back to the CPU, with copies between
     return ['int8 (QDQ) has no WebGPU kernels in onnxruntime: its quantized layers run on the CPU, with copies in between (ConvNeXt-T on an H200: 29× slower than fp32); fp16 is the format for WebGPU'];
   }
