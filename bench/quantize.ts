@@ -10,10 +10,10 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { convert } from '../src/convert.js';
-import { openDataset, type Dataset, type Preprocessing } from '../src/formats/images.js';
+import { openDataset, type Dataset, type Preprocessing } from '../src/data/images.js';
 import { readNpy, writeNpy } from '../src/formats/npy.js';
 import { float32 } from '../src/graph/tensor.js';
-import { quantize, type QuantizeOptions } from '../src/quantize.js';
+import { quantize, type QuantizeOptions } from '../src/quantize/index.js';
 import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
 import { predict } from '../src/runtime/predict.js';
 import { accuracy, agreement } from '../src/validate/metrics.js';

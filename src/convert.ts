@@ -9,7 +9,7 @@ import { loadOnnxModel } from './convnext/import-onnx.js';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { InputError, Warnings } from './errors.js';
 import { preprocessingOf, type PreprocessingOverrides } from './metadata.js';
-import { writeTfjsModel, type WriteTfjsOptions } from './formats/tfjs.js';
+import { writeTfjsModel, type WriteTfjsOptions } from './formats/tfjs/index.js';
 import { toFloat32Graph, type SourcePrecision } from './passes/to-float32.js';
 import { sniffFile } from './formats/sniff.js';
 import type { Graph } from './graph/graph.js';

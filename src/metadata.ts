@@ -1,4 +1,4 @@
-import type { Preprocessing } from './formats/images.js';
+import type { Preprocessing } from './data/images.js';
 import type { Graph } from './graph/graph.js';
 
 // Model metadata values are strings (ONNX metadata_props); the structured ones hold JSON. A value

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import { readNpy } from '../src/formats/npy.js';
-import { quantize } from '../src/quantize.js';
+import { quantize } from '../src/quantize/index.js';
 import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
-import { validate } from '../src/validate.js';
+import { validate } from '../src/validate/index.js';
 import { agreement } from '../src/validate/metrics.js';
 import { assertClose, fixturePath } from './helpers/fixtures.js';
 
@@ -39,7 +39,7 @@ describe('Fashion-MNIST ConvNeXt', () => {
     assert.equal(r.accuracy!.model.top1, 100 * meta.val_accuracy, 'fp32 top-1 equals PyTorch’s');
     // and logit by logit
     const { predict } = await import('../src/runtime/predict.js');
-    const { openDataset } = await import('../src/formats/images.js');
+    const { openDataset } = await import('../src/data/images.js');
     const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
     const session = await createSession(fp32);
     const p = await predict([(input) => runFloat(session, input)], data);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
-import { quantize } from '../src/quantize.js';
+import { quantize } from '../src/quantize/index.js';
 import { checkpointFixtures, fixturePath, manifest, ROOT } from './helpers/fixtures.js';
 
 const HASHES = join(ROOT, 'test', 'output-hashes.json');

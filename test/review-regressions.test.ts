@@ -83,7 +83,7 @@ describe('validate and quantize refuse what they cannot measure (exit 2, one lin
 describe('progress', () => {
   it('predict reports 0 done before the first batch, so images/s and the ETA count the first batch’s time', async () => {
     const { predict } = await import('../src/runtime/predict.js');
-    const { openDataset } = await import('../src/formats/images.js');
+    const { openDataset } = await import('../src/data/images.js');
     const data = openDataset(fixturePath('fashion/val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, limit: 6 });
     const calls: [number, number][] = [];
     await predict([async (x) => ({ data: new Float32Array(x.shape[0] * 10), dims: [x.shape[0], 10] })], data, { batchSize: 4, onProgress: (d, t) => calls.push([d, t]) });

@@ -13,7 +13,7 @@ import { buildConvNextGraph } from '../src/convnext/build.js';
 import { loadCheckpoint } from '../src/convnext/load.js';
 import { InputError, UnsupportedError } from '../src/errors.js';
 import { decodeOnnx } from '../src/formats/onnx.js';
-import { encodeTfjs, tfjsOpCounts, writeTfjsModel, type TfjsOptions } from '../src/formats/tfjs.js';
+import { encodeTfjs, tfjsOpCounts, writeTfjsModel, type TfjsOptions } from '../src/formats/tfjs/index.js';
 import { attr, GraphBuilder, type Graph } from '../src/graph/graph.js';
 import { float32, type Tensor } from '../src/graph/tensor.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';

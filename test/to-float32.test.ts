@@ -8,7 +8,7 @@ import { convert } from '../src/convert.js';
 import { decodeOnnx } from '../src/formats/onnx.js';
 import { checkGraph } from '../src/graph/graph.js';
 import { toFloat32Graph } from '../src/passes/to-float32.js';
-import { quantize } from '../src/quantize.js';
+import { quantize } from '../src/quantize/index.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
 import { fixturePath, golden, manifest } from './helpers/fixtures.js';
 

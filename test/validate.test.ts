@@ -127,12 +127,12 @@ describe('convnext validate', () => {
   });
 
   it('--ep auto sends an int8 model straight to the CPU, and the reference follows the model', async () => {
-    const { autoProviders } = await import('../src/validate/runners.js');
+    const { autoProviders } = await import('../src/runtime/runners.js');
     assert.deepEqual(autoProviders({ quantization: JSON.stringify({ mode: 'int8' }) }), ['cpu']);
     assert.deepEqual(autoProviders({ quantization: JSON.stringify({ mode: 'fp16' }) }), ['webgpu', 'cuda', 'cpu']);
     assert.deepEqual(autoProviders({}), ['webgpu', 'cuda', 'cpu']);
-    const { quantize } = await import('../src/quantize.js');
-    const { validate } = await import('../src/validate.js');
+    const { quantize } = await import('../src/quantize/index.js');
+    const { validate } = await import('../src/validate/index.js');
     const int8 = join(dir, 'int8.onnx');
     await quantize(good, int8, { to: 'int8', calib: data });
     const r = await validate(int8, { reference: good, data, batches: [], ep: 'auto' });
@@ -141,7 +141,7 @@ describe('convnext validate', () => {
   });
 
   it('says that int8 is no format for WebGPU when an int8 model runs there', async () => {
-    const { providerNotes } = await import('../src/validate/runners.js');
+    const { providerNotes } = await import('../src/runtime/runners.js');
     const int8 = { quantization: JSON.stringify({ mode: 'int8' }) };
     assert.match(providerNotes(int8, 'webgpu').join(), /no WebGPU kernels.*fp16 is the format for WebGPU/);
     assert.deepEqual(providerNotes(int8, 'cpu'), []);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { convert } from '../convert.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
-import { WEIGHT_FORMATS } from '../formats/tfjs.js';
+import { WEIGHT_FORMATS } from '../formats/tfjs/index.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { channels3, collect, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { preprocessingFlags, preprocessingOverrides } from './parse.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { quantize, type QuantizeMode } from '../quantize.js';
+import { quantize, type QuantizeMode } from '../quantize/index.js';
 import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { preprocessingFlags, preprocessingOverrides } from './parse.js';

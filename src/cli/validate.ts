@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { writeFilesAtomic } from '../formats/files.js';
-import { validate } from '../validate.js';
+import { validate } from '../validate/index.js';
 import { renderHtml, renderJunit, renderText } from '../validate/report.js';
 import { EXIT, Reporter, runCommand } from './report.js';
 import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { InputError, Warnings } from '../errors.js';
 import { isHfFolder, readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
-import type { Preprocessing } from '../formats/images.js';
+import type { Preprocessing } from '../data/images.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { sniffFile } from '../formats/sniff.js';

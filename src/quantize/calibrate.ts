@@ -2,7 +2,7 @@
 // to be quantized exposed as extra outputs, and feed each into its HistogramObserver. Only one
 // batch of activations is alive at a time.
 
-import type { Dataset } from '../formats/images.js';
+import type { Dataset } from '../data/images.js';
 import type { Graph, ValueInfo } from '../graph/graph.js';
 import { inferShapes } from '../graph/shapes.js';
 import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';

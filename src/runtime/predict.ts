@@ -2,7 +2,7 @@
 // take each batch in turn, so images are decoded once however many models are compared.
 
 import { InputError } from '../errors.js';
-import type { Dataset } from '../formats/images.js';
+import type { Dataset } from '../data/images.js';
 import { concatFloat32, type Tensor } from '../graph/tensor.js';
 
 /** One model: a batch [n, C, H, W] in, its first output out. */

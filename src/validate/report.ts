@@ -1,7 +1,7 @@
 // The validate report in three shapes: a terminal table, JUnit XML (one test case per gate) for CI
 // systems, and one self-contained HTML page with plots (inline SVG, no scripts, no network).
 
-import type { ValidateReport } from '../validate.js';
+import type { ValidateReport } from './index.js';
 
 const pct = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)} %`);
 const ms = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)} ms`);

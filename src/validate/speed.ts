@@ -2,7 +2,7 @@
 // time are reached; medians and 90th percentiles, never means (one slow run must not move them).
 
 import { float32 } from '../graph/tensor.js';
-import type { Runner } from './runners.js';
+import type { Runner } from '../runtime/runners.js';
 
 export interface SpeedResult {
   readonly batch: number;

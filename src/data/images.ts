@@ -9,7 +9,7 @@ import { extname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
-import { readNpy } from './npy.js';
+import { readNpy } from '../formats/npy.js';
 
 export interface Preprocessing {
   /** The shorter side is resized to this many pixels… */

@@ -5,17 +5,17 @@
 
 import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError, UnsupportedError } from '../errors.js';
-import { producers, topologicalOrder, type Graph, type Node } from '../graph/graph.js';
-import { TOOL_NAME, TOOL_VERSION } from '../version.js';
-import { writeFilesAtomic } from './files.js';
-import { Emitter, tfAttr, type TfNode } from './tfjs-emit.js';
-import { physicalShape, samePerm, transposeBetween } from './tfjs-layout.js';
-import { TFJS_OPS, unsupportedOutputs } from './tfjs-ops.js';
-import { constantValues, foldGeluScales, fuseGelu } from './tfjs-rewrite.js';
-import { SHARD_FILE, shardWeights, WEIGHT_FORMATS, type WeightFormat, type WeightSpec } from './tfjs-weights.js';
+import { InputError, UnsupportedError } from '../../errors.js';
+import { producers, topologicalOrder, type Graph, type Node } from '../../graph/graph.js';
+import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
+import { writeFilesAtomic } from '../files.js';
+import { Emitter, tfAttr, type TfNode } from './emit.js';
+import { physicalShape, samePerm, transposeBetween } from './layout.js';
+import { TFJS_OPS, unsupportedOutputs } from './ops.js';
+import { constantValues, foldGeluScales, fuseGelu } from './rewrite.js';
+import { SHARD_FILE, shardWeights, WEIGHT_FORMATS, type WeightFormat, type WeightSpec } from './weights.js';
 
-export { WEIGHT_FORMATS, type WeightFormat } from './tfjs-weights.js';
+export { WEIGHT_FORMATS, type WeightFormat } from './weights.js';
 
 export interface TfjsOptions {
   /** Storage of conv/matmul weights (other constants stay float32). Default 'float32'. */

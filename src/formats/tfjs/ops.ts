@@ -4,12 +4,12 @@
 // (node_modules/@tensorflow/tfjs-converter/dist/operations/op_list). This file holds the
 // elementwise, shape and reduction ops; layers with weights and normalisations are in tfjs-ops-nn.ts.
 
-import { attrInt, attrInts, type Node } from '../graph/graph.js';
-import { numel, tensor, toFloat32 } from '../graph/tensor.js';
-import { elementwise, Emitter, F32, f32, out, tfAttr, unsupported, type Handler, type TfAttr } from './tfjs-emit.js';
-import { axesLast, dropAxes, identity, inverse, normAxes, physicalAxes, physicalShape, sameElementOrder, transposedLayout, transposeTensor } from './tfjs-layout.js';
-import { NN_OPS } from './tfjs-ops-nn.js';
-import { GELU_OP } from './tfjs-rewrite.js';
+import { attrInt, attrInts, type Node } from '../../graph/graph.js';
+import { numel, tensor, toFloat32 } from '../../graph/tensor.js';
+import { elementwise, Emitter, F32, f32, out, tfAttr, unsupported, type Handler, type TfAttr } from './emit.js';
+import { axesLast, dropAxes, identity, inverse, normAxes, physicalAxes, physicalShape, sameElementOrder, transposedLayout, transposeTensor } from './layout.js';
+import { NN_OPS } from './ops-nn.js';
+import { GELU_OP } from './rewrite.js';
 
 const binary = (tfOp: string): Handler => (n, e) => elementwise(e, tfOp, n.inputs.slice(0, 2), out(n));
 const unary = (tfOp: string): Handler => (n, e) => elementwise(e, tfOp, [n.inputs[0]], out(n));

@@ -4,7 +4,7 @@
 // logical axis perm[j]. A Transpose node then costs nothing (only the layout changes), and real
 // transposes are emitted only where an op needs an arrangement that the value does not have.
 
-import { numel, tensor, type Tensor, type TensorData } from '../graph/tensor.js';
+import { numel, tensor, type Tensor, type TensorData } from '../../graph/tensor.js';
 
 export type Perm = readonly number[];
 

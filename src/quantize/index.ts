@@ -2,24 +2,24 @@
 // int8 is calibrated on real images in bounded memory; with an accuracy budget the layers whose
 // quantization hurts most go back to float, one by one, until the budget holds.
 
-import { prepareModel, Steps, writeModel, type ConvertOptions } from './convert.js';
-import { InputError, Warnings } from './errors.js';
-import { labelsOf, metadataJson, preprocessingOf } from './metadata.js';
-import { checkOutputPath } from './formats/files.js';
-import { checkDataFits, openDataset, type Dataset, type Preprocessing } from './formats/images.js';
-import { onnxBytes, onnxSize } from './formats/onnx.js';
-import type { Graph } from './graph/graph.js';
-import { float32 } from './graph/tensor.js';
-import { convertToFloat16 } from './passes/fp16.js';
-import { runPipeline } from './passes/pipeline.js';
-import { pointwiseToConv, pointwiseToMatMul } from './passes/pointwise-layout.js';
-import { activationsToCalibrate, QUANTIZABLE_OPS, quantizeStatic, quantizeWeightsOnly, unmatchedPatterns } from './passes/quantize-int8.js';
-import { calibrate, ChannelAbsMax, observeActivations } from './quantize/calibrate.js';
-import { equalizablePairs, equalizeChannels } from './passes/equalize.js';
-import type { CalibrationMethod } from './quantize/observer.js';
-import { createSession, runFloat } from './runtime/onnxruntime.js';
-import { predict } from './runtime/predict.js';
-import { accuracy, agreement } from './validate/metrics.js';
+import { prepareModel, Steps, writeModel, type ConvertOptions } from '../convert.js';
+import { InputError, Warnings } from '../errors.js';
+import { labelsOf, metadataJson, preprocessingOf } from '../metadata.js';
+import { checkOutputPath } from '../formats/files.js';
+import { checkDataFits, openDataset, type Dataset, type Preprocessing } from '../data/images.js';
+import { onnxBytes, onnxSize } from '../formats/onnx.js';
+import type { Graph } from '../graph/graph.js';
+import { float32 } from '../graph/tensor.js';
+import { convertToFloat16 } from '../passes/fp16.js';
+import { runPipeline } from '../passes/pipeline.js';
+import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
+import { activationsToCalibrate, QUANTIZABLE_OPS, quantizeStatic, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
+import { calibrate, ChannelAbsMax, observeActivations } from './calibrate.js';
+import { equalizablePairs, equalizeChannels } from '../passes/equalize.js';
+import type { CalibrationMethod } from './observer.js';
+import { createSession, runFloat } from '../runtime/onnxruntime.js';
+import { predict } from '../runtime/predict.js';
+import { accuracy, agreement } from '../validate/metrics.js';
 
 export type QuantizeMode = 'fp16' | 'int8' | 'int8-weights';
 

@@ -2,18 +2,13 @@
 // a TF.js graph model. A runner always says which provider actually ran and on what device, so a
 // report can never pass off a CPU number as a GPU number.
 
-import { statSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { prepareModel, Steps } from '../convert.js';
-import { InputError, Warnings } from '../errors.js';
-import { onnxBytes } from '../formats/onnx.js';
-import { readOnnxSummary } from '../formats/onnx-summary.js';
-import { sniffFile } from '../formats/sniff.js';
+import { InputError } from '../errors.js';
 import { metadataJson } from '../metadata.js';
 import type { Tensor } from '../graph/tensor.js';
-import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
+import { cpuName } from './device.js';
+import { createSession, type ExecutionProvider } from './onnxruntime.js';
 
 export type ProviderChoice = 'auto' | ExecutionProvider;
 
@@ -33,11 +28,6 @@ export interface Runner {
   readonly inputShape: readonly (number | string)[];
   run(input: Tensor): Promise<{ data: Float32Array; dims: readonly number[] }>;
   release(): Promise<void>;
-}
-
-export function cpuName(): string {
-  const c = cpus();
-  return `${c[0]?.model?.trim() || 'unknown CPU'} (${c.length} cores)`;
 }
 
 const GPU_PROVIDERS: ExecutionProvider[] = ['webgpu', 'cuda'];
@@ -88,35 +78,6 @@ function firstLine(message: string): string {
   const known = message.match(/Failed to get a WebGPU adapter[^\n]*|Failed to load (shared )?library[^\n]*?(?=error:|$)|No supported adapters/);
   if (known) return known[0].trim().slice(0, 160);
   return (message.split('\n')[0] ?? '').replace(/^\S*onnxruntime_src\S*\s*/, '').slice(0, 160);
-}
-
-export interface OpenOptions {
-  readonly ep: ProviderChoice;
-  /** For checkpoints: what convert would take. */
-  readonly imageSize?: number;
-  readonly stateDictKey?: string;
-  /** For TF.js models: the backend. */
-  readonly tfjsBackend?: 'cpu' | 'wasm';
-}
-
-/** ONNX file, TF.js model folder, or checkpoint (converted in memory). */
-export async function openModel(path: string, options: OpenOptions): Promise<Runner> {
-  const stat = statSync(path, { throwIfNoEntry: false });
-  if (!stat) throw new InputError('no such file or folder', path);
-  if (stat.isDirectory() && statSync(join(path, 'model.json'), { throwIfNoEntry: false })) {
-    const { tfjsRunner } = await import('./tfjs-runner.js');
-    return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
-  }
-  if (stat.isFile() && (await sniffFile(path)) === 'onnx') {
-    // metadata and input shape without decoding the weights; onnxruntime reads the file itself, by
-    // path, so that it finds external data beside the model
-    const { metadata, inputs } = readOnnxSummary(path);
-    return onnxRunner(path, path, metadata, inputs[0]?.shape ?? [], options.ep);
-  }
-  const warnings = new Warnings();
-  const { graph } = await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), warnings);
-  const runner = await onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
-  return { ...runner, warnings: [...warnings.items, ...runner.warnings] };
 }
 
 /**

@@ -1,11 +1,11 @@
 // Handlers for the layers with weights and the normalisations: Conv, MatMul, Gemm,
 // LayerNormalization, BatchNormalization and GELU. Part of the TFJS_OPS table (tfjs-ops.ts).
 
-import { attrFloat, attrInt, attrInts, type Node } from '../graph/graph.js';
-import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
-import { elementwise, Emitter, F32, type Handler, f32, attrString, out, scalarValue, tfAttr, unsupported, type TfAttr, type Weight } from './tfjs-emit.js';
-import { axesLast, broadcastShapes, hasAxesLast, identity, NHWC, normAxes, physicalAxes, transposeTensor } from './tfjs-layout.js';
-import { GELU_TANH_INNER } from './tfjs-rewrite.js';
+import { attrFloat, attrInt, attrInts, type Node } from '../../graph/graph.js';
+import { numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
+import { elementwise, Emitter, F32, type Handler, f32, attrString, out, scalarValue, tfAttr, unsupported, type TfAttr, type Weight } from './emit.js';
+import { axesLast, broadcastShapes, hasAxesLast, identity, NHWC, normAxes, physicalAxes, transposeTensor } from './layout.js';
+import { GELU_TANH_INNER } from './rewrite.js';
 
 // --- ops with weights ----------------------------------------------------------------------------
 
@@ -262,7 +262,7 @@ const batchNorm: Handler = (n, e) => {
 // --- GELU ----------------------------------------------------------------------------------------
 
 /**
- * out_scale·gelu(x) from u = in_scale·x (see tfjs-rewrite.ts). Exact: k·u·(1 + erf(u/(in_scale·√2)))
+ * out_scale·gelu(x) from u = in_scale·x (see rewrite.ts). Exact: k·u·(1 + erf(u/(in_scale·√2)))
  * with k = out_scale/(2·in_scale); both factors are 1 after folding into neighbours, leaving Erf,
  * AddV2, Mul. Tanh approximation, written with 1 + tanh(z) = 2σ(2z):
  * gelu(x) ≈ x·σ(c₁(x + 0.044715x³)), c₁ = 2√(2/π), i.e. u·σ((c₁/a)·u·(1 + (0.044715/a²)·u²))/a.

@@ -9,8 +9,8 @@
 // ops, Erf, AddV2 and Mul (u·(1 + erf(u)) with u = x/√2), instead of five. Multiplying a weight by a
 // constant rounds once per weight (≤ 2⁻²⁴ relative), far below the golden tolerance.
 
-import { attr, consumers, producers, type Graph, type Node } from '../graph/graph.js';
-import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
+import { attr, consumers, producers, type Graph, type Node } from '../../graph/graph.js';
+import { numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
 
 /** The internal op: out_scale·gelu(input/in_scale), attrs in_scale, out_scale, approximate. */
 export const GELU_OP = 'TfjsGelu';

@@ -3,7 +3,7 @@
 // float32 (or int32) at load time, so quantization only shrinks the download; the one exception is
 // int8, whose per-channel scale the manifest cannot express and the graph applies (see below).
 
-import { floatToHalf, type Tensor } from '../graph/tensor.js';
+import { floatToHalf, type Tensor } from '../../graph/tensor.js';
 
 /** How conv/matmul weights are stored; every other constant stays float32 (or int32). */
 export type WeightFormat = 'float32' | 'float16' | 'uint16' | 'uint8' | 'int8';

@@ -3,16 +3,17 @@
 
 import { arch, platform, release } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { InputError } from './errors.js';
-import { labelsOf, preprocessingOf, type PreprocessingOverrides } from './metadata.js';
-import { checkDataFits, openDataset } from './formats/images.js';
-import type { Graph } from './graph/graph.js';
-import type { Tensor } from './graph/tensor.js';
-import { predict } from './runtime/predict.js';
-import { accuracy, agreement, type Accuracy, type Agreement } from './validate/metrics.js';
-import { openModel, type ProviderChoice, type Runner } from './validate/runners.js';
-import { measureSpeed, type SpeedResult } from './validate/speed.js';
-import { TOOL_VERSION } from './version.js';
+import { InputError } from '../errors.js';
+import { labelsOf, preprocessingOf, type PreprocessingOverrides } from '../metadata.js';
+import { checkDataFits, openDataset } from '../data/images.js';
+import type { Graph } from '../graph/graph.js';
+import type { Tensor } from '../graph/tensor.js';
+import { predict } from '../runtime/predict.js';
+import { accuracy, agreement, type Accuracy, type Agreement } from './metrics.js';
+import type { ProviderChoice, Runner } from '../runtime/runners.js';
+import { openModel } from './open.js';
+import { measureSpeed, type SpeedResult } from './speed.js';
+import { TOOL_VERSION } from '../version.js';
 
 export interface Gates {
   /** Largest allowed top-1 drop against the reference, in points (needs labels). */

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../graph/tensor.js';
-import { loadTfjsModel, type TfjsBackend } from '../runtime/tfjs.js';
-import { cpuName, type Runner } from './runners.js';
+import { loadTfjsModel, type TfjsBackend } from './tfjs.js';
+import { cpuName } from './device.js';
+import type { Runner } from './runners.js';
 
 /** A TF.js graph model folder on the cpu or wasm backend. */
 export async function tfjsRunner(folder: string, backend: TfjsBackend): Promise<Runner> {

@@ -3,9 +3,9 @@
 // handlers (tfjs-ops.ts) read their inputs through `input`/`constIn`, which insert a Transpose or
 // materialise a constant only when the stored arrangement is not the one the op needs.
 
-import { UnsupportedError } from '../errors.js';
-import { consumers, type Graph, type Node } from '../graph/graph.js';
-import { isFloat, numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
+import { UnsupportedError } from '../../errors.js';
+import { consumers, type Graph, type Node } from '../../graph/graph.js';
+import { isFloat, numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
 import {
   broadcastShapes,
   identity,
@@ -17,8 +17,8 @@ import {
   transposeBetween,
   transposeTensor,
   type Perm,
-} from './tfjs-layout.js';
-import { encodeInt8PerChannel, encodePlain, encodeWeight, type EncodedWeight, type WeightFormat } from './tfjs-weights.js';
+} from './layout.js';
+import { encodeInt8PerChannel, encodePlain, encodeWeight, type EncodedWeight, type WeightFormat } from './weights.js';
 
 /** A NodeDef attribute as TF.js reads it from model.json (proto3 JSON: int64 as strings, bytes as base64). */
 export type TfAttr =

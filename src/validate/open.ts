@@ -1,0 +1,40 @@
+// What validate runs: an ONNX file, a TF.js model folder, or a checkpoint converted in memory.
+
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { prepareModel, Steps } from '../convert.js';
+import { InputError, Warnings } from '../errors.js';
+import { onnxBytes } from '../formats/onnx.js';
+import { readOnnxSummary } from '../formats/onnx-summary.js';
+import { sniffFile } from '../formats/sniff.js';
+import { onnxRunner, type ProviderChoice, type Runner } from '../runtime/runners.js';
+
+export interface OpenOptions {
+  readonly ep: ProviderChoice;
+  /** For checkpoints: what convert would take. */
+  readonly imageSize?: number;
+  readonly stateDictKey?: string;
+  /** For TF.js models: the backend. */
+  readonly tfjsBackend?: 'cpu' | 'wasm';
+}
+
+/** ONNX file, TF.js model folder, or checkpoint (converted in memory). */
+export async function openModel(path: string, options: OpenOptions): Promise<Runner> {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) throw new InputError('no such file or folder', path);
+  if (stat.isDirectory() && statSync(join(path, 'model.json'), { throwIfNoEntry: false })) {
+    const { tfjsRunner } = await import('../runtime/tfjs-runner.js');
+    return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
+  }
+  if (stat.isFile() && (await sniffFile(path)) === 'onnx') {
+    // metadata and input shape without decoding the weights; onnxruntime reads the file itself, by
+    // path, so that it finds external data beside the model
+    const { metadata, inputs } = readOnnxSummary(path);
+    return onnxRunner(path, path, metadata, inputs[0]?.shape ?? [], options.ep);
+  }
+  const warnings = new Warnings();
+  const { graph } = await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), warnings);
+  const runner = await onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
+  return { ...runner, warnings: [...warnings.items, ...runner.warnings] };
+}
+
