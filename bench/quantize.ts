@@ -16,7 +16,7 @@ import { float32 } from '../src/graph/tensor.js';
 import { quantize, type QuantizeOptions } from '../src/quantize/index.js';
 import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
 import { predict } from '../src/runtime/predict.js';
-import { accuracy, agreement } from '../src/validate/metrics.js';
+import { accuracy, agreement } from '../src/runtime/metrics.js';
 import type { CalibrationMethod } from '../src/quantize/observer.js';
 import { compareLatency, type LatencyResult } from './latency.js';
 import { against, childReport, fashionDir, fmtMs, fmtS, heading, isMain, median, mib, outDir, pct, root, runChild, runJson, say, sizeOf, timed, writeResult } from './common.js';

@@ -14,7 +14,7 @@ import { validate } from '../src/validate/index.js';
 import { openDataset, type Dataset, type Preprocessing } from '../src/data/images.js';
 import { readNpy } from '../src/formats/npy.js';
 import { concatFloat32 } from '../src/graph/tensor.js';
-import { accuracy, agreement } from '../src/validate/metrics.js';
+import { accuracy, agreement } from '../src/runtime/metrics.js';
 import { against, fashionDir, fmtMs, heading, median, mib, outDir, pct, say, sizeOf, timed, writeResult } from './common.js';
 
 const tfjsDir = join(outDir, 'tfjs');

@@ -11,7 +11,7 @@ import { readNpy } from '../src/formats/npy.js';
 import { quantize } from '../src/quantize/index.js';
 import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
 import { validate } from '../src/validate/index.js';
-import { agreement } from '../src/validate/metrics.js';
+import { agreement } from '../src/runtime/metrics.js';
 import { assertClose, fixturePath } from './helpers/fixtures.js';
 
 const F = (p: string) => fixturePath(join('fashion', p));

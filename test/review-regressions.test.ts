@@ -11,7 +11,7 @@ import { foldConstants } from '../src/passes/fold-constants.js';
 import { foldLayerScale } from '../src/passes/fold-layerscale.js';
 import { recordingContext } from '../src/passes/pass.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
-import { accuracy, agreement } from '../src/validate/metrics.js';
+import { accuracy, agreement } from '../src/runtime/metrics.js';
 import { fixturePath, ROOT } from './helpers/fixtures.js';
 
 const BIN = join(ROOT, 'dist', 'bin', 'convnext.js');

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { modelMetadata } from '../src/convert.js';
+import { modelMetadata } from '../src/model/metadata.js';
 import { buildConvNextGraph } from '../src/convnext/build.js';
 import { loadCheckpoint } from '../src/convnext/load.js';
 import { InputError, UnsupportedError } from '../src/errors.js';

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { InputError, Warnings } from '../errors.js';
 import { isHfFolder, readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
-import type { Preprocessing } from '../data/images.js';
+import { DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { sniffFile } from '../formats/sniff.js';
@@ -37,10 +37,6 @@ export interface LoadOptions {
   readonly imageSize?: number;
   readonly warnings?: Warnings;
 }
-
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
-const DEFAULT_IMAGE_SIZE = 224;
 
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
   let stat;
@@ -121,8 +117,8 @@ function checkConfigAgrees(config: Awaited<ReturnType<typeof readHfFolder>>['con
 // with bicubic interpolation. A preprocessor_config.json, when present, wins.
 function preprocessingFor(layout: LayoutName, variant: string, imageSize: number, hf?: HfPreprocessing): Preprocessing {
   const torchvisionResize: Record<string, number> = { convnext_tiny: 236, convnext_small: 230, convnext_base: 232, convnext_large: 232 };
-  let resize = Math.floor(imageSize / 0.875);
-  let interpolation = 'bicubic';
+  let resize = Math.floor(imageSize / DEFAULT_CROP_PCT);
+  let interpolation = DEFAULT_INTERPOLATION;
   if (layout === 'torchvision') {
     interpolation = 'bilinear';
     if (imageSize === 224 && torchvisionResize[variant]) resize = torchvisionResize[variant];
@@ -132,5 +128,5 @@ function preprocessingFor(layout: LayoutName, variant: string, imageSize: number
     else if (hf.cropPct) resize = Math.floor(imageSize / hf.cropPct);
     interpolation = hf.interpolation ?? interpolation;
   }
-  return { resize, crop: imageSize, interpolation, mean: hf?.mean ?? IMAGENET_MEAN, std: hf?.std ?? IMAGENET_STD };
+  return { resize, crop: imageSize, interpolation, mean: hf?.mean ?? DEFAULT_MEAN, std: hf?.std ?? DEFAULT_STD };
 }

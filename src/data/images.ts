@@ -10,16 +10,9 @@ import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
 import { readNpy } from '../formats/npy.js';
+import type { Preprocessing } from './preprocessing.js';
 
-export interface Preprocessing {
-  /** The shorter side is resized to this many pixels… */
-  readonly resize: number;
-  /** …then the centre crop×crop is taken. */
-  readonly crop: number;
-  readonly interpolation: string;
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
+export type { Preprocessing } from './preprocessing.js';
 
 export interface Batch {
   /** [n, 3, crop, crop] float32, normalised. */

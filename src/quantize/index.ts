@@ -2,9 +2,11 @@
 // int8 is calibrated on real images in bounded memory; with an accuracy budget the layers whose
 // quantization hurts most go back to float, one by one, until the budget holds.
 
-import { prepareModel, Steps, writeModel, type ConvertOptions } from '../convert.js';
+import { prepareModel, type PrepareOptions } from '../model/prepare.js';
+import { Steps } from '../model/steps.js';
+import { writeModel, type WriteOptions } from '../model/write.js';
 import { InputError, Warnings } from '../errors.js';
-import { labelsOf, metadataJson, preprocessingOf } from '../metadata.js';
+import { labelsOf, metadataJson, preprocessingOf } from '../model/metadata.js';
 import { checkOutputPath } from '../formats/files.js';
 import { checkDataFits, openDataset, type Dataset, type Preprocessing } from '../data/images.js';
 import { onnxBytes, onnxSize } from '../formats/onnx.js';
@@ -19,12 +21,14 @@ import { equalizablePairs, equalizeChannels } from '../passes/equalize.js';
 import type { CalibrationMethod } from './observer.js';
 import { createSession, runFloat } from '../runtime/onnxruntime.js';
 import { predict } from '../runtime/predict.js';
-import { accuracy, agreement } from '../validate/metrics.js';
+import { accuracy, agreement } from '../runtime/metrics.js';
 
 export type QuantizeMode = 'fp16' | 'int8' | 'int8-weights';
 
 
-export interface QuantizeOptions extends ConvertOptions {
+export interface QuantizeOptions extends PrepareOptions, WriteOptions {
+  /** Called as each step starts, for progress display. */
+  readonly onStep?: (step: string) => void;
   readonly to: QuantizeMode;
   /** Calibration images (folder or .npy), for int8. */
   readonly calib?: string;

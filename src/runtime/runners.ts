@@ -5,7 +5,7 @@
 import { tmpdir } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../errors.js';
-import { metadataJson } from '../metadata.js';
+import { metadataJson } from '../model/metadata.js';
 import type { Tensor } from '../graph/tensor.js';
 import { cpuName } from './device.js';
 import { createSession, type ExecutionProvider } from './onnxruntime.js';

@@ -4,12 +4,12 @@
 import { arch, platform, release } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../errors.js';
-import { labelsOf, preprocessingOf, type PreprocessingOverrides } from '../metadata.js';
+import { labelsOf, preprocessingOf, type PreprocessingOverrides } from '../model/metadata.js';
 import { checkDataFits, openDataset } from '../data/images.js';
 import type { Graph } from '../graph/graph.js';
 import type { Tensor } from '../graph/tensor.js';
 import { predict } from '../runtime/predict.js';
-import { accuracy, agreement, type Accuracy, type Agreement } from './metrics.js';
+import { accuracy, agreement, type Accuracy, type Agreement } from '../runtime/metrics.js';
 import type { ProviderChoice, Runner } from '../runtime/runners.js';
 import { openModel } from './open.js';
 import { measureSpeed, type SpeedResult } from './speed.js';

@@ -2,7 +2,8 @@
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { prepareModel, Steps } from '../convert.js';
+import { prepareModel } from '../model/prepare.js';
+import { Steps } from '../model/steps.js';
 import { InputError, Warnings } from '../errors.js';
 import { onnxBytes } from '../formats/onnx.js';
 import { readOnnxSummary } from '../formats/onnx-summary.js';

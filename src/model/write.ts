@@ -1,0 +1,61 @@
+// Graph → files on disk, atomically: an ONNX file (with external data when asked or needed) or a
+// TF.js graph-model folder. An input is never overwritten.
+
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { InputError } from '../errors.js';
+import { checkOutputPath, writeFilesAtomic, type PendingFile } from '../formats/files.js';
+import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from '../formats/onnx.js';
+import { writeTfjsModel, type WriteTfjsOptions } from '../formats/tfjs/index.js';
+import type { Graph } from '../graph/graph.js';
+import { compactNames } from '../passes/compact-names.js';
+import { recordingContext } from '../passes/pass.js';
+import { TOOL_VERSION } from '../version.js';
+import type { Steps } from './steps.js';
+
+export type OutputFormat = 'onnx' | 'tfjs';
+
+export interface WriteOptions {
+  /** 'onnx' (a file) or 'tfjs' (a graph-model folder). */
+  readonly format?: OutputFormat;
+  /** Keep weights in a side file `<output>.data` even when the model is small. */
+  readonly externalData?: boolean;
+  /** TF.js output: weight storage, GELU form, shard size, and whether a non-empty folder may be used. */
+  readonly tfjs?: WriteTfjsOptions;
+  /** ONNX output: short internal value names, layer names kept (see passes/compact-names.ts). */
+  readonly compactNames?: boolean;
+}
+
+/** Serialises and writes atomically, with external data when asked or when the weights need it. */
+export async function writeOnnxModel(graph: Graph, output: string, inputs: readonly string[], externalData: boolean, steps: Steps) {
+  const dataFile = `${output}.data`;
+  const external = externalData || initializerBytes(graph) > EXTERNAL_DATA_THRESHOLD;
+  checkOutputPath(dataFile, inputs);
+  const encoded = await steps.run('encode', () =>
+    encodeOnnx(graph, { producerVersion: TOOL_VERSION, external: external ? { location: basename(dataFile), minBytes: 1024 } : undefined }),
+  );
+  const files: PendingFile[] = [{ path: output, chunks: encoded.model }];
+  if (encoded.externalData) files.push({ path: join(dirname(output), basename(dataFile)), chunks: encoded.externalData });
+  await steps.run('write', () => writeFilesAtomic(files));
+  return {
+    externalDataFile: encoded.externalData ? dataFile : undefined,
+    bytesWritten: files.reduce((n, f) => n + f.chunks.reduce((m, c) => m + c.byteLength, 0), 0),
+  };
+}
+
+/** Writes the graph in the chosen format: an ONNX file, or a TF.js graph-model folder. */
+export async function writeModel(graph: Graph, output: string, input: string, options: WriteOptions, steps: Steps) {
+  if ((options.format ?? 'onnx') === 'onnx') {
+    const named = options.compactNames ? compactNames.run(graph, recordingContext()) : graph;
+    return writeOnnxModel(named, output, [input], options.externalData ?? false, steps);
+  }
+  const written = await steps.run('write', () => writeTfjsModel(graph, output, options.tfjs));
+  return { bytesWritten: written.bytes, externalDataFile: undefined };
+}
+
+export function checkOutput(output: string, input: string, format: OutputFormat): void {
+  if (format === 'onnx') return checkOutputPath(output, [input]);
+  if (existsSync(input) && existsSync(output) && realpathSync(input) === realpathSync(output)) {
+    throw new InputError('output folder is the input; choose another', output);
+  }
+}
