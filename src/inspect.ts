@@ -1,12 +1,12 @@
 // The inspect verb: what a checkpoint or ONNX model is, without converting it.
 
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { loadCheckpoint } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
 import { Warnings } from './errors.js';
 import { decodeOnnx } from './formats/onnx.js';
-import { sniffFile } from './formats/sniff.js';
+import { externalDataReader } from './formats/external-data.js';
+import { identify } from './formats/registry.js';
 import { numel } from './graph/tensor.js';
 
 export interface CheckpointInfo {
@@ -45,8 +45,8 @@ export interface OnnxInfo {
 }
 
 export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> {
-  const stat = statSync(path, { throwIfNoEntry: false });
-  if (stat?.isFile() && (await sniffFile(path)) === 'onnx') return inspectOnnx(path, stat.size);
+  const { probe, format } = await identify(path);
+  if (format?.name === 'onnx') return inspectOnnx(path, probe.size);
   const warnings = new Warnings();
   const c = await loadCheckpoint(path, { warnings });
   const { spec } = c.model;
@@ -72,7 +72,7 @@ export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> 
 }
 
 function inspectOnnx(path: string, bytes: number): OnnxInfo {
-  const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: (loc) => readFileSync(join(dirname(path), loc)) });
+  const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: externalDataReader(path) });
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
   const dtypes: Record<string, number> = {};

@@ -1,33 +1,18 @@
 // The command line as a user meets it: exit codes, one-line errors, --json, --quiet, and files that
 // are never half-written or overwritten.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
+import { assertCliRefused, runCli, type CliResult } from './helpers/cli.js';
 import { assertClose, fixturePath, golden, manifest, ROOT } from './helpers/fixtures.js';
 
-const BIN = join(ROOT, 'dist', 'bin', 'convnext.js');
 const dir = mkdtempSync(join(tmpdir(), 'convnext-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A bad input: exit 2, exactly one line on stderr matching `pattern`, no stack trace, no output file. */
-function assertRefused(r: ReturnType<typeof cli>, pattern: RegExp, output?: string) {
-  assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('- ') && !l.startsWith('(run with'));
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-  if (output) assert.equal(existsSync(output), false, 'no output file');
-  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
-}
+const cli = runCli;
+const assertRefused = (r: CliResult, pattern: RegExp, output?: string) => assertCliRefused(r, pattern, dir, output);
 
 const v1 = manifest.models.find((m) => m.name === 'v1_official')!;
 

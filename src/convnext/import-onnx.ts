@@ -4,9 +4,9 @@
 // meet an op it does not know halfway through.
 
 import { readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { InputError, UnsupportedError } from '../errors.js';
+import { externalDataReader } from '../formats/external-data.js';
 import { decodeOnnx } from '../formats/onnx.js';
 import { checkGraph, topologicalOrder, type Graph } from '../graph/graph.js';
 import { KNOWN_OPS } from '../graph/shapes.js';
@@ -17,16 +17,9 @@ export const MAX_OPSET = 21;
 export function loadOnnxModel(path: string): Graph {
   if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new InputError('no such file', path);
   const bytes = readFileSync(path);
-  // Every tensor names its side file; read each file once, not once per tensor.
-  const files = new Map<string, Uint8Array>();
-  const external = (location: string) => {
-    let file = files.get(location);
-    if (!file) files.set(location, (file = readExternal(path, location)));
-    return file;
-  };
   let graph: Graph;
   try {
-    graph = decodeOnnx(bytes, { source: path, readExternal: external });
+    graph = decodeOnnx(bytes, { source: path, readExternal: externalDataReader(path) });
   } catch (e) {
     // A control-flow op (If, Loop, Scan) carries a subgraph attribute the decoder refuses; name the
     // ops instead of the attribute type, which is what the user can act on.
@@ -66,15 +59,4 @@ function unsupportedOps(nodes: readonly { domain: string; op: string }[], path: 
 function opsOf(bytes: Uint8Array): { domain: string; op: string }[] {
   const model = onnxProto.onnx.ModelProto.decode(bytes);
   return (model.graph?.node ?? []).map((n) => ({ domain: n.domain ?? '', op: n.opType ?? '' }));
-}
-
-// External data lives next to the model; a location must not climb out of that folder.
-function readExternal(modelPath: string, location: string): Uint8Array {
-  const folder = dirname(modelPath);
-  if (location.split(/[\\/]/).includes('..') || location.startsWith('/')) {
-    throw new InputError(`external data location ${location} leaves the model's folder`, modelPath);
-  }
-  const file = join(folder, location);
-  if (!statSync(file, { throwIfNoEntry: false })?.isFile()) throw new InputError(`external data file ${location} is missing`, modelPath);
-  return readFileSync(file);
 }

@@ -4,11 +4,11 @@
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { InputError, Warnings } from '../errors.js';
-import { isHfFolder, readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
+import { readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
 import { DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
-import { sniffFile } from '../formats/sniff.js';
+import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { importConvNext } from './import.js';
 import type { LayoutName } from './layouts.js';
@@ -39,37 +39,25 @@ export interface LoadOptions {
 }
 
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
-  let stat;
-  try {
-    stat = statSync(path);
-  } catch {
-    throw new InputError('no such file or folder', path);
-  }
+  const { probe, format } = await identify(path);
   let tensors: StateDict;
-  let format: CheckpointFormat;
   let hf: Awaited<ReturnType<typeof readHfFolder>> | undefined;
-  let fileBytes = stat.size;
-  if (stat.isDirectory()) {
-    if (!isHfFolder(path)) throw new InputError('a folder must be a Hugging Face model folder with config.json', path);
+  let fileBytes = probe.size;
+  if (probe.folder && format?.name !== 'hf') throw new InputError('a folder must be a Hugging Face model folder with config.json', path);
+  if (!probe.folder && probe.size === 0) throw new InputError('file is empty', path);
+  if (format?.name === 'onnx') throw new InputError('this is an ONNX model, not a checkpoint', path);
+  if (format?.name === 'hf') {
     hf = await readHfFolder(path);
     tensors = hf.tensors;
-    format = 'hf';
     fileBytes = statSync(`${path}/${hf.weightsFile}`).size;
+  } else if (format?.name === 'safetensors') {
+    tensors = (await readSafetensors(path)).tensors;
+  } else if (format?.name === 'pth') {
+    tensors = await readPytorchCheckpoint(path);
   } else {
-    if (stat.size === 0) throw new InputError('file is empty', path);
-    const kind = await sniffFile(path);
-    if (kind === 'safetensors') {
-      tensors = (await readSafetensors(path)).tensors;
-      format = 'safetensors';
-    } else if (kind === 'zip' || kind === 'legacy-pickle') {
-      tensors = await readPytorchCheckpoint(path);
-      format = 'pth';
-    } else if (kind === 'onnx') {
-      throw new InputError('this is an ONNX model, not a checkpoint', path);
-    } else {
-      throw new InputError('not a checkpoint: expected a PyTorch .pth/.bin (zip), a .safetensors file or a Hugging Face folder', path);
-    }
+    throw new InputError('not a checkpoint: expected a PyTorch .pth/.bin (zip), a .safetensors file or a Hugging Face folder', path);
   }
+  const checkpointFormat = format.name as CheckpointFormat;
   const imported = importConvNext(tensors, {
     source: path,
     stateDictKey: options.stateDictKey,
@@ -86,7 +74,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   }
   return {
     model,
-    format,
+    format: checkpointFormat,
     layout: imported.layout,
     variant,
     stateDictKey: imported.stateDictKey,

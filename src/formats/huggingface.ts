@@ -38,10 +38,6 @@ export interface HfFolder {
 
 const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'];
 
-export function isHfFolder(dir: string): boolean {
-  return existsSync(join(dir, 'config.json'));
-}
-
 export async function readHfFolder(dir: string): Promise<HfFolder> {
   const config = parseConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
   const preprocPath = join(dir, 'preprocessor_config.json');

@@ -5,7 +5,7 @@ import { loadCheckpoint, type LoadedCheckpoint } from '../convnext/load.js';
 import { parameterCount } from '../convnext/spec.js';
 import { loadOnnxModel } from '../convnext/import-onnx.js';
 import { InputError, Warnings } from '../errors.js';
-import { sniffFile } from '../formats/sniff.js';
+import { identify } from '../formats/registry.js';
 import type { Graph } from '../graph/graph.js';
 import { runPipeline, selectPasses, type PassReport, type PassSelection } from '../passes/pipeline.js';
 import { toFloat32Graph, type SourcePrecision } from '../passes/to-float32.js';
@@ -44,7 +44,7 @@ export async function prepareModel(input: string, options: PrepareOptions, steps
   let loaded: LoadedCheckpoint | undefined;
   let built: Graph;
   let sourcePrecision: SourcePrecision = 'float32';
-  if ((await sniffFile(input)) === 'onnx') {
+  if ((await identify(input)).format?.name === 'onnx') {
     let imported = await steps.run('read', () => loadOnnxModel(input));
     if (options.format === 'tfjs') {
       // TF.js has float kernels only: a quantized model goes back to float32, its precision noted

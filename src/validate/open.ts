@@ -1,13 +1,11 @@
 // What validate runs: an ONNX file, a TF.js model folder, or a checkpoint converted in memory.
 
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { prepareModel } from '../model/prepare.js';
 import { Steps } from '../model/steps.js';
-import { InputError, Warnings } from '../errors.js';
+import { Warnings } from '../errors.js';
 import { onnxBytes } from '../formats/onnx.js';
 import { readOnnxSummary } from '../formats/onnx-summary.js';
-import { sniffFile } from '../formats/sniff.js';
+import { identify } from '../formats/registry.js';
 import { onnxRunner, type ProviderChoice, type Runner } from '../runtime/runners.js';
 
 export interface OpenOptions {
@@ -21,13 +19,12 @@ export interface OpenOptions {
 
 /** ONNX file, TF.js model folder, or checkpoint (converted in memory). */
 export async function openModel(path: string, options: OpenOptions): Promise<Runner> {
-  const stat = statSync(path, { throwIfNoEntry: false });
-  if (!stat) throw new InputError('no such file or folder', path);
-  if (stat.isDirectory() && statSync(join(path, 'model.json'), { throwIfNoEntry: false })) {
+  const { format } = await identify(path);
+  if (format?.name === 'tfjs') {
     const { tfjsRunner } = await import('../runtime/tfjs-runner.js');
     return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
   }
-  if (stat.isFile() && (await sniffFile(path)) === 'onnx') {
+  if (format?.name === 'onnx') {
     // metadata and input shape without decoding the weights; onnxruntime reads the file itself, by
     // path, so that it finds external data beside the model
     const { metadata, inputs } = readOnnxSummary(path);
