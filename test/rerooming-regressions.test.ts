@@ -59,3 +59,35 @@ describe('external data stays inside the model folder, for every verb', () => {
     assert.ok(JSON.parse(r.stdout).parameters > 0);
   });
 });
+
+describe('ONNX attributes are checked at import', () => {
+  const exported = fixturePath(manifest.models.find((m) => m.name === 'onnx_v1_opset17')!.path);
+  const withConv = (name: string, edit: (a: onnxProto.onnx.IAttributeProto) => void): { model: string; node: string } => {
+    const model = join(dir, name);
+    writeFileSync(model, readFileSync(exported));
+    let node = '';
+    editModel(model, (m) => {
+      const conv = m.graph!.node!.find((n) => n.opType === 'Conv' && n.attribute!.some((a) => a.name === 'strides'))!;
+      node = conv.name!;
+      edit(conv.attribute!.find((a) => a.name === 'strides')!);
+    });
+    return { model, node };
+  };
+
+  it('an attribute of the wrong kind exits 2 naming the node', () => {
+    const { model, node } = withConv('float-strides.onnx', (a) => {
+      a.type = onnxProto.onnx.AttributeProto.AttributeType.FLOAT;
+      a.f = 2;
+      a.ints = [];
+    });
+    const escaped = node.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    assertCliRefused(runCli('convert', model, '-o', join(dir, 'o.onnx')), new RegExp(`node ${escaped} \\(Conv\\): attribute strides is a float, ONNX says ints`), dir);
+  });
+
+  it('a Conv stride of 0 exits 2 naming the node', () => {
+    const { model } = withConv('zero-strides.onnx', (a) => {
+      a.ints = [0, 0];
+    });
+    assertCliRefused(runCli('convert', model, '-o', join(dir, 'o.onnx')), /\(Conv\): attribute strides has 0, which must be at least 1/, dir);
+  });
+});

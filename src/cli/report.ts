@@ -2,7 +2,7 @@
 // nothing but the result with --json, nothing but errors with --quiet. NO_COLOR is honoured.
 
 import ora, { type Ora } from 'ora';
-import { isUserError } from '../errors.js';
+import { isUserError, MeasuredFailure } from '../errors.js';
 
 export interface OutputFlags {
   readonly json?: boolean;
@@ -108,9 +108,9 @@ export async function runCommand(reporter: Reporter, body: () => Promise<number 
     if (isUserError(e)) {
       process.stderr.write(`error: ${e.message}\n`);
       process.exitCode = EXIT.badInput;
-    } else if ((e as Error)?.name === 'BudgetError' || (e as Error)?.name === 'GateError') {
+    } else if (e instanceof MeasuredFailure) {
       // a measured failure (accuracy budget, validation gate): exit 1, not a usage problem
-      process.stderr.write(`failed: ${(e as Error).message}\n`);
+      process.stderr.write(`failed: ${e.message}\n`);
       process.exitCode = EXIT.failed;
     } else {
       const err = e as Error;

@@ -9,7 +9,7 @@ import { InputError, UnsupportedError } from '../errors.js';
 import { externalDataReader } from '../formats/external-data.js';
 import { decodeOnnx } from '../formats/onnx.js';
 import { checkGraph, topologicalOrder, type Graph } from '../graph/graph.js';
-import { KNOWN_OPS } from '../graph/shapes.js';
+import { attributeProblem, KNOWN_OPS } from '../graph/ops.js';
 
 export const MIN_OPSET = 13;
 export const MAX_OPSET = 21;
@@ -23,19 +23,24 @@ export function loadOnnxModel(path: string): Graph {
   } catch (e) {
     // A control-flow op (If, Loop, Scan) carries a subgraph attribute the decoder refuses; name the
     // ops instead of the attribute type, which is what the user can act on.
-    if (e instanceof UnsupportedError && /attribute .* unsupported type/.test(e.message)) {
+    if (e instanceof UnsupportedError && e.kind === 'onnx-attribute') {
       const ops = opsOf(bytes).filter((op) => !isKnown(op.domain, op.op));
       if (ops.length) throw unsupportedOps(ops, path);
     }
     throw e;
   }
   const opset = graph.opsets[''] ?? graph.opsets['ai.onnx'];
-  if (opset === undefined) throw new UnsupportedError('the model imports no default-domain (ai.onnx) opset', path);
+  if (opset === undefined) throw new UnsupportedError('the model imports no default-domain (ai.onnx) opset', path, 'onnx-opset');
   if (opset < MIN_OPSET || opset > MAX_OPSET) {
-    throw new UnsupportedError(`ONNX opset ${opset} is not supported (opsets ${MIN_OPSET}–${MAX_OPSET} are); re-export the model with opset_version between them`, path);
+    throw new UnsupportedError(`ONNX opset ${opset} is not supported (opsets ${MIN_OPSET}–${MAX_OPSET} are); re-export the model with opset_version between them`, path, 'onnx-opset');
   }
   const unknown = graph.nodes.filter((n) => !isKnown(n.domain, n.op));
   if (unknown.length) throw unsupportedOps(unknown, path);
+  // a pass reads attributes as the ONNX spec types them: a wrong kind is the file's fault, said here
+  for (const n of graph.nodes) {
+    const problem = attributeProblem(n);
+    if (problem) throw new InputError(problem, path);
+  }
   const problems = checkGraph(graph);
   if (problems.length) throw new InputError(`the ONNX graph is malformed: ${problems.slice(0, 3).join('; ')}`, path);
   return { ...graph, nodes: topologicalOrder(graph) };
@@ -52,7 +57,7 @@ function unsupportedOps(nodes: readonly { domain: string; op: string }[], path: 
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const list = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([op, n]) => (n > 1 ? `${op} (×${n})` : op));
-  return new UnsupportedError(`unsupported ONNX op${counts.size > 1 ? 's' : ''}: ${list.join(', ')}`, path);
+  return new UnsupportedError(`unsupported ONNX op${counts.size > 1 ? 's' : ''}: ${list.join(', ')}`, path, 'onnx-op');
 }
 
 /** Op types of the main graph, read without decoding attributes. */

@@ -36,7 +36,7 @@ export function readNpy(input: string | Uint8Array, where?: string): Tensor {
   };
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) bad('no \\x93NUMPY magic');
   const major = buf[6];
-  if (major < 1 || major > 3) throw new UnsupportedError(`.npy format version ${major}.${buf[7]} is not supported`, name);
+  if (major < 1 || major > 3) throw new UnsupportedError(`.npy format version ${major}.${buf[7]} is not supported`, name, 'file-format');
   const lenBytes = major === 1 ? 2 : 4;
   if (buf.length < 8 + lenBytes) bad('truncated header length');
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
@@ -48,7 +48,7 @@ export function readNpy(input: string | Uint8Array, where?: string): Tensor {
   const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) bad(`unreadable header ${JSON.stringify(header.slice(0, 120))}`);
-  if (fortran === 'True') throw new UnsupportedError('Fortran-order .npy arrays are not supported (save with np.ascontiguousarray)', name);
+  if (fortran === 'True') throw new UnsupportedError('Fortran-order .npy arrays are not supported (save with np.ascontiguousarray)', name, 'file-format');
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
     if (!/^\d+L?$/.test(s)) bad(`bad shape entry '${s}'`);
     return Number.parseInt(s, 10);
@@ -60,7 +60,7 @@ export function readNpy(input: string | Uint8Array, where?: string): Tensor {
   const kind = Object.hasOwn(DESCRS, key) ? DESCRS[key] : undefined;
   if (!kind || !'<|='.includes(order) || (order === '|' && kind.size !== 1)) {
     const why = order === '>' && kind && kind.size > 1 ? 'big-endian data' : descr === '|O' ? 'pickled Python objects' : 'this dtype';
-    throw new UnsupportedError(`.npy dtype '${descr}' is not supported (${why})`, name);
+    throw new UnsupportedError(`.npy dtype '${descr}' is not supported (${why})`, name, 'file-format');
   }
 
   const count = numel(shape);

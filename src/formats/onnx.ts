@@ -250,14 +250,14 @@ function decodeAttr(a: onnxProto.onnx.IAttributeProto, n: onnxProto.onnx.INodePr
     case T.TENSOR:
       return { kind: 'tensor', value: decodeTensor(a.t ?? {}, options) };
     default:
-      throw new UnsupportedError(`attribute ${a.name} of node ${n.name || n.opType} has unsupported type ${a.type}`, options.source);
+      throw new UnsupportedError(`attribute ${a.name} of node ${n.name || n.opType} has unsupported type ${a.type}`, options.source, 'onnx-attribute');
   }
 }
 
 export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick<DecodeOptions, 'source'>): ValueInfo {
   const t = v.type?.tensorType;
   const dtype = ONNX_TO_DTYPE.get(t?.elemType ?? 0);
-  if (!dtype) throw new UnsupportedError(`value ${v.name} has unsupported element type ${t?.elemType}`, options.source);
+  if (!dtype) throw new UnsupportedError(`value ${v.name} has unsupported element type ${t?.elemType}`, options.source, 'dtype');
   const shape: Dim[] = (t?.shape?.dim ?? []).map((d, i) =>
     d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : `${v.name}_dim${i}`,
   );
@@ -266,7 +266,7 @@ export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick
 
 function decodeTensor(t: onnxProto.onnx.ITensorProto, options: DecodeOptions): Tensor {
   const dtype = ONNX_TO_DTYPE.get(t.dataType ?? 0);
-  if (!dtype) throw new UnsupportedError(`tensor ${t.name} has unsupported data type ${t.dataType}`, options.source);
+  if (!dtype) throw new UnsupportedError(`tensor ${t.name} has unsupported data type ${t.dataType}`, options.source, 'dtype');
   const shape = (t.dims ?? []).map(Number);
   const n = numel(shape);
   let raw: Uint8Array | undefined = t.rawData && t.rawData.length ? t.rawData : undefined;

@@ -85,7 +85,7 @@ export function readSafetensorsFromBuffer(data: Uint8Array, where = '<buffer>'):
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
     if (typeof dtype !== 'string') badTensor('dtype is not a string');
     const kind = Object.hasOwn(FILE_DTYPES, dtype as string) ? FILE_DTYPES[dtype as string] : undefined;
-    if (!kind) throw new UnsupportedError(`tensor '${name}' has dtype ${String(dtype)}, which is not supported`, where);
+    if (!kind) throw new UnsupportedError(`tensor '${name}' has dtype ${String(dtype)}, which is not supported`, where, 'dtype');
     if (!Array.isArray(shape) || !shape.every(isCount)) badTensor('shape is not a list of non-negative integers');
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) badTensor('data_offsets is not [begin, end]');
     const [begin, end] = offsets as number[];

@@ -23,15 +23,7 @@ export interface ValueType {
 
 export type Shapes = Map<string, ValueType>;
 
-/** Ops whose outputs inferShapes can describe (default ONNX domain). */
-export const KNOWN_OPS: ReadonlySet<string> = new Set([
-  'Conv', 'Transpose', 'LayerNormalization', 'MatMul', 'Gemm',
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min',
-  'Erf', 'Sqrt', 'Relu', 'Sigmoid', 'Tanh', 'Neg', 'Abs', 'Exp', 'Log', 'Reciprocal', 'Identity', 'Gelu', 'Softmax',
-  'Dropout', 'Cast', 'CastLike', 'QuantizeLinear', 'DequantizeLinear',
-  'ReduceMean', 'ReduceL2', 'ReduceSum', 'ReduceMax', 'GlobalAveragePool',
-  'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Concat', 'Shape', 'Gather', 'Slice', 'Constant', 'ConstantOfShape', 'Expand',
-]);
+export { KNOWN_OPS } from './ops.js';
 
 /** ONNX TensorProto.DataType codes for the dtypes we hold. */
 const ONNX_DTYPES: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 16: 'bfloat16' };

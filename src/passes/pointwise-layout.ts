@@ -17,14 +17,12 @@ import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { int64, numel, reshape, tensor, transpose2d, type Tensor } from '../graph/tensor.js';
 import { isPointwiseConv, linearReading, mayRewrite } from './linear.js';
+import { ARITHMETIC_OPS, REDUCE_OPS, UNARY_OPS } from '../graph/ops.js';
 import { transpose } from './fold-constants.js';
 import type { Pass, PassContext } from './pass.js';
 
 const TO_NCHW = [0, 3, 1, 2];
 const TO_NHWC = [0, 2, 3, 1];
-const UNARY = new Set(['Erf', 'Gelu', 'Relu', 'Sigmoid', 'Tanh', 'Sqrt', 'Neg', 'Abs', 'Exp', 'Log', 'Reciprocal', 'Identity']);
-const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div']);
-const REDUCE = new Set(['ReduceL2', 'ReduceL1', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceMax', 'ReduceMin']);
 
 /**
  * Which way a region is rewritten. The Transpose that moves is NHWC → NCHW either way: it closes the
@@ -143,9 +141,9 @@ function convertible(editor: GraphEditor, n: Node, dir: Direction): boolean {
     const w = editor.constant(n.inputs[1]);
     return w !== undefined && (!n.inputs[2] || editor.constant(n.inputs[2])?.shape.length === 1) && isPointwiseConv(n, w);
   }
-  if (BINARY.has(n.op)) return constants.length <= 1 && constants.every((c) => editor.constant(c)!.shape.length <= 4);
-  if (UNARY.has(n.op)) return true;
-  if (REDUCE.has(n.op)) return attrInt(n, 'keepdims', 1) === 1 && reduceAxes(editor, n) !== undefined;
+  if (ARITHMETIC_OPS.has(n.op)) return constants.length <= 1 && constants.every((c) => editor.constant(c)!.shape.length <= 4);
+  if (UNARY_OPS.has(n.op)) return true;
+  if (REDUCE_OPS.has(n.op)) return attrInt(n, 'keepdims', 1) === 1 && reduceAxes(editor, n) !== undefined;
   return false;
 }
 
@@ -200,7 +198,7 @@ function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, c
       const product = editor.uniqueName(`${n.outputs[0]}/matmul`);
       editor.replaceNode(n, { name: n.name, op: 'MatMul', domain: '', inputs: [value(n.inputs[0]), weight], outputs: [product], attrs: {} });
       editor.insertAfter(editor.producer(product)!, { name: editor.uniqueName(`${n.name}/Add`), op: 'Add', domain: '', inputs: [product, n.inputs[2]], outputs: [output(n.outputs[0])], attrs: {} });
-    } else if (REDUCE.has(n.op)) {
+    } else if (REDUCE_OPS.has(n.op)) {
       const axes = reduceAxes(editor, n)!.map((a) => dir.perm.indexOf(a < 0 ? a + 4 : a)).sort((a, b) => a - b);
       const inputs = n.inputs.map(value);
       const attrs = { ...n.attrs };

@@ -275,7 +275,7 @@ class Rewriter {
 
 function requireOpset13(graph: Graph): void {
   const opset = graph.opsets[''] ?? graph.opsets['ai.onnx'] ?? 0;
-  if (opset < 13) throw new UnsupportedError(`int8 QDQ needs opset 13 or later (per-channel DequantizeLinear); the graph has opset ${opset}`);
+  if (opset < 13) throw new UnsupportedError(`int8 QDQ needs opset 13 or later (per-channel DequantizeLinear); the graph has opset ${opset}`, undefined, 'quantization');
 }
 
 function quantizationMetadata(mode: string, options: QuantizeOptions, keptFloat: string[]): Record<string, string> {

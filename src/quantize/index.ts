@@ -5,7 +5,7 @@
 import { prepareModel, type PrepareOptions } from '../model/prepare.js';
 import { Steps } from '../model/steps.js';
 import { writeModel, type WriteOptions } from '../model/write.js';
-import { InputError, Warnings } from '../errors.js';
+import { InputError, MeasuredFailure, Warnings } from '../errors.js';
 import { labelsOf, metadataJson, preprocessingOf } from '../model/metadata.js';
 import { checkOutputPath } from '../formats/files.js';
 import { checkDataFits, openDataset, type Dataset, type Preprocessing } from '../data/images.js';
@@ -86,7 +86,7 @@ export interface QuantizeResult {
 }
 
 /** Thrown when the accuracy budget cannot be met even with every layer float (exit code 1). */
-export class BudgetError extends Error {
+export class BudgetError extends MeasuredFailure {
   override readonly name = 'BudgetError';
   constructor(message: string, readonly report: BudgetReport) {
     super(message);

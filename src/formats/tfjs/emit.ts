@@ -328,7 +328,7 @@ export class Emitter {
   /** Emits a Const node with its weight, unquantized: float32, or int32 for integer constants. */
   constTensor(base: string, t: Tensor): string {
     const name = this.unique(base);
-    if (t.dtype === 'bool') throw new UnsupportedError('boolean constants are not supported by the TF.js writer', base);
+    if (t.dtype === 'bool') throw new UnsupportedError('boolean constants are not supported by the TF.js writer', base, 'dtype');
     const float = isFloat(t.dtype);
     const values = float ? toFloat32(t) : Int32Array.from(toFloat32(t));
     this.weights.push(encodePlain(name, values, t.shape));
@@ -358,7 +358,7 @@ export type Handler = (node: Node, e: Emitter) => void;
 
 export const F32: Record<string, TfAttr> = { T: tfAttr.float32 };
 export const out = (n: Node) => n.outputs[0];
-export const unsupported = (n: Node, why: string) => new UnsupportedError(`${n.op}: ${why}`, n.name);
+export const unsupported = (n: Node, why: string) => new UnsupportedError(`${n.op}: ${why}`, n.name, 'tfjs-op');
 export const f32 = (t: Tensor) => tensor('float32', t.shape, Float32Array.from(toFloat32(t)));
 export const attrString = (n: Node, name: string, fallback: string) => {
   const a = n.attrs[name];

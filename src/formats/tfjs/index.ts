@@ -171,7 +171,7 @@ function checkSupported(g: Graph, live: Set<Node>): void {
   }
   if (problems.size === 0) return;
   const list = [...problems].map(([op, node]) => `${op} (node ${node})`).join(', ');
-  throw new UnsupportedError(`TF.js export does not support ${problems.size === 1 ? 'op' : 'ops'} ${list}`);
+  throw new UnsupportedError(`TF.js export does not support ${problems.size === 1 ? 'op' : 'ops'} ${list}`, undefined, 'tfjs-op');
 }
 
 /** Op type → count in a model.json, for reports and tests. */
