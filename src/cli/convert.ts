@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { convert } from '../convert.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
-import { WEIGHT_FORMATS } from '../formats/tfjs/index.js';
+import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { channels3, collect, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { preprocessingFlags, preprocessingOverrides } from './parse.js';
@@ -54,6 +53,8 @@ export function convertCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         checkFormat(opts);
+        // the verb (and what it needs) loads only when the command runs: --help and --version start fast
+        const { convert } = await import('../convert.js');
         const r = await convert(input, opts.output, {
           format: opts.format,
           tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
-import { inspect, type CheckpointInfo, type OnnxInfo } from '../inspect.js';
-import { OPTIONAL_PASSES, PASSES } from '../passes/pipeline.js';
+import type { CheckpointInfo, OnnxInfo } from '../inspect.js';
 import { formatBytes, Reporter, runCommand } from './report.js';
 
 /** When the passes outside the default pipeline run. */
@@ -22,6 +21,7 @@ export function inspectCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.passes) {
+          const { OPTIONAL_PASSES, PASSES } = await import('../passes/pipeline.js');
           const passes = [
             ...PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: 'pipeline' })),
             ...OPTIONAL_PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: WHEN[p.name] })),
@@ -31,6 +31,7 @@ export function inspectCommand(program: Command): void {
           return;
         }
         if (!file) throw new InputError('give a file to inspect, or --passes');
+        const { inspect } = await import('../inspect.js');
         const info = await inspect(file);
         if (info.kind === 'checkpoint') for (const w of info.warnings) reporter.warn(w);
         reporter.result(info.kind === 'checkpoint' ? describeCheckpoint(info) : describeOnnx(info), info);

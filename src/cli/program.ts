@@ -1,5 +1,6 @@
 // The commander program: one file per command registers itself; this file only assembles them and
 // makes usage errors exit 2 like every other bad input.
+import { tmpdir } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { TOOL_VERSION } from '../version.js';
 import { convertCommand } from './convert.js';
@@ -23,6 +24,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // WebGPU's Vulkan loader complains on stderr when this is unset (as in containers and CI)
+  process.env.XDG_RUNTIME_DIR ??= tmpdir();
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { quantize, type QuantizeMode } from '../quantize/index.js';
+import type { QuantizeMode } from '../quantize/index.js';
 import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { preprocessingFlags, preprocessingOverrides } from './parse.js';
@@ -47,6 +47,7 @@ export function quantizeCommand(program: Command): void {
         if (!['auto', 'on', 'off'].includes(opts.equalize)) throw new InputError(`--equalize must be auto, on or off, got '${opts.equalize}'`);
         if (!['minmax', 'percentile', 'entropy'].includes(opts.method)) throw new InputError(`--method must be minmax, percentile or entropy, got '${opts.method}'`);
         if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
+        const { quantize } = await import('../quantize/index.js');
         const r = await quantize(input, opts.output, {
           to: opts.to,
           format: opts.format,

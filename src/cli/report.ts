@@ -1,7 +1,7 @@
 // How the CLI talks to a person or a program: step spinners on a terminal, plain lines elsewhere,
 // nothing but the result with --json, nothing but errors with --quiet. NO_COLOR is honoured.
 
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { isUserError, MeasuredFailure } from '../errors.js';
 
 export interface OutputFlags {
@@ -11,6 +11,8 @@ export interface OutputFlags {
 
 export class Reporter {
   private spinner?: Ora;
+  // ora and its dependencies take ~60 ms to load: only a terminal that will see a spinner pays it
+  private ora?: typeof import('ora').default;
   private stepName?: string;
   private stepStart = 0;
   readonly color = !('NO_COLOR' in process.env) && process.stderr.isTTY === true;
@@ -21,14 +23,19 @@ export class Reporter {
     return !this.flags.json && !this.flags.quiet;
   }
 
+  /** Loads the spinner library when this run will draw spinners. */
+  async ready(): Promise<void> {
+    if (this.chatty && process.stderr.isTTY && !this.ora) this.ora = (await import('ora')).default;
+  }
+
   /** A named step starts; the previous one is marked done with its time. */
   step(name: string): void {
     this.finishStep();
     if (!this.chatty) return;
     this.stepName = name;
     this.stepStart = performance.now();
-    if (process.stderr.isTTY) {
-      this.spinner = ora({ text: name, stream: process.stderr, color: this.color ? 'cyan' : false }).start();
+    if (this.ora) {
+      this.spinner = this.ora({ text: name, stream: process.stderr, color: this.color ? 'cyan' : false }).start();
     }
   }
 
@@ -102,6 +109,7 @@ export const EXIT = { ok: 0, failed: 1, badInput: 2, internal: 3 } as const;
 /** Runs a command body with the one catch that maps errors to exit codes and one-line messages. */
 export async function runCommand(reporter: Reporter, body: () => Promise<number | void>): Promise<void> {
   try {
+    await reporter.ready();
     process.exitCode = (await body()) ?? EXIT.ok;
   } catch (e) {
     reporter.failStep();

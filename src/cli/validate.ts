@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { writeFilesAtomic } from '../formats/files.js';
-import { validate } from '../validate/index.js';
-import { renderHtml, renderJunit, renderText } from '../validate/report.js';
 import { EXIT, Reporter, runCommand } from './report.js';
 import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { preprocessingFlags, preprocessingOverrides } from './parse.js';
@@ -41,6 +39,11 @@ export function validateCommand(program: Command): void {
         }
         if (opts.referenceEp && !opts.reference) throw new InputError('--reference-ep needs --reference');
         if (!['cpu', 'wasm'].includes(opts.tfjsBackend)) throw new InputError(`--tfjs-backend must be cpu or wasm, got '${opts.tfjsBackend}'`);
+        // process-wide settings are the program's to make, not the library's: onnxruntime's own log
+        // lines (a provider that cannot start, as under --ep auto) would break the one-line contract
+        (await import('onnxruntime-node')).env.logLevel = 'fatal';
+        const { validate } = await import('../validate/index.js');
+        const { renderHtml, renderJunit, renderText } = await import('../validate/report.js');
         const report = await validate(model, {
           reference: opts.reference,
           data: opts.data,

@@ -42,6 +42,10 @@ export async function runFloat(session: ort.InferenceSession, input: Tensor): Pr
 
 /** Serialises a graph and runs it once on `input` (CPU, all optimisations): for tests and --verify. */
 export async function runGraph(graph: Graph, input: Tensor, options: SessionOptions = {}): Promise<{ data: Float32Array; dims: readonly number[] }> {
-  const bytes = onnxBytes(graph, 'probe');
-  return runFloat(await createSession(bytes, options), input);
+  const session = await createSession(onnxBytes(graph, 'probe'), options);
+  try {
+    return await runFloat(session, input);
+  } finally {
+    await session.release();
+  }
 }

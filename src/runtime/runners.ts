@@ -2,7 +2,6 @@
 // a TF.js graph model. A runner always says which provider actually ran and on what device, so a
 // report can never pass off a CPU number as a GPU number.
 
-import { tmpdir } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../errors.js';
 import { metadataJson } from '../model/metadata.js';
@@ -36,9 +35,6 @@ const GPU_PROVIDERS: ExecutionProvider[] = ['webgpu', 'cuda'];
 export async function onnxRunner(label: string, model: Uint8Array | string, metadata: Record<string, string>, inputShape: readonly (number | string)[], choice: ProviderChoice): Promise<Runner> {
   const candidates: ExecutionProvider[] = choice === 'auto' ? autoProviders(metadata) : [choice];
   const fallbacks: { provider: string; reason: string }[] = [];
-  ort.env.logLevel = 'fatal';
-  // WebGPU's Vulkan backend complains on stderr when this is unset (as in containers and CI)
-  if (candidates.includes('webgpu') && !process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = tmpdir();
   for (const provider of candidates) {
     const start = performance.now();
     try {
