@@ -7,22 +7,11 @@ import onnxProto from 'onnx-proto';
 import { InputError, UnsupportedError } from '../errors.js';
 import type { Attr, Dim, Graph, Node, ValueInfo } from '../graph/graph.js';
 import { BYTES_PER_ELEMENT, numel, tensor, tensorBytes, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
+import { dtypeFromOnnx, onnxDataType } from '../graph/dtypes.js';
 
 const { onnx } = onnxProto;
 
 export const IR_VERSION = 8; // the IR that opset 17 models use
-
-const DTYPE_TO_ONNX: Record<DType, number> = {
-  float32: onnx.TensorProto.DataType.FLOAT,
-  float16: onnx.TensorProto.DataType.FLOAT16,
-  bfloat16: onnx.TensorProto.DataType.BFLOAT16,
-  int8: onnx.TensorProto.DataType.INT8,
-  uint8: onnx.TensorProto.DataType.UINT8,
-  int32: onnx.TensorProto.DataType.INT32,
-  int64: onnx.TensorProto.DataType.INT64,
-  bool: onnx.TensorProto.DataType.BOOL,
-};
-const ONNX_TO_DTYPE = new Map<number, DType>(Object.entries(DTYPE_TO_ONNX).map(([k, v]) => [v, k as DType]));
 
 export interface ExternalDataPlan {
   /** File name of the side file, relative to the model (ONNX `location`). */
@@ -81,7 +70,7 @@ export function encodeOnnx(graph: Graph, options: { producerVersion: string; ext
   const initializerParts: Uint8Array[] = [];
   for (const [name, t] of graph.initializers) {
     const bytes = tensorBytes(t);
-    const header: onnxProto.onnx.ITensorProto = { name, dims: [...t.shape], dataType: DTYPE_TO_ONNX[t.dtype] };
+    const header: onnxProto.onnx.ITensorProto = { name, dims: [...t.shape], dataType: onnxDataType(t.dtype) };
     let body: Uint8Array[];
     if (!options.external || bytes.byteLength < options.external.minBytes) {
       body = [onnx.TensorProto.encode(header).finish(), ...lengthDelimited(RAW_DATA_FIELD, [bytes])];
@@ -169,7 +158,7 @@ function encodeAttr(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
     case 'string':
       return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
     case 'tensor':
-      return { name, type: T.TENSOR, t: { dims: [...a.value.shape], dataType: DTYPE_TO_ONNX[a.value.dtype], rawData: tensorBytes(a.value) } };
+      return { name, type: T.TENSOR, t: { dims: [...a.value.shape], dataType: onnxDataType(a.value.dtype), rawData: tensorBytes(a.value) } };
   }
 }
 
@@ -178,7 +167,7 @@ function encodeValueInfo(v: ValueInfo): onnxProto.onnx.IValueInfoProto {
     name: v.name,
     type: {
       tensorType: {
-        elemType: DTYPE_TO_ONNX[v.dtype],
+        elemType: onnxDataType(v.dtype),
         shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
       },
     },
@@ -256,7 +245,7 @@ function decodeAttr(a: onnxProto.onnx.IAttributeProto, n: onnxProto.onnx.INodePr
 
 export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick<DecodeOptions, 'source'>): ValueInfo {
   const t = v.type?.tensorType;
-  const dtype = ONNX_TO_DTYPE.get(t?.elemType ?? 0);
+  const dtype = dtypeFromOnnx(t?.elemType ?? 0);
   if (!dtype) throw new UnsupportedError(`value ${v.name} has unsupported element type ${t?.elemType}`, options.source, 'dtype');
   const shape: Dim[] = (t?.shape?.dim ?? []).map((d, i) =>
     d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : `${v.name}_dim${i}`,
@@ -265,7 +254,7 @@ export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick
 }
 
 function decodeTensor(t: onnxProto.onnx.ITensorProto, options: DecodeOptions): Tensor {
-  const dtype = ONNX_TO_DTYPE.get(t.dataType ?? 0);
+  const dtype = dtypeFromOnnx(t.dataType ?? 0);
   if (!dtype) throw new UnsupportedError(`tensor ${t.name} has unsupported data type ${t.dataType}`, options.source, 'dtype');
   const shape = (t.dims ?? []).map(Number);
   const n = numel(shape);

@@ -4,6 +4,7 @@
 
 import { InputError, UnsupportedError } from '../errors.js';
 import { numel, tensor, tensorBytes, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
+import { DTYPES } from '../graph/dtypes.js';
 import { SAFETENSORS_MAX_HEADER, readInputFile } from './sniff.js';
 import type { StateDict } from './state-dict.js';
 
@@ -33,11 +34,6 @@ const FILE_DTYPES: Record<string, FileDType> = {
   F64: { size: 8, view: Float64Array, out: 'float32', convert: true },
   I16: { size: 2, view: Int16Array, out: 'int32', convert: true },
   U16: { size: 2, view: Uint16Array, out: 'int32', convert: true },
-};
-
-const OUT_ARRAYS: Record<DType, new (n: number) => TensorData> = {
-  float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, int8: Int8Array, uint8: Uint8Array,
-  int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
 };
 
 const WRITE_DTYPES: Record<DType, string> = {
@@ -110,7 +106,7 @@ function makeTensor(buf: Buffer, offset: number, count: number, shape: number[],
     : new kind.view(buf.buffer.slice(abs, abs + count * kind.size) as ArrayBuffer, 0, count);
   if (!kind.convert) return tensor(kind.out, shape, src as TensorData);
   // F64 → float32 (rounded), I16/U16 → int32 (exact).
-  const out = new OUT_ARRAYS[kind.out](count) as Float32Array | Int32Array;
+  const out = new DTYPES[kind.out].array(count) as Float32Array | Int32Array;
   out.set(src as ArrayLike<number>);
   return tensor(kind.out, shape, out);
 }

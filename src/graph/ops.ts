@@ -2,7 +2,8 @@
 // how the layout-moving passes may treat it. Import refuses ops outside this table and attributes of
 // the wrong kind, so a pass never meets either; the op sets the passes use are derived from it.
 
-import type { Attr, Node } from './graph.js';
+import { attrInt, attrInts, type Attr, type Node } from './graph.js';
+import { toFloat32, type Tensor } from './tensor.js';
 
 type AttrKind = Attr['kind'] | 'strings' | 'graph';
 
@@ -103,4 +104,21 @@ export function attributeProblem(node: Node): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The axes a reduction reads: its `axes` attribute (before opset 18) or its constant second input;
+ * 'all' when it names none (ONNX's default), 'none' when it names none and noop_with_empty_axes
+ * makes it an identity; undefined when the axes are computed at run time.
+ */
+export function reduceAxes(node: Node, constant: (value: string) => Tensor | undefined): readonly number[] | 'all' | 'none' | undefined {
+  let axes: readonly number[] | undefined;
+  if (node.attrs.axes) axes = attrInts(node, 'axes');
+  else if (node.inputs[1]) {
+    const t = constant(node.inputs[1]);
+    if (!t) return undefined;
+    axes = Array.from(toFloat32(t));
+  }
+  if (axes && axes.length) return axes;
+  return attrInt(node, 'noop_with_empty_axes', 0) ? 'none' : 'all';
 }

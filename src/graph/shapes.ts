@@ -14,6 +14,9 @@
 
 import type { Dim, Graph, Node } from './graph.js';
 import { attrInt, attrInts, topologicalOrder } from './graph.js';
+import { dtypeFromOnnx } from './dtypes.js';
+import { constantValue, sliceRange } from './evaluate.js';
+
 import type { DType, Tensor } from './tensor.js';
 
 export interface ValueType {
@@ -23,14 +26,7 @@ export interface ValueType {
 
 export type Shapes = Map<string, ValueType>;
 
-export { KNOWN_OPS } from './ops.js';
 
-/** ONNX TensorProto.DataType codes for the dtypes we hold. */
-const ONNX_DTYPES: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 16: 'bfloat16' };
-
-export function dtypeFromOnnx(code: number): DType | undefined {
-  return ONNX_DTYPES[code];
-}
 
 /** The rank of `value`, or undefined when inference could not tell. */
 export function rankOf(shapes: Shapes, value: string): number | undefined {
@@ -479,30 +475,4 @@ class Inference {
     this.setConstant(node.outputs[0], t);
     return [{ dtype: t.dtype, shape: t.shape }];
   }
-}
-
-/** ONNX Slice on one axis of size `d`: clamped start, step and the resulting length. */
-export function sliceRange(d: number, start: number, end: number, step: number): { start: number; step: number; len: number } {
-  if (step === 0) throw new Error('Slice step is 0');
-  let s = start < 0 ? start + d : start;
-  let e = end < 0 ? end + d : end;
-  if (step > 0) {
-    s = Math.min(Math.max(s, 0), d);
-    e = Math.min(Math.max(e, 0), d);
-  } else {
-    s = Math.min(Math.max(s, 0), d - 1);
-    e = Math.min(Math.max(e, -1), d - 1);
-  }
-  return { start: s, step, len: Math.max(0, Math.ceil((e - s) / step)) };
-}
-
-/** The tensor a Constant node produces, or undefined for forms we do not hold (sparse, strings). */
-export function constantValue(node: Node): Tensor | undefined {
-  const a = node.attrs;
-  if (a.value?.kind === 'tensor') return a.value.value;
-  if (a.value_float?.kind === 'float') return { dtype: 'float32', shape: [], data: Float32Array.of(a.value_float.value) };
-  if (a.value_floats?.kind === 'floats') return { dtype: 'float32', shape: [a.value_floats.value.length], data: Float32Array.from(a.value_floats.value) };
-  if (a.value_int?.kind === 'int') return { dtype: 'int64', shape: [], data: BigInt64Array.of(BigInt(a.value_int.value)) };
-  if (a.value_ints?.kind === 'ints') return { dtype: 'int64', shape: [a.value_ints.value.length], data: BigInt64Array.from(a.value_ints.value.map(BigInt)) };
-  return undefined;
 }

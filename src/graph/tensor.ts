@@ -2,9 +2,9 @@
 // dtype exactly (float16 and bfloat16 as raw 16-bit words), so a reader can hand over a view of the
 // file it mapped without converting, and converts only when a consumer asks for float32.
 
-export type DType = 'float32' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'int64' | 'bool';
+import type { DType, TensorData } from './dtypes.js';
 
-export type TensorData = Float32Array | Uint16Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
+export { BYTES_PER_ELEMENT, type DType, type TensorData } from './dtypes.js';
 
 export interface Tensor {
   readonly dtype: DType;
@@ -12,10 +12,6 @@ export interface Tensor {
   /** Row-major (C order), contiguous. float16/bfloat16: Uint16Array of raw bits. */
   readonly data: TensorData;
 }
-
-export const BYTES_PER_ELEMENT: Record<DType, number> = {
-  float32: 4, float16: 2, bfloat16: 2, int8: 1, uint8: 1, int32: 4, int64: 8, bool: 1,
-};
 
 export function numel(shape: readonly number[]): number {
   let n = 1;

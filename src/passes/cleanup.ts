@@ -12,7 +12,8 @@
 
 import { GraphEditor } from '../graph/edit.js';
 import { attrInt, attrInts, topologicalOrder, type Node } from '../graph/graph.js';
-import { dtypeFromOnnx, inferShapes, sameShape, type Shapes } from '../graph/shapes.js';
+import { dtypeFromOnnx } from '../graph/dtypes.js';
+import { inferShapes, sameShape, type Shapes } from '../graph/shapes.js';
 import type { Tensor } from '../graph/tensor.js';
 import type { Pass } from './pass.js';
 

@@ -25,14 +25,14 @@ import { UnsupportedError, type Warnings } from '../errors.js';
 import { attr, attrInt, topologicalOrder, type Graph, type Node, type ValueInfo } from '../graph/graph.js';
 import { inferShapes } from '../graph/shapes.js';
 import { floatToHalf, tensor, toFloat32, type DType, type Tensor } from '../graph/tensor.js';
+import { onnxDataType } from '../graph/dtypes.js';
 import type { Pass } from './pass.js';
 
 export const FLOAT16_MAX = 65504;
 const FLOAT16_MAX_BITS = 0x7bff;
 
-/** ONNX TensorProto.DataType codes (Cast's `to`). */
-const ONNX_FLOAT = 1;
-const ONNX_FLOAT16 = 10;
+const ONNX_FLOAT = onnxDataType('float32');
+const ONNX_FLOAT16 = onnxDataType('float16');
 
 export interface Float16Options {
   /** Graph inputs and outputs stay float32, with a Cast after each input and before each output. Default true. */

@@ -5,8 +5,9 @@
 // it becomes Transpose → LayerNormalization(axis −1) → Transpose, which cancel-transposes can then
 // merge with the permutes around it.
 
-import { attr, attrInt, attrInts, type Graph, type Node } from '../graph/graph.js';
+import { attr, attrInt, type Graph, type Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
+import { reduceAxes } from '../graph/ops.js';
 import { inferShapes } from '../graph/shapes.js';
 import { float32, numel, toFloat32, type Tensor } from '../graph/tensor.js';
 import type { Pass, PassContext } from './pass.js';
@@ -69,10 +70,10 @@ interface LayerNormMatch {
   readonly output: string;
 }
 
-function reduceAxes(editor: GraphEditor, n: Node): readonly number[] | undefined {
-  if (n.attrs.axes) return attrInts(n, 'axes');
-  const t = n.inputs[1] ? editor.constant(n.inputs[1]) : undefined;
-  return t ? Array.from(toFloat32(t)) : undefined;
+/** The listed axes of a reduction; a LayerNorm names its axes, so 'all' or 'none' is no match. */
+function listedAxes(editor: GraphEditor, n: Node): readonly number[] | undefined {
+  const axes = reduceAxes(n, (v) => editor.constant(v));
+  return Array.isArray(axes) ? axes : undefined;
 }
 
 function scalar(t: Tensor | undefined): number | undefined {
@@ -93,7 +94,7 @@ function constOperand(editor: GraphEditor, n: Node, value: string): Tensor | und
 
 function matchLayerNorm(editor: GraphEditor, mean: Node, rank: number): LayerNormMatch | undefined {
   const x = mean.inputs[0];
-  const axes = reduceAxes(editor, mean);
+  const axes = listedAxes(editor, mean);
   if (!axes || axes.length !== 1 || attrInt(mean, 'keepdims', 1) === 0) return undefined;
   const axis = (axes[0] + rank) % rank;
   const sub = soleReader(editor, mean.outputs[0], 'Sub');
@@ -105,7 +106,7 @@ function matchLayerNorm(editor: GraphEditor, mean: Node, rank: number): LayerNor
   const div = users.find((u) => u.op === 'Div' && u.inputs[0] === d);
   if (!sq || !div) return undefined;
   const varMean = soleReader(editor, sq.outputs[0], 'ReduceMean');
-  const varAxes = varMean && reduceAxes(editor, varMean);
+  const varAxes = varMean && listedAxes(editor, varMean);
   if (!varMean || !varAxes || varAxes.length !== 1 || (varAxes[0] + rank) % rank !== axis) return undefined;
   const addEps = soleReader(editor, varMean.outputs[0], 'Add');
   const eps = addEps && scalar(constOperand(editor, addEps, varMean.outputs[0]));

@@ -17,8 +17,8 @@ import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { int64, numel, reshape, tensor, transpose2d, type Tensor } from '../graph/tensor.js';
 import { isPointwiseConv, linearReading, mayRewrite } from './linear.js';
-import { ARITHMETIC_OPS, REDUCE_OPS, UNARY_OPS } from '../graph/ops.js';
-import { transpose } from './fold-constants.js';
+import { ARITHMETIC_OPS, REDUCE_OPS, reduceAxes, UNARY_OPS } from '../graph/ops.js';
+import { transpose } from '../graph/evaluate.js';
 import type { Pass, PassContext } from './pass.js';
 
 const TO_NCHW = [0, 3, 1, 2];
@@ -143,16 +143,14 @@ function convertible(editor: GraphEditor, n: Node, dir: Direction): boolean {
   }
   if (ARITHMETIC_OPS.has(n.op)) return constants.length <= 1 && constants.every((c) => editor.constant(c)!.shape.length <= 4);
   if (UNARY_OPS.has(n.op)) return true;
-  if (REDUCE_OPS.has(n.op)) return attrInt(n, 'keepdims', 1) === 1 && reduceAxes(editor, n) !== undefined;
+  if (REDUCE_OPS.has(n.op)) return attrInt(n, 'keepdims', 1) === 1 && axesOf(editor, n) !== undefined;
   return false;
 }
 
-/** The axes a reduction reads (attribute before opset 18, constant input after); [] = all. */
-function reduceAxes(editor: GraphEditor, n: Node): readonly number[] | undefined {
-  if (n.attrs.axes) return attrInts(n, 'axes');
-  if (!n.inputs[1]) return [];
-  const t = editor.constant(n.inputs[1]);
-  return t ? Array.from(t.data as BigInt64Array, Number) : undefined;
+/** The axes a reduction reads, [] when it reduces all of them (or none: either way no axis to move). */
+function axesOf(editor: GraphEditor, n: Node): readonly number[] | undefined {
+  const axes = reduceAxes(n, (v) => editor.constant(v));
+  return axes === 'all' || axes === 'none' ? [] : axes;
 }
 
 function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, ctx: PassContext): void {
@@ -199,7 +197,7 @@ function rewrite(editor: GraphEditor, region: Region, t: Node, dir: Direction, c
       editor.replaceNode(n, { name: n.name, op: 'MatMul', domain: '', inputs: [value(n.inputs[0]), weight], outputs: [product], attrs: {} });
       editor.insertAfter(editor.producer(product)!, { name: editor.uniqueName(`${n.name}/Add`), op: 'Add', domain: '', inputs: [product, n.inputs[2]], outputs: [output(n.outputs[0])], attrs: {} });
     } else if (REDUCE_OPS.has(n.op)) {
-      const axes = reduceAxes(editor, n)!.map((a) => dir.perm.indexOf(a < 0 ? a + 4 : a)).sort((a, b) => a - b);
+      const axes = axesOf(editor, n)!.map((a) => dir.perm.indexOf(a < 0 ? a + 4 : a)).sort((a, b) => a - b);
       const inputs = n.inputs.map(value);
       const attrs = { ...n.attrs };
       if (n.attrs.axes) attrs.axes = attr.ints(axes);

@@ -8,12 +8,13 @@ import { attrInt, type Graph } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { tensor, toFloat32, type Tensor } from '../graph/tensor.js';
+import { onnxDataType } from '../graph/dtypes.js';
 import type { PassContext } from './pass.js';
 
 export type SourcePrecision = 'float32' | 'float16' | 'int8';
 
-const FLOAT32 = 1;
-const FLOAT16 = 10;
+const FLOAT32 = onnxDataType('float32');
+const FLOAT16 = onnxDataType('float16');
 
 export function toFloat32Graph(graph: Graph, ctx?: PassContext): { graph: Graph; precision: SourcePrecision } {
   const shapes = inferShapes(graph);

@@ -5,6 +5,7 @@
 // elementwise, shape and reduction ops; layers with weights and normalisations are in tfjs-ops-nn.ts.
 
 import { attrInt, attrInts, type Node } from '../../graph/graph.js';
+import { reduceAxes } from '../../graph/ops.js';
 import { numel, tensor, toFloat32 } from '../../graph/tensor.js';
 import { elementwise, Emitter, F32, f32, out, tfAttr, unsupported, type Handler, type TfAttr } from './emit.js';
 import { axesLast, dropAxes, identity, inverse, normAxes, physicalAxes, physicalShape, sameElementOrder, transposedLayout, transposeTensor } from './layout.js';
@@ -36,14 +37,11 @@ const pow: Handler = (n, e) => {
 
 // --- reductions ----------------------------------------------------------------------------------
 
-function reduceAxes(n: Node, e: Emitter, rank: number): number[] {
-  let axes = n.attrs.axes ? attrInts(n, 'axes') : undefined;
-  if (axes === undefined && n.inputs[1]) {
-    const c = e.constant(n.inputs[1]);
-    if (!c) throw unsupported(n, 'axes must be a constant');
-    axes = Array.from(toFloat32(c));
-  }
-  if (axes === undefined || axes.length === 0) return attrInt(n, 'noop_with_empty_axes', 0) ? [] : identity(rank);
+function reductionAxes(n: Node, e: Emitter, rank: number): number[] {
+  const axes = reduceAxes(n, (v) => e.constant(v));
+  if (axes === undefined) throw unsupported(n, 'axes must be a constant');
+  if (axes === 'none') return [];
+  if (axes === 'all') return identity(rank);
   return [...new Set(normAxes(axes, rank))].sort((a, b) => a - b);
 }
 
@@ -86,7 +84,7 @@ function spatialReduce(e: Emitter, tfOp: string, x: string, phys: readonly numbe
 
 const reduction = (tfOp: string): Handler => (n, e) => {
   const rank = e.shape(n.inputs[0]).length;
-  const axes = reduceAxes(n, e, rank);
+  const axes = reductionAxes(n, e, rank);
   if (axes.length === 0) return alias(n, e);
   reduce(e, tfOp, n.inputs[0], axes, attrInt(n, 'keepdims', 1) !== 0, out(n));
 };

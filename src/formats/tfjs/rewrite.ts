@@ -10,6 +10,7 @@
 // constant rounds once per weight (≤ 2⁻²⁴ relative), far below the golden tolerance.
 
 import { attr, consumers, producers, type Graph, type Node } from '../../graph/graph.js';
+import { constantValue } from '../../graph/evaluate.js';
 import { numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
 
 /** The internal op: out_scale·gelu(input/in_scale), attrs in_scale, out_scale, approximate. */
@@ -22,14 +23,8 @@ export const GELU_TANH_INNER = 2 * Math.sqrt(2 / Math.PI);
 export function constantValues(graph: Graph): Map<string, Tensor> {
   const out = new Map(graph.initializers);
   for (const n of graph.nodes) {
-    if (n.op !== 'Constant' || n.domain !== '') continue;
-    const a = n.attrs.value ?? n.attrs.value_float ?? n.attrs.value_floats ?? n.attrs.value_int ?? n.attrs.value_ints;
-    if (!a) continue;
-    if (a.kind === 'tensor') out.set(n.outputs[0], a.value);
-    else if (a.kind === 'float') out.set(n.outputs[0], tensor('float32', [], Float32Array.of(a.value)));
-    else if (a.kind === 'floats') out.set(n.outputs[0], tensor('float32', [a.value.length], Float32Array.from(a.value)));
-    else if (a.kind === 'int') out.set(n.outputs[0], tensor('int32', [], Int32Array.of(a.value)));
-    else if (a.kind === 'ints') out.set(n.outputs[0], tensor('int32', [a.value.length], Int32Array.from(a.value)));
+    const t = n.op === 'Constant' && n.domain === '' ? constantValue(n) : undefined;
+    if (t) out.set(n.outputs[0], t);
   }
   return out;
 }
