@@ -3,14 +3,11 @@ import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
 import type { PassReport } from '../passes/pipeline.js';
-import { channels3, collect, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
-import { preprocessingFlags, preprocessingOverrides } from './parse.js';
+import { collect, list, positiveInt } from './parse.js';
+import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
-export function checkFormat(opts: { format: string; weights?: string; gelu: string }): void {
-  if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
-  if (opts.weights !== undefined && !(WEIGHT_FORMATS as readonly string[]).includes(opts.weights)) throw new InputError(`--weights must be one of ${WEIGHT_FORMATS.join(', ')}, got '${opts.weights}'`);
-  if (!['erf', 'tanh'].includes(opts.gelu)) throw new InputError(`--gelu must be erf or tanh, got '${opts.gelu}'`);
-  if (opts.format === 'onnx' && (opts.weights !== undefined || opts.gelu !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
+function checkFormat(opts: { format?: string; weights?: string; gelu?: string }): void {
+  if ((opts.format ?? 'onnx') === 'onnx' && (opts.weights !== undefined || (opts.gelu ?? 'erf') !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
 }
 
 function passTable(reports: readonly PassReport[]): string[] {
@@ -29,11 +26,11 @@ function passTable(reports: readonly PassReport[]): string[] {
 
 export function convertCommand(program: Command): void {
   preprocessingFlags(
+    outputFormatFlags(
       program.command('convert')
       .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX or TF.js')
       .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
       .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
-      .option('--format <format>', 'onnx | tfjs', 'onnx')
       .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
       .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
       .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
@@ -42,13 +39,12 @@ export function convertCommand(program: Command): void {
       .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
       .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
       .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
-      .option('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had')
-      .option('--gelu <form>', 'tfjs: erf (exact) | tanh (faster approximation)', 'erf')
-      .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
-      .option('--force', 'tfjs: write into a folder that holds other files')
+      .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had', WEIGHT_FORMATS))
+      .addOption(choice('--gelu <form>', 'tfjs: erf (exact, default) | tanh (faster approximation)', ['erf', 'tanh']))
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
-      'preprocessing to record: ',
+    ),
+    'preprocessing to record: ',
   ).action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {

@@ -1,5 +1,13 @@
 // Argument parsers shared by the commands; a bad value is a usage error (exit 2).
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+
+// Defaults live in the library, not here: a flag left out is passed on as undefined, and the help
+// text says what the library then does.
+
+/** An option that takes one of `values` (commander refuses anything else with exit 2). */
+export function choice(flags: string, description: string, values: readonly string[]): Option {
+  return new Option(flags, description).choices(values);
+}
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -63,4 +71,12 @@ export function preprocessingFlags(command: Command, purpose: string): Command {
 /** The preprocessing overrides the flags above produced. */
 export function preprocessingOverrides(opts: { cropPct?: number; mean?: number[]; std?: number[] }) {
   return { cropPct: opts.cropPct, mean: opts.mean, std: opts.std };
+}
+
+/** --format, --shard-size and --force: where a command writes ONNX or a TF.js folder. */
+export function outputFormatFlags(command: Command, tfjsNote = ''): Command {
+  return command
+    .addOption(choice('--format <format>', `onnx | tfjs${tfjsNote} (default onnx)`, ['onnx', 'tfjs']))
+    .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
+    .option('--force', 'tfjs: write into a folder that holds other files');
 }

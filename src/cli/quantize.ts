@@ -2,29 +2,27 @@ import type { Command } from 'commander';
 import type { QuantizeMode } from '../quantize/index.js';
 import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
-import { preprocessingFlags, preprocessingOverrides } from './parse.js';
+import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 
 const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
 
 export function quantizeCommand(program: Command): void {
   preprocessingFlags(
+    outputFormatFlags(
       program.command('quantize')
       .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
       .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
       .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
-      .option('--format <format>', 'onnx | tfjs (TF.js keeps fp16 or per-channel int8 weights; activations float)', 'onnx')
-      .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
-      .option('--force', 'tfjs: write into a folder that holds other files')
-      .requiredOption('--to <mode>', `fp16 | int8 | int8-weights`)
+      .addOption(choice('--to <mode>', 'fp16 | int8 | int8-weights', MODES).makeOptionMandatory())
       .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
       .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
-      .option('--method <name>', 'calibration: minmax | percentile | entropy', 'percentile')
-      .option('--percentile <p>', 'for --method percentile: share of values kept in range', positiveNumber, 99.99)
+      .addOption(choice('--method <name>', 'calibration: minmax | percentile (default) | entropy', ['minmax', 'percentile', 'entropy']))
+      .option('--percentile <p>', 'for --method percentile: share of values kept in range (default 99.99)', positiveNumber)
       .option('--op-types <list>', 'op types to quantize (default Conv,MatMul,Gemm)', list)
       .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
       .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
-      .option('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps) | on | off', 'auto')
+      .addOption(choice('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps; default) | on | off', ['auto', 'on', 'off']))
       .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
       .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
       .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
@@ -39,14 +37,12 @@ export function quantizeCommand(program: Command): void {
       .option('--skip-pass <name>', 'leave a pass out of the convert pipeline (repeatable)', collect, [])
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
-      '',
+      ' (TF.js keeps fp16 or per-channel int8 weights; activations float)',
+    ),
+    '',
   ).action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
-        if (!MODES.includes(opts.to)) throw new InputError(`--to must be one of ${MODES.join(', ')}, got '${opts.to}'`);
-        if (!['auto', 'on', 'off'].includes(opts.equalize)) throw new InputError(`--equalize must be auto, on or off, got '${opts.equalize}'`);
-        if (!['minmax', 'percentile', 'entropy'].includes(opts.method)) throw new InputError(`--method must be minmax, percentile or entropy, got '${opts.method}'`);
-        if (!['onnx', 'tfjs'].includes(opts.format)) throw new InputError(`--format must be onnx or tfjs, got '${opts.format}'`);
         const { quantize } = await import('../quantize/index.js');
         const r = await quantize(input, opts.output, {
           to: opts.to,

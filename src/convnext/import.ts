@@ -1,12 +1,12 @@
 // From a state dict in any supported layout to a ConvNextModel: unwrap, detect the layout, map keys
 // to canonical names, read the architecture off the tensors, and check every shape.
 
+import type { StateDict } from '../formats/state-dict.js';
 import { InputError, Warnings } from '../errors.js';
 import { asFloat32, reshape, shapeString, type Tensor } from '../graph/tensor.js';
 import { detectLayout, mapKey, type Layout, type LayoutName } from './layouts.js';
 import { blockParams, expectedParams, names, type ConvNextModel, type ConvNextSpec } from './spec.js';
 
-type StateDict = ReadonlyMap<string, Tensor>;
 
 export interface ImportOptions {
   /** Where the tensors came from, for messages. */

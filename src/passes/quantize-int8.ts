@@ -51,7 +51,7 @@ export interface QuantParams {
 export const QUANTIZABLE_OPS = ['Conv', 'MatMul', 'Gemm'] as const;
 export type QuantizableOp = (typeof QUANTIZABLE_OPS)[number];
 
-export interface QuantizeOptions {
+export interface WeightQuantizeOptions {
   /** Which layer types to quantize, among QUANTIZABLE_OPS. Default: all three. */
   readonly opTypes?: readonly string[];
   /** Node names, or globs where * matches any run of characters, left in float. */
@@ -65,7 +65,7 @@ export interface QuantizeOptions {
   readonly warnings?: Warnings;
 }
 
-export interface StaticQuantizeOptions extends QuantizeOptions {
+export interface StaticQuantizeOptions extends WeightQuantizeOptions {
   /** Activation type. Default uint8: the type onnxruntime's x86 CPU kernels fuse with int8 weights. */
   readonly activationType?: QuantType;
   /** 7-bit weights in [−64, 64] (onnxruntime's reduce_range), see the header. Default true. */
@@ -134,7 +134,7 @@ export function unmatchedPatterns(graph: Graph, patterns: readonly string[]): st
 }
 
 /** The layers to quantize, and the Conv/MatMul/Gemm nodes left in float. */
-function selectLayers(graph: Graph, options: QuantizeOptions): { layers: Layer[]; keptFloat: string[] } {
+function selectLayers(graph: Graph, options: WeightQuantizeOptions): { layers: Layer[]; keptFloat: string[] } {
   const opTypes = new Set<string>(options.opTypes ?? QUANTIZABLE_OPS);
   const unknown = [...opTypes].filter((op) => !(QUANTIZABLE_OPS as readonly string[]).includes(op));
   if (unknown.length) throw new InputError(`cannot quantize ${unknown.join(', ')}: only ${QUANTIZABLE_OPS.join(', ')} have int8 weights`);
@@ -180,7 +180,7 @@ function quantizesOutput(graph: Graph, node: Node): boolean {
 }
 
 /** The values whose ranges quantizeStatic needs with these options, in graph order. */
-export function activationsToCalibrate(graph: Graph, options: Pick<QuantizeOptions, 'opTypes' | 'exclude'> = {}): string[] {
+export function activationsToCalibrate(graph: Graph, options: Pick<WeightQuantizeOptions, 'opTypes' | 'exclude'> = {}): string[] {
   const names = new Set<string>();
   for (const { node } of selectLayers(graph, options).layers) {
     names.add(node.inputs[0]);
@@ -278,7 +278,7 @@ function requireOpset13(graph: Graph): void {
   if (opset < 13) throw new UnsupportedError(`int8 QDQ needs opset 13 or later (per-channel DequantizeLinear); the graph has opset ${opset}`, undefined, 'quantization');
 }
 
-function quantizationMetadata(mode: string, options: QuantizeOptions, keptFloat: string[]): Record<string, string> {
+function quantizationMetadata(mode: string, options: WeightQuantizeOptions, keptFloat: string[]): Record<string, string> {
   return { quantization: JSON.stringify({ mode, method: options.method, layers_kept_float: keptFloat }) };
 }
 
@@ -288,7 +288,7 @@ function quantizationMetadata(mode: string, options: QuantizeOptions, keptFloat:
  * dequantizes the Conv weights on every run (constant folding skips DQ), which is slower than the
  * float model; the session config session.disable_quant_qdq=1 folds them at load instead.
  */
-export function quantizeWeightsOnly(graph: Graph, options: QuantizeOptions = {}): Graph {
+export function quantizeWeightsOnly(graph: Graph, options: WeightQuantizeOptions = {}): Graph {
   requireOpset13(graph);
   const { layers, keptFloat } = selectLayers(graph, options);
   const byNode = new Map(layers.map((l) => [l.node, l]));

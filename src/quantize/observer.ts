@@ -3,12 +3,11 @@
 // the wider bins), so memory is constant however many images are seen — the opposite of keeping
 // every activation, which is what makes onnxruntime's calibrators need ~100 MB per ConvNeXt-T image.
 
+import type { Range } from '../passes/quantize-int8.js';
+
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
-export interface Range {
-  readonly min: number;
-  readonly max: number;
-}
+export type { Range } from '../passes/quantize-int8.js';
 
 const BINS = 2048;
 

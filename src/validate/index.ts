@@ -38,6 +38,7 @@ export interface ValidateOptions extends PreprocessingOverrides {
    * model on the CPU, which also catches what the GPU runtime gets wrong. Default: the model's.
    */
   readonly referenceEp?: ProviderChoice;
+  /** For TF.js models: the backend (default wasm, the faster of the two in Node). */
   readonly tfjsBackend?: 'cpu' | 'wasm';
   /** Batch sizes to time; empty to skip timing. */
   readonly batches?: readonly number[];

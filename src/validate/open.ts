@@ -22,7 +22,7 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
   const { format } = await identify(path);
   if (format?.name === 'tfjs') {
     const { tfjsRunner } = await import('../runtime/tfjs-runner.js');
-    return tfjsRunner(path, options.tfjsBackend ?? 'cpu');
+    return tfjsRunner(path, options.tfjsBackend ?? 'wasm');
   }
   if (format?.name === 'onnx') {
     // metadata and input shape without decoding the weights; onnxruntime reads the file itself, by
