@@ -59,7 +59,7 @@ export function quantizeCommand(program: Command): void {
           quantizeInputLayer: opts.quantizeInputLayer,
           keepIoTypes: opts.keepIoTypes,
           fp32Ops: opts.fp32Ops,
-          data: opts.data,
+          data: opts.data ?? opts.calib,
           labels: opts.labels,
           maxDrop: opts.maxDrop,
           minAgreement: opts.minAgreement,

@@ -287,3 +287,36 @@ function pass(src: ArrayLike<number>, dst: Float32Array, from: number, to: numbe
     }
   }
 }
+
+/**
+ * A data set read more than once (calibration), decoded on its first full pass and served from
+ * memory after, when the decoded images fit in `maxBytes`; otherwise the data set itself.
+ */
+export function decodedOnce(data: Dataset, maxBytes: number): Dataset {
+  const per = numel(data.itemShape);
+  if (data.size * per * Float32Array.BYTES_PER_ELEMENT > maxBytes) return data;
+  let decoded: { images: Float32Array; labels: number[] } | undefined;
+  return {
+    ...data,
+    async *batches(batchSize: number) {
+      if (decoded) {
+        const { images, labels } = decoded;
+        for (let start = 0; start < data.size; start += batchSize) {
+          const n = Math.min(batchSize, data.size - start);
+          yield { input: float32([n, ...data.itemShape], images.subarray(start * per, (start + n) * per)), labels: labels.slice(start, start + n), start };
+        }
+        return;
+      }
+      const images = new Float32Array(data.size * per);
+      const labels: number[] = [];
+      let seen = 0;
+      for await (const b of data.batches(batchSize)) {
+        images.set(b.input.data as Float32Array, b.start * per);
+        labels.push(...b.labels);
+        seen += b.labels.length;
+        yield b;
+      }
+      if (seen === data.size) decoded = { images, labels };
+    },
+  };
+}
