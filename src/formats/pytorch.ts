@@ -46,7 +46,7 @@ export function readPytorchCheckpointFromBuffer(data: Uint8Array, where = '<buff
 
   const byteorder = zip.get(`${prefix}byteorder`);
   if (byteorder) {
-    const order = zip.read(byteorder).toString('latin1').trim();
+    const order = zip.read(byteorder, true).toString('latin1').trim();
     if (order === 'big') throw new UnsupportedError('checkpoint was saved on a big-endian machine', where);
     if (order !== 'little') throw new InputError(`unexpected byteorder '${order}' in the archive`, where);
   }
@@ -65,7 +65,8 @@ export function readPytorchCheckpointFromBuffer(data: Uint8Array, where = '<buff
     if (cached) return cached;
     const entry = zip.get(`${prefix}data/${key}`);
     if (!entry) throw new InputError(`archive lacks the data of storage '${key}' (${prefix}data/${key})`, where);
-    const bytes = zip.read(entry);
+    // Checked like every member: a flipped bit in a stored tensor would otherwise pass silently.
+    const bytes = zip.read(entry, true);
     const need = count * STORAGE_BYTES[type.dtype];
     if (bytes.length < need) {
       throw new InputError(`storage '${key}' has ${bytes.length} bytes, its ${count} ${type.dtype} elements need ${need}`, where);
@@ -75,7 +76,7 @@ export function readPytorchCheckpointFromBuffer(data: Uint8Array, where = '<buff
     return s;
   };
 
-  // data.pkl is small; its CRC catches a corrupted pickle before we interpret it.
+  // The CRC catches a corrupted pickle before we interpret it.
   const root = unpickle(zip.read(`${prefix}data.pkl`, true), { where, persistentLoad });
   if (root instanceof TensorRecord) throw new InputError('holds a single tensor, not a state dict', where);
   if (!(root instanceof Map)) throw new InputError(`holds ${describeValue(root)}, not a state dict (a dict of tensors)`, where);
