@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { InputError } from '../src/errors.js';
+import { InputError, UnsupportedError } from '../src/errors.js';
+import { unpickle } from '../src/formats/pickle.js';
 import { readPytorchCheckpointFromBuffer } from '../src/formats/pytorch.js';
 import { crc32, crc32Table, openZip } from '../src/formats/zip.js';
 import { throwsUser } from './helpers/assert-errors.js';
-import { buildCheckpoint, buildZip, bytesOf, stateDictPickle } from './helpers/format-builders.js';
+import { OP, P, buildCheckpoint, buildZip, bytesOf, pk, stateDictPickle, tensorPickle, type FakeTensor } from './helpers/format-builders.js';
 
 /** Runs fn, asserting it takes under `ms` milliseconds. */
 function quickly<T>(ms: number, fn: () => T): T {
@@ -21,8 +22,11 @@ function quickly<T>(ms: number, fn: () => T): T {
 }
 
 const f32 = (...v: number[]) => bytesOf(new Float32Array(v));
-const oneTensor = (key = '0', numel = 1) =>
-  stateDictPickle([['w', { storageType: 'FloatStorage', key, storageNumel: numel, offset: 0, size: [numel], stride: [1] }]]);
+const T = (storageNumel: number, offset: number, size: number[], stride: number[]): FakeTensor =>
+  ({ storageType: 'FloatStorage', key: '0', storageNumel, offset, size, stride });
+const oneTensor = (key = '0', numel = 1) => stateDictPickle([['w', { ...T(numel, 0, [numel], [1]), key }]]);
+const readCk = (bytes: Uint8Array) => readPytorchCheckpointFromBuffer(bytes, 'ck.pth');
+const load = (...chunks: Parameters<typeof pk>) => unpickle(pk(P.proto(2), ...chunks, OP.STOP), { where: 'x.pkl' });
 
 /** Offsets of a zip's central directory and end record. */
 function directory(zip: Uint8Array): { buf: Buffer; cd: number; eocd: number } {
@@ -88,5 +92,89 @@ describe('hostile zip archives', () => {
     const data = randomBytes(1 << 20);
     assert.equal(crc32Table(data), crc32(data));
     assert.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926);
+  });
+});
+
+describe('hostile pickles', () => {
+  /** {'a': d, 'b': d} where d is the level below, `levels` deep, via the memo: 2^levels names. */
+  function sharedTower(levels: number): Uint8Array {
+    const parts: Uint8Array[] = [pk(OP.EMPTY_DICT, P.binunicode('w'), tensorPickle(T(1, 0, [1], [1])), OP.SETITEM, P.longBinput(0))];
+    for (let i = 1; i <= levels; i++) {
+      parts.push(pk(OP.POP, OP.EMPTY_DICT, OP.MARK, P.binunicode('a'), P.longBinget(i - 1), P.binunicode('b'), P.longBinget(i - 1), OP.SETITEMS, P.longBinput(i)));
+    }
+    return pk(P.proto(2), ...parts, OP.STOP);
+  }
+
+  it('a memo that shares one dict at every level does not make flattening exponential', () => {
+    const pickle = sharedTower(40);
+    assert.ok(pickle.length < 2000);
+    quickly(1000, () => throwsUser(() => readCk(buildCheckpoint(pickle, { 0: f32(1) })), InputError,
+      /^ck\.pth: nested dicts are shared so often that flattening them visits over \d+ entries$/));
+    // Sharing a whole state dict once or twice (model and EMA alike) still reads.
+    assert.deepEqual([...readCk(buildCheckpoint(sharedTower(2), { 0: f32(1) })).keys()], ['a.a.w', 'a.b.w', 'b.a.w', 'b.b.w']);
+  });
+
+  it('copying one shared container over and over is bounded by the pickle size', () => {
+    const big = pk(OP.MARK, new Uint8Array(100_000).fill(OP.NONE), OP.LIST, P.binput(0));
+    const text = pk(P.binunicode('x'.repeat(100_000)), P.binput(0));
+    const cases: [string, Uint8Array, Uint8Array][] = [
+      ['list()', big, pk(P.global('builtins', 'list'), P.binput(1), OP.POP)],
+      ['dict()', pk(OP.EMPTY_DICT, OP.MARK, ...Array.from({ length: 40_000 }, (_, i) => pk(P.binint(i), OP.NONE)), OP.SETITEMS, P.binput(0)),
+        pk(P.global('collections', 'OrderedDict'), P.binput(1), OP.POP)],
+      ['_codecs.encode', text, pk(P.global('_codecs', 'encode'), P.binput(1), OP.POP, P.binunicode('latin1'), P.binput(2), OP.POP)],
+    ];
+    for (const [what, shared, fn] of cases) {
+      const call = what === '_codecs.encode' ? pk(P.binget(1), P.binget(0), P.binget(2), OP.TUPLE2, OP.REDUCE, OP.POP) : pk(P.binget(1), P.binget(0), OP.TUPLE1, OP.REDUCE, OP.POP);
+      const bytes = pk(P.proto(2), shared, OP.POP, fn, ...Array.from({ length: 20_000 }, () => call), OP.NONE, OP.STOP);
+      quickly(1000, () => throwsUser(() => unpickle(bytes, { where: 'x.pkl' }), InputError,
+        /^x\.pkl: corrupt pickle \(copies more than \d+ elements rebuilding shared objects, too many for a \d+-byte pickle\)$/));
+      assert.ok(bytes.length < 400_000, what);
+    }
+  });
+
+  it('huge integers are read in linear time, and past a limit refused', () => {
+    const mib = new Uint8Array(1 << 20).fill(0x11);
+    const le32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+    const v = quickly(500, () => load(OP.LONG4, le32(mib.length), mib));
+    assert.equal(typeof v, 'bigint');
+    throwsUser(() => load(OP.LONG4, le32(mib.length + 1), mib, 0), UnsupportedError, 'x.pkl: pickle holds a 1048577-byte integer (more than 1048576 bytes)');
+    throwsUser(() => unpickle(pk(`I${'7'.repeat(5000)}\n`, OP.STOP), { where: 'x.pkl' }), UnsupportedError,
+      'x.pkl: pickle holds a 5000-digit integer (more than 4300 digits)');
+    assert.equal(unpickle(pk(`L${'9'.repeat(4300)}L\n`, OP.STOP), { where: 'x.pkl' }), 10n ** 4300n - 1n);
+    // The text FLOAT pattern used to backtrack quadratically on a long run of digits.
+    quickly(500, () => throwsUser(() => unpickle(pk(`F${'1'.repeat(200_000)}x\n`, OP.STOP), { where: 'x.pkl' }), InputError,
+      /^x\.pkl: corrupt pickle \(bad FLOAT '1{40}…'\)$/));
+  });
+
+  it('storage sizes and offsets far beyond the file are refused before anything is allocated', () => {
+    const one = (t: FakeTensor) => readCk(buildCheckpoint(stateDictPickle([['w', t]]), { 0: f32(1) }));
+    quickly(200, () => {
+      throwsUser(() => one(T(2 ** 52, 0, [1], [1])), InputError, "ck.pth: storage '0' has 4 bytes, its 4503599627370496 float32 elements need 18014398509481984");
+      throwsUser(() => one(T(2 ** 60, 0, [1], [1])), InputError, 'ck.pth: corrupt pickle (bad storage key or size)');
+      throwsUser(() => one(T(1, 2 ** 50, [1], [1])), InputError, "ck.pth: tensor 'w' (shape [1], offset 1125899906842624) reaches element 1125899906842624 of a 1-element storage");
+      throwsUser(() => one(T(1, 0, [2 ** 40, 2 ** 40], [0, 0])), InputError, /^ck\.pth: tensor 'w' \(shape \[1099511627776, 1099511627776\], stride \[0, 0\]\) repeats/);
+    });
+  });
+
+  it('a stride-0 view of 65536×65536 over one float is refused, not allocated', () => {
+    quickly(200, () => throwsUser(() => readCk(buildCheckpoint(stateDictPickle([['w', T(1, 0, [65536, 65536], [0, 0])]]), { 0: f32(1) })), InputError,
+      "ck.pth: tensor 'w' (shape [65536, 65536], stride [0, 0]) repeats the elements of a 1-element storage 4294967296 times over; " +
+      'views larger than their storage are refused past 16777216 elements'));
+    // A small expand() as real buffers have it still reads.
+    const sd = readCk(buildCheckpoint(stateDictPickle([['w', T(1, 0, [3, 4], [0, 0])]]), { 0: f32(5) }));
+    assert.deepEqual([...sd.get('w')!.data as Float32Array], new Array(12).fill(5));
+  });
+
+  it('copies of many large repeating views add up to a bounded total', () => {
+    const views = Array.from({ length: 8 }, (_, i): [string, FakeTensor] => [`w${i}`, T(1, 0, [4096, 4096], [0, 0])]);
+    quickly(3000, () => throwsUser(() => readCk(buildCheckpoint(stateDictPickle(views), { 0: f32(1) })), InputError,
+      /^ck\.pth: tensor 'w4': the copied tensors \(gathered views, converted dtypes\) would take over \d+ bytes$/));
+  });
+
+  it('a deeply nested value where a persistent id belongs is described without recursion', () => {
+    const nested = pk(OP.EMPTY_TUPLE, new Uint8Array(200_000).fill(OP.TUPLE1));
+    const pickle = pk(P.proto(2), OP.EMPTY_DICT, P.binunicode('w'), P.global('torch._utils', '_rebuild_tensor_v2'),
+      OP.MARK, nested, OP.TUPLE1, OP.BINPERSID, P.binint1(0), OP.EMPTY_TUPLE, OP.EMPTY_TUPLE, OP.TUPLE, OP.REDUCE, OP.SETITEM, OP.STOP);
+    throwsUser(() => readCk(buildCheckpoint(pickle, {})), InputError, 'ck.pth: corrupt pickle (unexpected persistent id a 1-tuple starting a tuple)');
   });
 });
