@@ -1,13 +1,20 @@
 // Hostile and broken input: each case is built here at test time (no large fixtures) and must be
 // refused quickly, as a user error naming the file, without allocating what the file asks for.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { InputError, UnsupportedError } from '../src/errors.js';
+import { readHfFolder } from '../src/formats/huggingface.js';
+import { openDataset } from '../src/formats/images.js';
 import { unpickle } from '../src/formats/pickle.js';
 import { readPytorchCheckpointFromBuffer } from '../src/formats/pytorch.js';
 import { crc32, crc32Table, openZip } from '../src/formats/zip.js';
 import { throwsUser } from './helpers/assert-errors.js';
+import { fixturePath, ROOT } from './helpers/fixtures.js';
 import { OP, P, buildCheckpoint, buildZip, bytesOf, pk, stateDictPickle, tensorPickle, type FakeTensor } from './helpers/format-builders.js';
 
 /** Runs fn, asserting it takes under `ms` milliseconds. */
@@ -20,6 +27,43 @@ function quickly<T>(ms: number, fn: () => T): T {
     assert.ok(took < ms, `took ${took.toFixed(0)} ms (limit ${ms})`);
   }
 }
+
+async function quicklyRejects(ms: number, promise: () => Promise<unknown>, message: string | RegExp): Promise<void> {
+  const start = performance.now();
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof InputError, `expected InputError, got ${(e as Error)?.stack ?? String(e)}`);
+    if (typeof message === 'string') assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    return true;
+  });
+  const took = performance.now() - start;
+  assert.ok(took < ms, `took ${took.toFixed(0)} ms (limit ${ms})`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'convnext-hostile-'));
+const writers: ChildProcess[] = [];
+after(() => {
+  for (const w of writers) w.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A folder under the test's tmpdir. */
+function folder(name: string): string {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+/**
+ * A FIFO at `path`, with a writer that connects to it and hangs up after 3 s: a reader that
+ * opens it (the old behaviour) then takes 3 s and gets no data, instead of hanging the suite.
+ */
+function fifo(path: string): string {
+  execFileSync('mkfifo', [path]);
+  writers.push(spawn('sh', ['-c', 'exec sleep 3 > "$1"', 'sh', path], { stdio: 'ignore' }));
+  return path;
+}
+const noFifos = process.platform === 'win32' ? 'no FIFOs on Windows' : false;
 
 const f32 = (...v: number[]) => bytesOf(new Float32Array(v));
 const T = (storageNumel: number, offset: number, size: number[], stride: number[]): FakeTensor =>
@@ -176,5 +220,66 @@ describe('hostile pickles', () => {
     const pickle = pk(P.proto(2), OP.EMPTY_DICT, P.binunicode('w'), P.global('torch._utils', '_rebuild_tensor_v2'),
       OP.MARK, nested, OP.TUPLE1, OP.BINPERSID, P.binint1(0), OP.EMPTY_TUPLE, OP.EMPTY_TUPLE, OP.TUPLE, OP.REDUCE, OP.SETITEM, OP.STOP);
     throwsUser(() => readCk(buildCheckpoint(pickle, {})), InputError, 'ck.pth: corrupt pickle (unexpected persistent id a 1-tuple starting a tuple)');
+  });
+});
+
+describe('small text inputs are read bounded: only regular files, at most 16 MiB of JSON', () => {
+  const config = JSON.stringify({ model_type: 'convnext' });
+  const hf = (name: string, files: Record<string, string | ((path: string) => void)>): string => {
+    const d = folder(name);
+    for (const [file, content] of Object.entries(files)) {
+      if (typeof content === 'string') writeFileSync(join(d, file), content);
+      else content(join(d, file));
+    }
+    return d;
+  };
+  const toZero = (path: string) => symlinkSync('/dev/zero', path);
+
+  it('/dev/zero as config.json is refused at once', { skip: noFifos }, async () => {
+    const d = hf('zero-config', { 'config.json': toZero });
+    await quicklyRejects(2000, () => readHfFolder(d), `${d}/config.json: is not a regular file (a character device)`);
+  });
+
+  it('a FIFO as config.json, preprocessor_config.json, shard index or weights is refused without blocking', { skip: noFifos }, async () => {
+    const cases: [string, Record<string, string | ((path: string) => void)>, string][] = [
+      ['fifo-config', { 'config.json': fifo }, 'config.json'],
+      ['fifo-preproc', { 'config.json': config, 'preprocessor_config.json': fifo }, 'preprocessor_config.json'],
+      ['fifo-index', { 'config.json': config, 'model.safetensors.index.json': fifo }, 'model.safetensors.index.json'],
+      ['fifo-weights', { 'config.json': config, 'model.safetensors': fifo }, 'model.safetensors'],
+    ];
+    for (const [name, files, culprit] of cases) {
+      const d = hf(name, files);
+      await quicklyRejects(2000, () => readHfFolder(d), `${d}/${culprit}: is not a regular file (a FIFO)`);
+    }
+  });
+
+  it('the CLI refuses a FIFO config.json with exit 2 and one line', { skip: noFifos }, () => {
+    const d = hf('fifo-cli', { 'config.json': fifo });
+    const start = performance.now();
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bin', 'convnext.js'), 'inspect', d], { encoding: 'utf8', timeout: 20_000 });
+    assert.ok(performance.now() - start < 5000, 'refused without waiting for the writer');
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `error: ${d}/config.json: is not a regular file (a FIFO)\n`);
+  });
+
+  it('a config over 16 MiB is refused without reading it', async () => {
+    const d = hf('big-config', { 'config.json': (p) => { writeFileSync(p, ''); truncateSync(p, 17 << 20); } });
+    await quicklyRejects(2000, () => readHfFolder(d), `${d}/config.json: is 17825792 bytes, over the 16777216-byte limit for a JSON config`);
+  });
+
+  const preprocessing = { resize: 32, crop: 32, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+  it('/dev/zero or a FIFO as labels (given, or as the folder\'s labels.txt) is refused at once', { skip: noFifos }, () => {
+    const data = folder('labels-data');
+    copyFileSync(fixturePath('fashion/val/test_00000.png'), join(data, 'a.png'));
+    quickly(2000, () => throwsUser(() => openDataset(data, { preprocessing, labelsFile: '/dev/zero' }), InputError,
+      '/dev/zero: is not a regular file (a character device)'));
+    const zeroLabels = folder('labels-zero');
+    toZero(join(zeroLabels, 'labels.txt'));
+    quickly(2000, () => throwsUser(() => openDataset(zeroLabels, { preprocessing }), InputError,
+      `${zeroLabels}/labels.txt: is not a regular file (a character device)`));
+    const fifoLabels = folder('labels-fifo');
+    fifo(join(fifoLabels, 'labels.txt'));
+    quickly(2000, () => throwsUser(() => openDataset(fifoLabels, { preprocessing }), InputError,
+      `${fifoLabels}/labels.txt: is not a regular file (a FIFO)`));
   });
 });

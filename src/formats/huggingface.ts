@@ -2,12 +2,13 @@
 // preprocessor_config.json, and weights as model.safetensors or pytorch_model.bin, possibly
 // sharded behind an *.index.json.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Tensor } from '../graph/tensor.js';
 import { readPytorchCheckpoint } from './pytorch.js';
 import { readSafetensors } from './safetensors.js';
+import { JSON_MAX_BYTES, readTextFile } from './sniff.js';
 import type { StateDict } from './state-dict.js';
 
 export interface HfConfig {
@@ -70,8 +71,9 @@ async function readShards(dir: string, indexPath: string): Promise<StateDict> {
 }
 
 function readJson(path: string): unknown {
+  const text = readTextFile(path, 'a JSON config', JSON_MAX_BYTES);
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
     throw new InputError(`cannot read JSON (${(e as Error).message})`, path);
   }

@@ -4,12 +4,13 @@
 // crop, scale to [0, 1], normalise), and handed out batch by batch so memory does not grow with
 // the number of images.
 
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
 import { readNpy } from './npy.js';
+import { readTextFile } from './sniff.js';
 
 export interface Preprocessing {
   /** The shorter side is resized to this many pixels… */
@@ -51,6 +52,8 @@ export interface DatasetOptions {
 }
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+// A million `path label` lines; far more than a calibration or validation set holds.
+const LABELS_MAX_BYTES = 64 << 20;
 
 export function openDataset(path: string, options: DatasetOptions): Dataset {
   if (!existsSync(path)) throw new InputError('no such file or folder', path);
@@ -162,7 +165,7 @@ function findLabels(dir: string): Map<string, string> | undefined {
 function readLabelsFile(path: string, dir: string): Map<string, string> {
   if (!existsSync(path)) throw new InputError('no such labels file', path);
   const out = new Map<string, string>();
-  const lines = readFileSync(path, 'utf8').split(/\r?\n/);
+  const lines = readTextFile(path, 'a labels file', LABELS_MAX_BYTES).split(/\r?\n/);
   lines.forEach((line, i) => {
     const text = line.trim();
     if (!text || text.startsWith('#')) return;
