@@ -5,11 +5,11 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { InputError, UnsupportedError } from '../src/errors.js';
 import { readHfFolder } from '../src/formats/huggingface.js';
-import { openDataset } from '../src/formats/images.js';
+import { openDataset, splitLabelLine } from '../src/formats/images.js';
 import { unpickle } from '../src/formats/pickle.js';
 import { readPytorchCheckpointFromBuffer } from '../src/formats/pytorch.js';
 import { crc32, crc32Table, openZip } from '../src/formats/zip.js';
@@ -281,5 +281,65 @@ describe('small text inputs are read bounded: only regular files, at most 16 MiB
     fifo(join(fifoLabels, 'labels.txt'));
     quickly(2000, () => throwsUser(() => openDataset(fifoLabels, { preprocessing }), InputError,
       `${fifoLabels}/labels.txt: is not a regular file (a FIFO)`));
+  });
+});
+
+describe('labels files', () => {
+  it('are split as the old pattern split them, in linear time', () => {
+    const old = (t: string) => { const m = t.match(/^(.+?)\s*[,\s]\s*([^,]+)$/); return m ? [m[1], m[2].trim()] : undefined; };
+    const alphabet = ['a', 'b', '.', ' ', '  ', '\t', ',', '\u00a0'];
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    for (let i = 0; i < 20_000; i++) {
+      const line = Array.from({ length: 1 + rand(10) }, () => alphabet[rand(alphabet.length)]).join('').trim();
+      if (line) assert.deepEqual(splitLabelLine(line), old(line), JSON.stringify(line));
+    }
+    for (const line of ['a.png 3', 'a.png,3', 'my file.png,3', 'a.png , tabby cat', 'a.png\ttabby cat', 'a,b,c', ',a b', 'a.png,', 'a.png']) {
+      assert.deepEqual(splitLabelLine(line), old(line), line);
+    }
+    const spaces = ' '.repeat(100_000);
+    quickly(100, () => {
+      assert.deepEqual(splitLabelLine(`a.png${spaces}3`), ['a.png', '3']);
+      assert.equal(splitLabelLine(`a${spaces}b,`), undefined);
+      assert.deepEqual(splitLabelLine(`a${spaces},${spaces}b`), ['a', 'b']);
+    });
+  });
+
+  it('a line of 100,000 spaces, or one that is long and unsplittable, is handled at once', () => {
+    const preprocessing = { resize: 32, crop: 32, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+    const data = folder('labels-spaces');
+    copyFileSync(fixturePath('fashion/val/test_00000.png'), join(data, 'a.png'));
+    writeFileSync(join(data, 'labels.txt'), `${' '.repeat(100_000)}\na.png${' '.repeat(100_000)}3\n`);
+    assert.equal(quickly(200, () => openDataset(data, { preprocessing })).size, 1);
+    writeFileSync(join(data, 'labels.txt'), `a.png${' '.repeat(100_000)}3,\n`);
+    quickly(200, () => throwsUser(() => openDataset(data, { preprocessing }), InputError,
+      `${data}/labels.txt: line 1: expected "FILE LABEL", got "a.png${' '.repeat(75)}…"`));
+  });
+
+  it('entries that leave the data folder, by .., an absolute path or a symbolic link, are refused by name', () => {
+    const preprocessing = { resize: 32, crop: 32, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+    const root = folder('escape');
+    const data = folder('escape/data');
+    const png = fixturePath('fashion/val/test_00000.png');
+    copyFileSync(png, join(root, 'outside.png'));
+    copyFileSync(png, join(data, 'a.png'));
+    mkdirSync(join(data, 'sub'));
+    symlinkSync(join(root, 'outside.png'), join(data, 'link.png'));
+    symlinkSync(root, join(data, 'up'));
+    const labels = join(data, 'labels.txt');
+    const cases: [string, string][] = [
+      ['../outside.png', "labels entry '../outside.png' points outside the data folder"],
+      [join(root, 'outside.png'), "labels entry '../outside.png' points outside the data folder"],
+      ['/etc/passwd', `labels entry '${relative(data, '/etc/passwd')}' points outside the data folder`],
+      ['link.png', "labels entry 'link.png' points outside the data folder (through a symbolic link)"],
+      ['up/outside.png', "labels entry 'up/outside.png' points outside the data folder (through a symbolic link)"],
+      ['up/data/../outside.png', "labels entry 'up/data/../outside.png' points outside the data folder (through a symbolic link)"],
+    ];
+    for (const [entry, message] of cases) {
+      writeFileSync(labels, `a.png 1\n${entry} 2\n`);
+      throwsUser(() => openDataset(data, { preprocessing }), InputError, `${labels}: ${message}`);
+    }
+    writeFileSync(labels, `a.png 1\nsub/../a.png 2\n${join(data, 'a.png')} 3\n`);
+    assert.equal(openDataset(data, { preprocessing }).size, 2);
   });
 });
