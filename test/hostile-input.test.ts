@@ -284,6 +284,18 @@ describe('small text inputs are read bounded: only regular files, at most 16 MiB
   });
 });
 
+describe('images', () => {
+  it('a FIFO or a device named like an image is refused, not handed to the decoder', { skip: noFifos }, async () => {
+    const preprocessing = { resize: 32, crop: 32, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+    for (const [name, make, kind] of [['fifo', fifo, 'a FIFO'], ['zero', (p: string) => symlinkSync('/dev/zero', p), 'a character device']] as const) {
+      const data = folder(`image-${name}`);
+      make(join(data, 'x.png'));
+      const batches = openDataset(data, { preprocessing }).batches(1);
+      await quicklyRejects(2000, async () => { for await (const _ of batches); }, `${data}/x.png: is not a regular file (${kind})`);
+    }
+  });
+});
+
 describe('labels files', () => {
   it('are split as the old pattern split them, in linear time', () => {
     const old = (t: string) => { const m = t.match(/^(.+?)\s*[,\s]\s*([^,]+)$/); return m ? [m[1], m[2].trim()] : undefined; };

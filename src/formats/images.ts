@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
 import { readNpy } from './npy.js';
-import { readTextFile } from './sniff.js';
+import { checkRegularFile, readTextFile } from './sniff.js';
 
 export interface Preprocessing {
   /** The shorter side is resized to this many pixels… */
@@ -224,6 +224,8 @@ function labelResolver(classNames: readonly string[] | undefined, where: string)
 /** One image as [3, crop, crop] float32, normalised. */
 export async function loadImage(path: string, p: Preprocessing): Promise<Float32Array> {
   let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
+  // sharp would block one of libuv's few threads for good on a FIFO named like an image.
+  checkRegularFile(path);
   try {
     raw = await sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   } catch (e) {

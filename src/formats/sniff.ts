@@ -128,6 +128,15 @@ function readRegularSync(path: string, limit: SizeLimit): Buffer {
   }
 }
 
+/** Refuses, without opening it, a path that is not a regular file; for readers that open files themselves. */
+export function checkRegularFile(path: string): void {
+  try {
+    checkRegular(statSync(path), path);
+  } catch (e) {
+    fileError(e, path);
+  }
+}
+
 /** Only regular files are read: a FIFO blocks, a device such as /dev/zero never ends. */
 function checkRegular(st: Stats, path: string): void {
   if (st.isFile()) return;
