@@ -355,3 +355,70 @@ describe('labels files', () => {
     assert.equal(openDataset(data, { preprocessing }).size, 2);
   });
 });
+
+describe('Hugging Face configs are checked field by field', () => {
+  const base = { model_type: 'convnext' };
+  /** A folder with these files (objects are written as JSON), and what readHfFolder refuses it with. */
+  async function refused(name: string, files: Record<string, unknown>, culprit: string, message: string): Promise<void> {
+    const d = folder(`hf-${name}`);
+    for (const [file, content] of Object.entries(files)) writeFileSync(join(d, file), typeof content === 'string' ? content : JSON.stringify(content));
+    await quicklyRejects(2000, () => readHfFolder(d), `${d}/${culprit}: ${message}`);
+  }
+
+  it('config.json: an object, with eps in (0, 0.1), image_size a whole number up to 16384, and sane lists', async () => {
+    let n = 0;
+    const config = async (content: unknown, message: string) => refused(`config-${n++}`, { 'config.json': content }, 'config.json', message);
+    await config('null', 'config is not a JSON object');
+    await config('[]', 'config is not a JSON object');
+    for (const eps of ['0', '-0.5', '0.1', '1', '1e999', '"1e-6"']) {
+      const shownEps = eps === '1e999' ? 'Infinity' : eps;
+      await config(`{"model_type": "convnext", "layer_norm_eps": ${eps}}`, `layer_norm_eps must be a number between 0 and 0.1 (exclusive), got ${shownEps}`);
+    }
+    for (const size of [0, -1, 1.5, 1e9, '224']) {
+      await config({ ...base, image_size: size }, `image_size must be an integer from 1 to 16384, got ${JSON.stringify(size)}`);
+    }
+    await config({ ...base, depths: [3, 0, 9, 3] }, 'depths must be a list of integers from 1 to 1000, got [3,0,9,3]');
+    await config({ ...base, hidden_sizes: 'wide' }, 'hidden_sizes must be a list of integers from 1 to 65536, got "wide"');
+    await config({ ...base, num_labels: -3 }, 'num_labels must be an integer from 0 to 1000000, got -3');
+    await config({ ...base, id2label: ['cat'] }, 'id2label must be an object of class names, got ["cat"]');
+    await config({ ...base, id2label: { 0: 'cat', '00': 'dog' } }, 'id2label has a bad id "00"');
+    await config({ ...base, id2label: { 0: { name: 'cat' } } }, 'id2label[0] must be a class name, got {"name":"cat"}');
+  });
+
+  it('preprocessor_config.json: mean and std three finite numbers (std > 0), crop_pct in (0, 1], sizes and resample whole numbers', async () => {
+    let n = 0;
+    const preproc = async (content: unknown, message: string) =>
+      refused(`preproc-${n++}`, { 'config.json': base, 'preprocessor_config.json': content }, 'preprocessor_config.json', message);
+    await preproc('null', 'preprocessor config is not a JSON object');
+    await preproc({ image_mean: [0.5, 0.5] }, 'image_mean must be a list of three finite numbers, got [0.5,0.5]');
+    await preproc({ image_mean: [0.5, 'x', 0.5] }, 'image_mean must be a list of three finite numbers, got [0.5,"x",0.5]');
+    await preproc({ image_std: [0.5, 0, 0.5] }, 'image_std must be a list of three positive numbers, got [0.5,0,0.5]');
+    for (const pct of [0, -0.5, 1.5]) await preproc({ crop_pct: pct }, `crop_pct must be a number in (0, 1], got ${pct}`);
+    await preproc({ size: { shortest_edge: 0 } }, 'shortest_edge must be an integer from 1 to 16384, got 0');
+    await preproc({ size: '224' }, 'size must be an integer or an object with shortest_edge, got "224"');
+    await preproc({ resample: 7 }, 'resample must be an integer from 0 to 5, got 7');
+  });
+
+  it('a shard index must map tensors to file names in the folder', async () => {
+    let n = 0;
+    const index = async (content: unknown, message: string) =>
+      refused(`index-${n++}`, { 'config.json': base, 'model.safetensors.index.json': content }, 'model.safetensors.index.json', message);
+    await index('null', 'shard index has no weight_map object (got null)');
+    await index({ weight_map: null }, 'shard index has no weight_map object (got null)');
+    await index({ weight_map: ['a.safetensors'] }, 'shard index has no weight_map object (got ["a.safetensors"])');
+    await index({ weight_map: {} }, 'shard index has an empty weight_map');
+    await index({ weight_map: { w: 5 } }, 'weight_map names a shard 5, not a file name');
+    await index({ weight_map: { w: '../model.safetensors' } }, 'shard name "../model.safetensors" points outside the folder');
+    await index({ weight_map: { w: '..' } }, 'shard name ".." points outside the folder');
+  });
+
+  it('missing and null fields take their defaults', async () => {
+    const d = folder('hf-nulls');
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...base, layer_norm_eps: null, image_size: null, id2label: { 1: 'dog', 0: 'cat' } }));
+    writeFileSync(join(d, 'preprocessor_config.json'), JSON.stringify({ crop_pct: null, size: { height: 224, width: 224 }, resample: 1 }));
+    copyFileSync(fixturePath('v1/hf/model.safetensors'), join(d, 'model.safetensors'));
+    const { config, preprocessing } = await readHfFolder(d);
+    assert.deepEqual([config.layerNormEps, config.imageSize, config.labels, config.numLabels], [1e-12, undefined, ['cat', 'dog'], 2]);
+    assert.deepEqual(preprocessing, { cropPct: undefined, shortestEdge: undefined, mean: undefined, std: undefined, interpolation: undefined });
+  });
+});
