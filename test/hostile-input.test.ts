@@ -11,6 +11,7 @@ import { InputError, UnsupportedError } from '../src/errors.js';
 import { readHfFolder } from '../src/formats/huggingface.js';
 import { openDataset, splitLabelLine } from '../src/formats/images.js';
 import { unpickle } from '../src/formats/pickle.js';
+import { readSafetensorsFromBuffer } from '../src/formats/safetensors.js';
 import { readPytorchCheckpointFromBuffer } from '../src/formats/pytorch.js';
 import { crc32, crc32Table, openZip } from '../src/formats/zip.js';
 import { throwsUser } from './helpers/assert-errors.js';
@@ -136,6 +137,19 @@ describe('hostile zip archives', () => {
     const data = randomBytes(1 << 20);
     assert.equal(crc32Table(data), crc32(data));
     assert.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926);
+  });
+});
+
+describe('hostile safetensors', () => {
+  it('refuses a header that lists one data range many times', () => {
+    const header: Record<string, unknown> = {};
+    for (let i = 0; i < 10_000; i++) header[`w${i}`] = { dtype: 'F64', shape: [1 << 17], data_offsets: [0, 1 << 20] };
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    const file = Buffer.concat([len, json, Buffer.alloc(1 << 20)]);
+    quickly(500, () => throwsUser(() => readSafetensorsFromBuffer(file, 'x.safetensors'), InputError,
+      "x.safetensors: invalid safetensors file (tensors 'w0' and 'w1' share bytes)"));
   });
 });
 
