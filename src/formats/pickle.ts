@@ -82,7 +82,7 @@ const WORK_FLOOR = 1 << 20;
 // superlinear; binary LONG4 integers are capped well below V8's BigInt limit.
 const MAX_INT_DIGITS = 4300;
 const MAX_LONG_BYTES = 1 << 20;
-// torch tensors have at most 64 dimensions.
+// State-dict tensors have a handful of dimensions; this bounds what a crafted size tuple can ask of us.
 const MAX_RANK = 64;
 
 function fail(where: string, why: string): never {
@@ -311,7 +311,8 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
   /** INT/LONG text: at most MAX_INT_DIGITS digits, as Python parses them. */
   const decimalInt = (s: string, what: string): number | bigint => {
     if (!/^[-+]?\d+$/.test(s)) fail(where, `bad ${what} '${shown(s)}'`);
-    if (s.length > MAX_INT_DIGITS + 1) throw new UnsupportedError(`pickle holds a ${s.length}-digit integer (more than ${MAX_INT_DIGITS} digits)`, where);
+    const digits = s.length - (/^[-+]/.test(s) ? 1 : 0);
+    if (digits > MAX_INT_DIGITS) throw new UnsupportedError(`pickle holds a ${digits}-digit integer (more than ${MAX_INT_DIGITS} digits)`, where);
     return int(BigInt(s));
   };
   const decimal = (s: string): number => {

@@ -36,7 +36,7 @@ const MAX_COMMENT = 0xffff;
 // tensors (mostly float mantissas) compress to 80–95 %. Deflate itself tops out near 1032:1 on
 // runs of zeros; 100:1 across the whole archive is far beyond real weights and still caps what a
 // small hostile file can make us allocate. Under DEFLATE_FREE_BYTES the ratio does not matter.
-export const MAX_DEFLATE_RATIO = 100;
+const MAX_DEFLATE_RATIO = 100;
 const DEFLATE_FREE_BYTES = 16 << 20;
 
 /** True when the buffer starts like a zip file (a local header, or the EOCD of an empty archive). */
@@ -267,7 +267,7 @@ export function crc32Table(data: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-// zlib.crc32 arrived in Node.js 20.15 and is about four times faster than the table.
+// zlib.crc32 arrived in Node.js 20.15; it is about ten times faster than the table (≈3.5 GB/s vs 350 MB/s).
 const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 
 /** CRC-32 (IEEE), as zip stores it. */
