@@ -4,12 +4,13 @@
 // crop, scale to [0, 1], normalise), and handed out batch by batch so memory does not grow with
 // the number of images.
 
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, relative } from 'node:path';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
 import { readNpy } from '../formats/npy.js';
+import { checkRegularFile, readTextFile } from '../formats/sniff.js';
 import type { Preprocessing } from './preprocessing.js';
 
 export type { Preprocessing } from './preprocessing.js';
@@ -44,6 +45,8 @@ export interface DatasetOptions {
 }
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+// A million `path label` lines; far more than a calibration or validation set holds.
+const LABELS_MAX_BYTES = 64 << 20;
 
 export function openDataset(path: string, options: DatasetOptions): Dataset {
   if (!existsSync(path)) throw new InputError('no such file or folder', path);
@@ -85,15 +88,16 @@ function npyDataset(path: string, options: DatasetOptions): Dataset {
 }
 
 function folderDataset(dir: string, options: DatasetOptions): Dataset {
-  const labels = options.labelsFile ? readLabelsFile(options.labelsFile, dir) : findLabels(dir);
+  const labelsPath = options.labelsFile ?? findLabelsFile(dir);
+  const labels = labelsPath === undefined ? undefined : readLabelsFile(labelsPath, dir);
   let files: string[];
   let labelOf: (file: string) => number;
-  if (labels) {
+  if (labels && labelsPath !== undefined) {
     files = [...labels.keys()];
-    const resolve = labelResolver(options.classNames, options.labelsFile ?? join(dir, 'labels.txt'));
-    const resolved = new Map(files.map((f) => [f, resolve(labels.get(f)!)]));
+    const resolveLabel = labelResolver(options.classNames, labelsPath);
+    const resolved = new Map(files.map((f) => [f, resolveLabel(labels.get(f)!)]));
     labelOf = (f) => resolved.get(f)!;
-    for (const f of files) if (!existsSync(join(dir, f))) throw new InputError(`labels name ${f}, which is not in the folder`, dir);
+    checkEntriesInside(dir, files, labelsPath);
   } else {
     const classDirs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
     if (classDirs.length > 0) {
@@ -142,12 +146,8 @@ function listImages(dir: string): string[] {
 }
 
 /** labels.txt or labels.csv in the folder, if present. */
-function findLabels(dir: string): Map<string, string> | undefined {
-  for (const name of ['labels.txt', 'labels.csv']) {
-    const p = join(dir, name);
-    if (existsSync(p)) return readLabelsFile(p, dir);
-  }
-  return undefined;
+function findLabelsFile(dir: string): string | undefined {
+  return ['labels.txt', 'labels.csv'].map((name) => join(dir, name)).find((p) => existsSync(p));
 }
 
 // `FILE LABEL` per line (whitespace or a comma between), a CSV header line is skipped. File names are
@@ -155,18 +155,50 @@ function findLabels(dir: string): Map<string, string> | undefined {
 function readLabelsFile(path: string, dir: string): Map<string, string> {
   if (!existsSync(path)) throw new InputError('no such labels file', path);
   const out = new Map<string, string>();
-  const lines = readFileSync(path, 'utf8').split(/\r?\n/);
+  const lines = readTextFile(path, 'a labels file', LABELS_MAX_BYTES).split(/\r?\n/);
   lines.forEach((line, i) => {
     const text = line.trim();
     if (!text || text.startsWith('#')) return;
-    const m = text.match(/^(.+?)\s*[,\s]\s*([^,]+)$/);
-    if (!m) throw new InputError(`line ${i + 1}: expected "FILE LABEL", got ${JSON.stringify(text)}`, path);
-    const [, file, label] = m;
+    const parts = splitLabelLine(text);
+    if (!parts) throw new InputError(`line ${i + 1}: expected "FILE LABEL", got ${JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)}`, path);
+    const [file, label] = parts;
     if (i === 0 && /^(file|filename|image|path)$/i.test(file)) return; // CSV header
     const rel = file.startsWith('/') ? relative(dir, file) : file;
-    out.set(rel, label.trim());
+    out.set(rel, label);
   });
   return out;
+}
+
+/**
+ * A trimmed line split into [file, label] exactly as /^(.+?)\s*[,\s]\s*([^,]+)$/ (label trimmed)
+ * would, without that pattern's cubic backtracking on long runs of spaces: the label follows the
+ * last comma when there is text on both sides of it; otherwise the first whitespace after any
+ * comma ends the file name.
+ */
+export function splitLabelLine(text: string): [string, string] | undefined {
+  const comma = text.lastIndexOf(',');
+  if (comma >= 1 && comma < text.length - 1) return [text.slice(0, comma).trimEnd(), text.slice(comma + 1).trim()];
+  if (comma === text.length - 1) return undefined;
+  for (let i = comma + 1; i < text.length; i++) {
+    if (/\s/.test(text[i])) return [text.slice(0, i), text.slice(i).trim()];
+  }
+  return undefined;
+}
+
+/** Labels entries may not leave the data folder, by `..`, an absolute path or a symlink. */
+function checkEntriesInside(dir: string, files: readonly string[], labelsPath: string): void {
+  const root = realpathSync(dir);
+  const inside = (path: string) => {
+    const rel = relative(root, path);
+    return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+  };
+  for (const f of files) {
+    const path = join(dir, f);
+    // The lexical check first, so whether a file outside exists is never told.
+    if (!inside(resolve(root, f))) throw new InputError(`labels entry '${f}' points outside the data folder`, labelsPath);
+    if (!existsSync(path)) throw new InputError(`labels name ${f}, which is not in the folder`, dir);
+    if (!inside(realpathSync(path))) throw new InputError(`labels entry '${f}' points outside the data folder (through a symbolic link)`, labelsPath);
+  }
 }
 
 function labelResolver(classNames: readonly string[] | undefined, where: string): (label: string) => number {
@@ -185,6 +217,8 @@ function labelResolver(classNames: readonly string[] | undefined, where: string)
 /** One image as [3, crop, crop] float32, normalised. */
 export async function loadImage(path: string, p: Preprocessing): Promise<Float32Array> {
   let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
+  // sharp would block one of libuv's few threads for good on a FIFO named like an image.
+  checkRegularFile(path);
   try {
     raw = await sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   } catch (e) {

@@ -2,12 +2,13 @@
 // preprocessor_config.json, and weights as model.safetensors or pytorch_model.bin, possibly
 // sharded behind an *.index.json.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Tensor } from '../graph/tensor.js';
 import { readPytorchCheckpoint } from './pytorch.js';
 import { readSafetensors } from './safetensors.js';
+import { JSON_MAX_BYTES, readTextFile } from './sniff.js';
 import type { StateDict } from './state-dict.js';
 
 export interface HfConfig {
@@ -41,7 +42,7 @@ const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pyto
 export async function readHfFolder(dir: string): Promise<HfFolder> {
   const config = parseConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
   const preprocPath = join(dir, 'preprocessor_config.json');
-  const preprocessing = existsSync(preprocPath) ? parsePreprocessing(readJson(preprocPath)) : undefined;
+  const preprocessing = existsSync(preprocPath) ? parsePreprocessing(readJson(preprocPath), preprocPath) : undefined;
   const weightsFile = WEIGHT_FILES.find((f) => existsSync(join(dir, f)));
   if (!weightsFile) throw new InputError(`no weights found (looked for ${WEIGHT_FILES.join(', ')})`, dir);
   const path = join(dir, weightsFile);
@@ -54,66 +55,130 @@ async function readWeights(path: string): Promise<StateDict> {
 }
 
 async function readShards(dir: string, indexPath: string): Promise<StateDict> {
-  const index = readJson(indexPath) as { weight_map?: Record<string, string> };
-  if (!index.weight_map || typeof index.weight_map !== 'object') throw new InputError('shard index has no weight_map', indexPath);
-  const files = [...new Set(Object.values(index.weight_map))].sort();
+  const index = readJson(indexPath);
+  const weightMap = isObject(index) ? index.weight_map : undefined;
+  if (!isObject(weightMap)) throw new InputError(`shard index has no weight_map object (got ${shown(isObject(index) ? weightMap : index)})`, indexPath);
+  const names = Object.values(weightMap);
+  if (names.length === 0) throw new InputError('shard index has an empty weight_map', indexPath);
+  for (const f of names) {
+    if (typeof f !== 'string') throw new InputError(`weight_map names a shard ${shown(f)}, not a file name`, indexPath);
+    if (!f || f === '.' || f === '..' || /[/\\\0]/.test(f)) throw new InputError(`shard name ${shown(f)} points outside the folder`, indexPath);
+  }
   const out = new Map<string, Tensor>();
-  for (const f of files) {
-    if (f.includes('/') || f.includes('\\')) throw new InputError(`shard name '${f}' points outside the folder`, indexPath);
+  for (const f of [...new Set(names as string[])].sort()) {
     for (const [k, v] of await readWeights(join(dir, f))) out.set(k, v);
   }
   return out;
 }
 
 function readJson(path: string): unknown {
+  const text = readTextFile(path, 'a JSON config', JSON_MAX_BYTES);
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
     throw new InputError(`cannot read JSON (${(e as Error).message})`, path);
   }
 }
 
+// The largest image side we accept anywhere in a config: beyond any ConvNeXt use, and small enough
+// that resize buffers stay allocatable.
+const MAX_IMAGE_SIDE = 16384;
+
+/**
+ * An object's optional fields, each checked as it is read: a missing or null field is undefined
+ * (transformers writes None as null), any other value must be valid or it is an InputError naming
+ * the file and the field.
+ */
+class Fields {
+  constructor(private readonly obj: Record<string, unknown>, private readonly where: string) {}
+
+  get(key: string, valid: (v: unknown) => boolean, expected: string): unknown {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (!valid(v)) throw new InputError(`${key} must be ${expected}, got ${shown(v)}`, this.where);
+    return v;
+  }
+
+  integer(key: string, min: number, max: number): number | undefined {
+    return this.get(key, (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, `an integer from ${min} to ${max}`) as number | undefined;
+  }
+
+  integers(key: string, min: number, max: number): number[] | undefined {
+    const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+    return this.get(key, (v) => Array.isArray(v) && v.length > 0 && v.every(ok), `a list of integers from ${min} to ${max}`) as number[] | undefined;
+  }
+
+  /** Three finite numbers (an RGB mean or std), each passing `each`. */
+  rgb(key: string, each: (x: number) => boolean, expected: string): number[] | undefined {
+    const ok = (v: unknown) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && each(x));
+    return this.get(key, ok, expected) as number[] | undefined;
+  }
+
+  real(key: string, valid: (x: number) => boolean, expected: string): number | undefined {
+    return this.get(key, (v) => typeof v === 'number' && Number.isFinite(v) && valid(v), expected) as number | undefined;
+  }
+}
+
 function parseConfig(raw: unknown, where: string): HfConfig {
-  const c = raw as Record<string, unknown>;
-  if (!c || typeof c !== 'object') throw new InputError('config is not a JSON object', where);
-  const modelType = c.model_type;
+  if (!isObject(raw)) throw new InputError('config is not a JSON object', where);
+  const modelType = raw.model_type;
   if (modelType !== 'convnext' && modelType !== 'convnextv2') {
     throw new InputError(`not a ConvNeXt model: model_type is ${JSON.stringify(modelType)}, expected "convnext" or "convnextv2"`, where);
   }
-  const numbers = (v: unknown) => (Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined);
-  let labels: string[] | undefined;
-  if (c.id2label && typeof c.id2label === 'object') {
-    const entries = Object.entries(c.id2label as Record<string, unknown>);
-    labels = [];
-    for (const [id, label] of entries) {
-      const i = Number(id);
-      if (!Number.isInteger(i) || i < 0 || i >= entries.length) throw new InputError(`id2label has a bad id ${JSON.stringify(id)}`, where);
-      labels[i] = String(label);
-    }
-  }
+  const f = new Fields(raw, where);
+  const labels = parseId2Label(f.get('id2label', isObject, 'an object of class names') as Record<string, unknown> | undefined, where);
   return {
     modelType,
-    depths: numbers(c.depths),
-    hiddenSizes: numbers(c.hidden_sizes),
-    numLabels: typeof c.num_labels === 'number' ? c.num_labels : labels?.length,
+    depths: f.integers('depths', 1, 1000),
+    hiddenSizes: f.integers('hidden_sizes', 1, 65536),
+    numLabels: f.integer('num_labels', 0, 1_000_000) ?? labels?.length,
     labels,
-    layerNormEps: typeof c.layer_norm_eps === 'number' ? c.layer_norm_eps : 1e-12,
-    imageSize: typeof c.image_size === 'number' ? c.image_size : undefined,
+    // transformers' ConvNextConfig default; a LayerNorm eps of 0.1 or more would be a different model.
+    layerNormEps: f.real('layer_norm_eps', (x) => x > 0 && x < 0.1, 'a number between 0 and 0.1 (exclusive)') ?? 1e-12,
+    imageSize: f.integer('image_size', 1, MAX_IMAGE_SIDE),
   };
+}
+
+/** id2label as class names in index order: its ids must be exactly 0 … n-1. */
+function parseId2Label(id2label: Record<string, unknown> | undefined, where: string): string[] | undefined {
+  if (!id2label) return undefined;
+  const entries = Object.entries(id2label);
+  const labels: string[] = [];
+  for (const [id, label] of entries) {
+    const i = Number(id);
+    // String(i) === id refuses "01" and "1.0", which would name the same class twice and leave a hole.
+    if (!Number.isInteger(i) || i < 0 || i >= entries.length || String(i) !== id) throw new InputError(`id2label has a bad id ${JSON.stringify(id)}`, where);
+    if (typeof label !== 'string' && typeof label !== 'number') throw new InputError(`id2label[${id}] must be a class name, got ${shown(label)}`, where);
+    labels[i] = String(label);
+  }
+  return labels;
 }
 
 // transformers' ConvNextImageProcessor: for sizes under 384 it resizes the shortest edge to
 // shortest_edge / crop_pct and centre-crops; resample 3 is PIL's bicubic.
-function parsePreprocessing(raw: unknown): HfPreprocessing {
-  const p = (raw ?? {}) as Record<string, unknown>;
-  const size = p.size as Record<string, unknown> | number | undefined;
-  const shortestEdge = typeof size === 'number' ? size : typeof size?.shortest_edge === 'number' ? size.shortest_edge : undefined;
+function parsePreprocessing(raw: unknown, where: string): HfPreprocessing {
+  if (!isObject(raw)) throw new InputError('preprocessor config is not a JSON object', where);
+  const f = new Fields(raw, where);
+  const size = f.get('size', (v) => isObject(v) || Number.isInteger(v), 'an integer or an object with shortest_edge');
+  const shortestEdge = isObject(size) ? new Fields(size, where).integer('shortest_edge', 1, MAX_IMAGE_SIDE) : f.integer('size', 1, MAX_IMAGE_SIDE);
   const resample: Record<number, string> = { 0: 'nearest', 2: 'bilinear', 3: 'bicubic' };
+  const filter = f.integer('resample', 0, 5);
   return {
-    cropPct: typeof p.crop_pct === 'number' ? p.crop_pct : undefined,
+    cropPct: f.real('crop_pct', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
     shortestEdge,
-    mean: Array.isArray(p.image_mean) ? (p.image_mean as number[]) : undefined,
-    std: Array.isArray(p.image_std) ? (p.image_std as number[]) : undefined,
-    interpolation: typeof p.resample === 'number' ? resample[p.resample] : undefined,
+    mean: f.rgb('image_mean', () => true, 'a list of three finite numbers'),
+    std: f.rgb('image_std', (x) => x > 0, 'a list of three positive numbers'),
+    interpolation: filter === undefined ? undefined : resample[filter],
   };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A JSON value as an error message shows it, cut short. */
+function shown(v: unknown): string {
+  // String() for numbers: JSON.stringify writes Infinity (from 1e999 in the file) as null.
+  const s = typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }

@@ -7,6 +7,10 @@
 // Python values become: None → null, bool → boolean, int → number (bigint beyond 2^53), float →
 // number, str → string, bytes/bytearray → Uint8Array, list → array, tuple → frozen array,
 // dict/OrderedDict → Map, set/frozenset → Set, allowlisted objects → the records below.
+//
+// The work is bounded by the file: every opcode does work proportional to its own bytes, except
+// the allowlisted constructors and BUILD, which copy a container the memo may hand them again and
+// again; they charge what they copy to a budget proportional to the pickle's size.
 
 import { InputError, UnsupportedError } from '../errors.js';
 import type { DType } from '../graph/tensor.js';
@@ -37,9 +41,16 @@ export class InertObject {
   constructor(readonly pyName: string, readonly args: readonly unknown[]) {}
 }
 
+/** What an allowlisted callable gets besides its arguments: where it is, and the work budget. */
+export interface CallContext {
+  readonly where: string;
+  /** Counts `elements` copied; throws once the pickle has asked for more than its size allows. */
+  charge(elements: number): void;
+}
+
 /** A resolved, allowlisted global. `call` implements REDUCE/NEWOBJ/OBJ/INST with it. */
 export class PyGlobal {
-  constructor(readonly pyName: string, readonly call?: (args: readonly unknown[], where: string) => unknown) {}
+  constructor(readonly pyName: string, readonly call?: (args: readonly unknown[], ctx: CallContext) => unknown) {}
 }
 
 export interface UnpickleOptions {
@@ -63,27 +74,46 @@ const DTYPES: Record<string, StorageDType> = {
   int16: 'int16', short: 'int16', int8: 'int8', uint8: 'uint8', bool: 'bool',
 };
 
+// Element copies allowed per byte of pickle, plus a floor for tiny pickles. A real state dict
+// copies each container at most once, far below one element per byte.
+const WORK_PER_BYTE = 4;
+const WORK_FLOOR = 1 << 20;
+// Python refuses to parse longer decimal integers (sys.int_max_str_digits), and parsing them is
+// superlinear; binary LONG4 integers are capped well below V8's BigInt limit.
+const MAX_INT_DIGITS = 4300;
+const MAX_LONG_BYTES = 1 << 20;
+// State-dict tensors have a handful of dimensions; this bounds what a crafted size tuple can ask of us.
+const MAX_RANK = 64;
+
 function fail(where: string, why: string): never {
   throw new InputError(`corrupt pickle (${why})`, where);
+}
+/** Text from the file as an error message shows it: a text line can be as long as the file. */
+function shown(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 function isTuple(v: unknown): v is readonly unknown[] {
   return Array.isArray(v);
 }
-function intList(v: unknown, what: string, where: string): number[] {
+function intList(v: unknown, what: string, ctx: CallContext): number[] {
+  const { where } = ctx;
+  if (isTuple(v)) ctx.charge(v.length);
   if (!isTuple(v) || !v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
     fail(where, `${what} must be a tuple of non-negative integers`);
   }
   return v as number[];
 }
 
-function rebuildTensor(args: readonly unknown[], where: string, v3: boolean): TensorRecord {
+function rebuildTensor(args: readonly unknown[], ctx: CallContext, v3: boolean): TensorRecord {
+  const { where } = ctx;
   // v2: (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
   // v3: (storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype[, metadata])
   if (args.length < 4) fail(where, `_rebuild_tensor needs at least 4 arguments, got ${args.length}`);
   const [storage, offset, size, stride] = args;
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) fail(where, 'bad tensor storage offset');
-  const sizes = intList(size, 'tensor size', where);
-  const strides = intList(stride, 'tensor stride', where);
+  const sizes = intList(size, 'tensor size', ctx);
+  const strides = intList(stride, 'tensor stride', ctx);
+  if (sizes.length > MAX_RANK) fail(where, `tensor has ${sizes.length} dimensions, more than ${MAX_RANK}`);
   if (sizes.length !== strides.length) fail(where, `tensor size has ${sizes.length} dims but stride has ${strides.length}`);
   let dtype: StorageDType | undefined;
   if (v3) {
@@ -94,7 +124,7 @@ function rebuildTensor(args: readonly unknown[], where: string, v3: boolean): Te
 }
 
 function firstArg(name: string) {
-  return (args: readonly unknown[], where: string): unknown => {
+  return (args: readonly unknown[], { where }: CallContext): unknown => {
     if (args.length < 1) fail(where, `${name} needs an argument`);
     return args[0];
   };
@@ -106,39 +136,40 @@ const GLOBALS = new Map<string, PyGlobal>();
 function allow(g: PyGlobal): void {
   GLOBALS.set(g.pyName, g);
 }
-allow(new PyGlobal('collections.OrderedDict', (args, where) => toMap(args[0], where)));
-allow(new PyGlobal('builtins.dict', (args, where) => toMap(args[0], where)));
-allow(new PyGlobal('builtins.set', (args, where) => new Set(args.length ? iterable(args[0], where) : [])));
-allow(new PyGlobal('builtins.frozenset', (args, where) => new Set(args.length ? iterable(args[0], where) : [])));
-allow(new PyGlobal('builtins.list', (args, where) => (args.length ? [...iterable(args[0], where)] : [])));
-allow(new PyGlobal('builtins.tuple', (args, where) => Object.freeze(args.length ? [...iterable(args[0], where)] : [])));
+allow(new PyGlobal('collections.OrderedDict', (args, ctx) => toMap(args[0], ctx)));
+allow(new PyGlobal('builtins.dict', (args, ctx) => toMap(args[0], ctx)));
+allow(new PyGlobal('builtins.set', (args, ctx) => new Set(args.length ? iterable(args[0], ctx) : [])));
+allow(new PyGlobal('builtins.frozenset', (args, ctx) => new Set(args.length ? iterable(args[0], ctx) : [])));
+allow(new PyGlobal('builtins.list', (args, ctx) => (args.length ? [...iterable(args[0], ctx)] : [])));
+allow(new PyGlobal('builtins.tuple', (args, ctx) => Object.freeze(args.length ? [...iterable(args[0], ctx)] : [])));
 allow(new PyGlobal('builtins.object'));
 // Protocol 2 pickles Python 3 bytes as _codecs.encode(text, 'latin1').
-allow(new PyGlobal('_codecs.encode', (args, where) => {
+allow(new PyGlobal('_codecs.encode', (args, ctx) => {
   const [text, enc] = args;
-  if (typeof text !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) fail(where, '_codecs.encode with unexpected arguments');
+  if (typeof text !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) fail(ctx.where, '_codecs.encode with unexpected arguments');
+  ctx.charge(text.length);
   return Uint8Array.from(Buffer.from(text, 'latin1'));
 }));
 // copyreg._reconstructor(cls, object, state) is how protocols 0/1 pickle plain objects.
-allow(new PyGlobal('copyreg._reconstructor', (args, where) => {
+allow(new PyGlobal('copyreg._reconstructor', (args, ctx) => {
   const cls = args[0];
-  if (!(cls instanceof PyGlobal) || !cls.call) fail(where, 'copyreg._reconstructor of a non-class');
-  return cls.call([], where);
+  if (!(cls instanceof PyGlobal) || !cls.call) fail(ctx.where, 'copyreg._reconstructor of a non-class');
+  return cls.call([], ctx);
 }));
-allow(new PyGlobal('torch._utils._rebuild_tensor_v2', (args, where) => rebuildTensor(args, where, false)));
-allow(new PyGlobal('torch._utils._rebuild_tensor_v3', (args, where) => rebuildTensor(args, where, true)));
+allow(new PyGlobal('torch._utils._rebuild_tensor_v2', (args, ctx) => rebuildTensor(args, ctx, false)));
+allow(new PyGlobal('torch._utils._rebuild_tensor_v3', (args, ctx) => rebuildTensor(args, ctx, true)));
 // Parameters (and tensors carrying Python attributes) unwrap to their data.
 allow(new PyGlobal('torch._utils._rebuild_parameter', firstArg('_rebuild_parameter')));
 allow(new PyGlobal('torch._utils._rebuild_parameter_with_state', firstArg('_rebuild_parameter_with_state')));
-allow(new PyGlobal('torch._tensor._rebuild_from_type_v2', (args, where) => {
+allow(new PyGlobal('torch._tensor._rebuild_from_type_v2', (args, ctx) => {
   // (func, new_type, args, state): call func(*args) — func must itself be allowlisted.
   const [func, , fargs] = args;
-  if (!(func instanceof PyGlobal) || !func.call || !isTuple(fargs)) fail(where, '_rebuild_from_type_v2 with unexpected arguments');
-  return func.call(fargs, where);
+  if (!(func instanceof PyGlobal) || !func.call || !isTuple(fargs)) fail(ctx.where, '_rebuild_from_type_v2 with unexpected arguments');
+  return func.call(fargs, ctx);
 }));
 allow(new PyGlobal('torch.Tensor'));
 allow(new PyGlobal('torch.nn.parameter.Parameter'));
-allow(new PyGlobal('torch.Size', (args, where) => Object.freeze(args.length ? [...iterable(args[0], where)] : [])));
+allow(new PyGlobal('torch.Size', (args, ctx) => Object.freeze(args.length ? [...iterable(args[0], ctx)] : [])));
 for (const name of ['argparse.Namespace', 'torch.device', 'types.SimpleNamespace', 'numpy.dtype', 'numpy.core.multiarray.scalar',
   'numpy._core.multiarray.scalar', 'torch.torch_version.TorchVersion', 'pathlib.PosixPath', 'pathlib.WindowsPath']) {
   allow(inert(name));
@@ -171,17 +202,23 @@ export function resolveGlobal(rawModule: string, name: string, where: string): P
   throw new UnsupportedError(msg, where);
 }
 
-function iterable(v: unknown, where: string): Iterable<unknown> {
-  if (Array.isArray(v) || v instanceof Set) return v;
-  if (v instanceof Map) return v.keys();
-  fail(where, 'expected a list, tuple or set');
+function iterable(v: unknown, ctx: CallContext): Iterable<unknown> {
+  if (Array.isArray(v)) ctx.charge(v.length);
+  else if (v instanceof Set || v instanceof Map) ctx.charge(v.size);
+  else fail(ctx.where, 'expected a list, tuple or set');
+  return v instanceof Map ? v.keys() : v;
 }
 
-function toMap(v: unknown, where: string): Map<unknown, unknown> {
+function toMap(v: unknown, ctx: CallContext): Map<unknown, unknown> {
+  const { where } = ctx;
   if (v === undefined) return new Map();
-  if (v instanceof Map) return new Map(v);
+  if (v instanceof Map) {
+    ctx.charge(v.size);
+    return new Map(v);
+  }
   // OrderedDict([(k, v), ...]) as protocol 0/1 write it.
   if (!Array.isArray(v)) fail(where, 'dict() of a non-sequence');
+  ctx.charge(v.length);
   const m = new Map<unknown, unknown>();
   for (const pair of v) {
     if (!Array.isArray(pair) || pair.length !== 2) fail(where, 'dict() of a sequence that is not of pairs');
@@ -200,6 +237,15 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
+  const budget = WORK_PER_BYTE * buf.length + WORK_FLOOR;
+  let work = 0;
+  const ctx: CallContext = {
+    where,
+    charge(elements) {
+      work += elements;
+      if (work > budget) fail(where, `copies more than ${budget} elements rebuilding shared objects, too many for a ${buf.length}-byte pickle`);
+    },
+  };
   let pos = 0;
   let op = 0;
   let opPos = 0;
@@ -253,21 +299,30 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
     memo.set(i, top());
   };
   const int = (v: bigint): number | bigint => (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
-  const longLE = (at: number, n: number): number | bigint => {
+  /** LONG1/LONG4: n bytes of two's-complement little-endian, converted via hex in linear time. */
+  const longLE = (n: number): number | bigint => {
+    const at = need(n);
+    if (n > MAX_LONG_BYTES) throw new UnsupportedError(`pickle holds a ${n}-byte integer (more than ${MAX_LONG_BYTES} bytes)`, where);
     if (n === 0) return 0;
-    let v = 0n;
-    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(buf[at + i]);
+    let v = BigInt(`0x${Buffer.from(buf.subarray(at, at + n)).reverse().toString('hex')}`);
     if (buf[at + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
     return int(v);
   };
+  /** INT/LONG text: at most MAX_INT_DIGITS digits, as Python parses them. */
+  const decimalInt = (s: string, what: string): number | bigint => {
+    if (!/^[-+]?\d+$/.test(s)) fail(where, `bad ${what} '${shown(s)}'`);
+    const digits = s.length - (/^[-+]/.test(s) ? 1 : 0);
+    if (digits > MAX_INT_DIGITS) throw new UnsupportedError(`pickle holds a ${digits}-digit integer (more than ${MAX_INT_DIGITS} digits)`, where);
+    return int(BigInt(s));
+  };
   const decimal = (s: string): number => {
-    if (!/^\d+$/.test(s)) fail(where, `bad memo index '${s}'`);
+    if (!/^\d+$/.test(s)) fail(where, `bad memo index '${shown(s)}'`);
     return Number(s);
   };
   const utf8 = (at: number, n: number): string => buf.toString('utf8', at, at + n);
   const callGlobal = (fn: unknown, args: unknown, what: string): unknown => {
     if (!isTuple(args)) fail(where, `${what} arguments are not a tuple`);
-    if (fn instanceof PyGlobal && fn.call) return fn.call(args, where);
+    if (fn instanceof PyGlobal && fn.call) return fn.call(args, ctx);
     fail(where, `${what} of something that cannot be called (${describe(fn)})`);
   };
   const setItems = (target: unknown, items: unknown[]): void => {
@@ -313,23 +368,17 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
       case 0x4a: stack.push(buf.readInt32LE(need(4))); break; // BININT
       case 0x4b: stack.push(buf[need(1)]); break; // BININT1
       case 0x4d: stack.push(buf.readUInt16LE(need(2))); break; // BININT2
-      case 0x8a: { const n = buf[need(1)]; stack.push(longLE(need(n), n)); break; } // LONG1
-      case 0x8b: { const n = buf.readInt32LE(need(4)); if (n < 0) fail(where, 'negative LONG4 length'); stack.push(longLE(need(n), n)); break; }
+      case 0x8a: stack.push(longLE(buf[need(1)])); break; // LONG1
+      case 0x8b: { const n = buf.readInt32LE(need(4)); if (n < 0) fail(where, 'negative LONG4 length'); stack.push(longLE(n)); break; }
       case 0x47: stack.push(buf.readDoubleBE(need(8))); break; // BINFLOAT (big-endian, per pickle)
       case 0x49: { // INT (text); I01/I00 are protocol 0's True/False
         const s = line();
         if (s === '01') stack.push(true);
         else if (s === '00') stack.push(false);
-        else if (/^[-+]?\d+$/.test(s)) stack.push(int(BigInt(s)));
-        else fail(where, `bad INT '${s}'`);
+        else stack.push(decimalInt(s, 'INT'));
         break;
       }
-      case 0x4c: { // LONG (text, may end in 'L')
-        const s = line().replace(/L$/, '');
-        if (!/^[-+]?\d+$/.test(s)) fail(where, `bad LONG '${s}'`);
-        stack.push(int(BigInt(s)));
-        break;
-      }
+      case 0x4c: stack.push(decimalInt(line().replace(/L$/, ''), 'LONG')); break; // LONG (text, may end in 'L')
       case 0x46: stack.push(pyFloatLiteral(line(), where)); break; // FLOAT (text)
       case 0x58: { const n = buf.readUInt32LE(need(4)); stack.push(utf8(need(n), n)); break; } // BINUNICODE
       case 0x8c: { const n = buf[need(1)]; stack.push(utf8(need(n), n)); break; } // SHORT_BINUNICODE
@@ -389,7 +438,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
         stack.push(callGlobal(cls, Object.freeze(popMark()), 'INST'));
         break;
       }
-      case 0x62: { const state = pop(); build(top(), state, where); break; } // BUILD
+      case 0x62: { const state = pop(); build(top(), state, ctx); break; } // BUILD
       case 0x51: { const pid = pop(); stack.push(persistent(pid)); break; } // BINPERSID
       case 0x50: stack.push(persistent(line())); break; // PERSID (text)
       case 0x82: case 0x83: case 0x84:
@@ -406,14 +455,17 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions): unknown {
 }
 
 /** BUILD: set an object's state. Only inert records take attributes; dicts and tensors ignore theirs. */
-function build(obj: unknown, state: unknown, where: string): void {
+function build(obj: unknown, state: unknown, ctx: CallContext): void {
   if (obj instanceof InertObject) {
     // object.__reduce_ex__ gives a __dict__, or (__dict__ | None, slots); anything else (numpy's
     // dtype state tuple, …) is kept whole under '__state__'.
     const isDictPair = isTuple(state) && state.length === 2 && state.every((p) => p === null || p instanceof Map);
     const parts = isDictPair ? state : [state];
     for (const part of parts) {
-      if (part instanceof Map) for (const [k, v] of part) obj.attrs.set(String(k), v);
+      if (part instanceof Map) {
+        ctx.charge(part.size);
+        for (const [k, v] of part) obj.attrs.set(String(k), v);
+      }
       else if (part !== null) obj.attrs.set('__state__', part);
     }
     return;
@@ -421,7 +473,7 @@ function build(obj: unknown, state: unknown, where: string): void {
   // An OrderedDict state_dict carries `_metadata` (module versions); tensors may carry Python
   // attributes. Neither is weight data, so the state is dropped.
   if (obj instanceof Map || obj instanceof TensorRecord || obj instanceof Set) return;
-  fail(where, `BUILD on ${describe(obj)}`);
+  fail(ctx.where, `BUILD on ${describe(obj)}`);
 }
 
 function describe(v: unknown): string {
@@ -446,10 +498,11 @@ function rawUnicodeEscape(s: string): string {
 // Protocol 0 FLOAT: repr() of a float, including inf and nan.
 function pyFloatLiteral(s: string, where: string): number {
   const t = s.trim();
-  if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t);
+  // One way to match each digit (no `\d+\.?\d*`), so a long line fails in linear time.
+  if (/^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t);
   if (/^[-+]?inf(inity)?$/i.test(t)) return t.startsWith('-') ? -Infinity : Infinity;
   if (/^[-+]?nan$/i.test(t)) return NaN;
-  fail(where, `bad FLOAT '${s}'`);
+  fail(where, `bad FLOAT '${shown(s)}'`);
 }
 
 // Protocol 0 STRING: a Python 2 repr, 'text' or "text" with backslash escapes.

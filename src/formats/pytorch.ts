@@ -3,6 +3,11 @@
 // object in which each storage is a persistent id ('storage', StorageType, key, location, numel)
 // naming the member `<dir>/data/<key>` with its raw little-endian bytes. Tensors are rebuilt from
 // (storage, offset, size, stride) as views of the file where possible.
+//
+// What the pickle asks for is bounded by the file: each storage is checked against its member's
+// bytes before use, flattening nested dicts visits at most about one entry per byte of data.pkl
+// (a memo can share one dict many times over), and the tensors that must be copied (gathered
+// views, converted dtypes) may not add up to more than COPY_ALLOWANCE beyond twice the file.
 
 import { InputError, UnsupportedError } from '../errors.js';
 import { BYTES_PER_ELEMENT, numel, tensor, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
@@ -17,6 +22,14 @@ class Storage {
 }
 
 const STORAGE_BYTES: Record<StorageDType, number> = { ...BYTES_PER_ELEMENT, int16: 2, float64: 8 };
+
+// A view with more elements than its storage repeats elements (stride 0, as expand() makes). Real
+// checkpoints hold at most small broadcast buffers; a 65536×65536 expand of one float is a bomb.
+const MAX_REPEATING_VIEW_ELEMENTS = 1 << 24;
+const COPY_ALLOWANCE = 256 << 20;
+const VISIT_ALLOWANCE = 1 << 16;
+// Storages are made 8-byte aligned once, so a view of any dtype needs no copy of its own.
+const STORAGE_ALIGN = 8;
 
 // The legacy (torch < 1.6) format starts with a pickled magic number 0x1950a86a20f9469cfc6c: LONG1
 // of 10 bytes, right after PROTO 2 (or after a FRAME header when saved with a higher protocol).
@@ -46,7 +59,7 @@ export function readPytorchCheckpointFromBuffer(data: Uint8Array, where = '<buff
 
   const byteorder = zip.get(`${prefix}byteorder`);
   if (byteorder) {
-    const order = zip.read(byteorder).toString('latin1').trim();
+    const order = zip.read(byteorder, true).toString('latin1').trim();
     if (order === 'big') throw new UnsupportedError('checkpoint was saved on a big-endian machine', where);
     if (order !== 'little') throw new InputError(`unexpected byteorder '${order}' in the archive`, where);
   }
@@ -65,23 +78,26 @@ export function readPytorchCheckpointFromBuffer(data: Uint8Array, where = '<buff
     if (cached) return cached;
     const entry = zip.get(`${prefix}data/${key}`);
     if (!entry) throw new InputError(`archive lacks the data of storage '${key}' (${prefix}data/${key})`, where);
-    const bytes = zip.read(entry);
+    // Checked like every member: a flipped bit in a stored tensor would otherwise pass silently.
+    const bytes = zip.read(entry, true);
     const need = count * STORAGE_BYTES[type.dtype];
     if (bytes.length < need) {
       throw new InputError(`storage '${key}' has ${bytes.length} bytes, its ${count} ${type.dtype} elements need ${need}`, where);
     }
-    const s = new Storage(key, type.dtype, count, bytes.subarray(0, need));
+    const own = bytes.subarray(0, need);
+    const s = new Storage(key, type.dtype, count, own.byteOffset % STORAGE_ALIGN === 0 ? own : new Uint8Array(own));
     storages.set(key, s);
     return s;
   };
 
-  // data.pkl is small; its CRC catches a corrupted pickle before we interpret it.
-  const root = unpickle(zip.read(`${prefix}data.pkl`, true), { where, persistentLoad });
+  // The CRC catches a corrupted pickle before we interpret it.
+  const pickle = zip.read(`${prefix}data.pkl`, true);
+  const root = unpickle(pickle, { where, persistentLoad });
   if (root instanceof TensorRecord) throw new InputError('holds a single tensor, not a state dict', where);
   if (!(root instanceof Map)) throw new InputError(`holds ${describeValue(root)}, not a state dict (a dict of tensors)`, where);
-  const out: StateDict = new Map();
-  flatten(root, '', out, new Set(), where);
-  return out;
+  const flattener = new Flattener(where, pickle.length + VISIT_ALLOWANCE, 2 * data.length + COPY_ALLOWANCE);
+  flattener.walk(root, '');
+  return flattener.out;
 }
 
 /** The archive's top directory (`archive/`, `<name>/`), refusing TorchScript and non-torch zips. */
@@ -100,25 +116,48 @@ function findArchivePrefix(zip: ZipArchive): string {
 // Deeper nesting than any checkpoint has; bounds the recursion a crafted pickle could ask for.
 const MAX_DEPTH = 64;
 
-// Nested dicts become dotted keys; anything that is not a tensor or a dict is skipped.
-function flatten(m: Map<unknown, unknown>, prefix: string, out: StateDict, path: Set<unknown>, where: string): void {
-  // `path` holds the dicts being walked, so a dict that (via the memo) contains itself stops here.
-  if (path.has(m)) return;
-  if (path.size >= MAX_DEPTH) throw new InputError(`dicts nested more than ${MAX_DEPTH} deep (at '${prefix.slice(0, 80)}')`, where);
-  path.add(m);
-  for (const [k, v] of m) {
-    if (typeof k !== 'string' && typeof k !== 'number') continue;
-    const name = `${prefix}${k}`;
-    if (v instanceof TensorRecord) {
-      if (out.has(name)) throw new InputError(`tensor name '${name}' occurs twice after flattening nested dicts`, where);
-      out.set(name, materialize(v, name, where));
-    } else if (v instanceof Map) {
-      flatten(v, `${name}.`, out, path, where);
-    } else if (v instanceof InertObject) {
-      // argparse.Namespace etc.: training arguments, not weights.
+/** Nested dicts become dotted keys; anything that is not a tensor or a dict is skipped. */
+class Flattener {
+  readonly out: StateDict = new Map();
+  /** The dicts being walked, so a dict that (via the memo) contains itself stops there. */
+  private readonly path = new Set<unknown>();
+  private visits = 0;
+  private copied = 0;
+
+  constructor(private readonly where: string, private readonly maxVisits: number, private readonly maxCopyBytes: number) {}
+
+  walk(m: Map<unknown, unknown>, prefix: string): void {
+    const { where } = this;
+    if (this.path.has(m)) return;
+    if (this.path.size >= MAX_DEPTH) throw new InputError(`dicts nested more than ${MAX_DEPTH} deep (at '${prefix.slice(0, 80)}')`, where);
+    // A dict shared via the memo is walked once per name it is reachable by, so sharing at every
+    // level would multiply; real checkpoints share a whole state dict once or twice at most.
+    this.visits += m.size;
+    if (this.visits > this.maxVisits) {
+      throw new InputError(`nested dicts are shared so often that flattening them visits over ${this.maxVisits} entries`, where);
+    }
+    this.path.add(m);
+    for (const [k, v] of m) {
+      if (typeof k !== 'string' && typeof k !== 'number') continue;
+      const name = `${prefix}${k}`;
+      if (v instanceof TensorRecord) {
+        if (this.out.has(name)) throw new InputError(`tensor name '${name}' occurs twice after flattening nested dicts`, where);
+        this.out.set(name, materialize(v, name, where, (bytes) => this.chargeCopy(bytes, name)));
+      } else if (v instanceof Map) {
+        this.walk(v, `${name}.`);
+      } else if (v instanceof InertObject) {
+        // argparse.Namespace etc.: training arguments, not weights.
+      }
+    }
+    this.path.delete(m);
+  }
+
+  private chargeCopy(bytes: number, name: string): void {
+    this.copied += bytes;
+    if (this.copied > this.maxCopyBytes) {
+      throw new InputError(`tensor '${name}': the copied tensors (gathered views, converted dtypes) would take over ${this.maxCopyBytes} bytes`, this.where);
     }
   }
-  path.delete(m);
 }
 
 const ARRAYS = {
@@ -133,20 +172,13 @@ const OUT_DTYPE: Record<StorageDType, DType> = {
   int32: 'int32', int64: 'int64', int16: 'int32', float64: 'float32',
 };
 
-/** A typed-array view of bytes[offset, offset + count·size), copying only if misaligned. */
+/** A typed-array view of bytes[offset, offset + count·size); storages are aligned, so never a copy. */
 function viewOf(dtype: StorageDType, bytes: Uint8Array, elemOffset: number, count: number): AnyArray {
-  const size = STORAGE_BYTES[dtype];
-  let start = bytes.byteOffset + elemOffset * size;
-  let buffer = bytes.buffer;
-  if (start % size !== 0) {
-    // Not Buffer#slice, which would return a view of the same memory.
-    buffer = bytes.buffer.slice(start, start + count * size);
-    start = 0;
-  }
-  return new ARRAYS[dtype](buffer as ArrayBuffer, start, count);
+  return new ARRAYS[dtype](bytes.buffer as ArrayBuffer, bytes.byteOffset + elemOffset * STORAGE_BYTES[dtype], count);
 }
 
-function materialize(r: TensorRecord, name: string, where: string): Tensor {
+/** The tensor a record describes; `chargeCopy` is told the bytes of any copy before it is made. */
+function materialize(r: TensorRecord, name: string, where: string, chargeCopy: (bytes: number) => void): Tensor {
   const s = r.storage;
   if (!(s instanceof Storage)) throw new InputError(`corrupt pickle (tensor '${name}' has no storage)`, where);
   // _rebuild_tensor_v3 reinterprets an untyped (byte) storage as its own dtype.
@@ -164,6 +196,10 @@ function materialize(r: TensorRecord, name: string, where: string): Tensor {
   if (last >= available) {
     throw new InputError(`tensor '${name}' (shape [${shape.join(', ')}], offset ${r.storageOffset}) reaches element ${last} of a ${available}-element storage`, where);
   }
+  if (n > available && n > MAX_REPEATING_VIEW_ELEMENTS) {
+    throw new InputError(`tensor '${name}' (shape [${shape.join(', ')}], stride [${r.stride.join(', ')}]) repeats the elements of a ${available}-element storage ` +
+      `${n} times over; views larger than their storage are refused past ${MAX_REPEATING_VIEW_ELEMENTS} elements`, where);
+  }
 
   let contiguous = true;
   for (let d = shape.length - 1, expect = 1; d >= 0; d--) {
@@ -177,6 +213,7 @@ function materialize(r: TensorRecord, name: string, where: string): Tensor {
 
   // Gather (non-contiguous strides, or a dtype conversion) from a view of the touched range.
   const src = viewOf(dtype, s.bytes, r.storageOffset, last - r.storageOffset + 1);
+  chargeCopy(n * BYTES_PER_ELEMENT[outDtype]);
   const dst = new ARRAYS[outDtype](n) as AnyArray;
   gather(src, dst, shape, r.stride);
   return tensor(outDtype, shape, dst as TensorData);
@@ -215,7 +252,10 @@ function hex(data: Uint8Array): string {
 }
 
 function describePid(pid: unknown): string {
-  return Array.isArray(pid) ? `a ${pid.length}-tuple starting ${JSON.stringify(String(pid[0]))}` : typeof pid;
+  if (!Array.isArray(pid)) return typeof pid;
+  // Never String() an arbitrary value: a deeply nested tuple would overflow the stack.
+  const first = typeof pid[0] === 'string' ? JSON.stringify(pid[0].slice(0, 40)) : describeValue(pid[0]);
+  return `a ${pid.length}-tuple starting ${first}`;
 }
 
 function describeValue(v: unknown): string {

@@ -66,7 +66,7 @@ export function readSafetensorsFromBuffer(data: Uint8Array, where = '<buffer>'):
   const dataStart = 8 + headerLen;
   const dataLen = buf.length - dataStart;
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
-  const found: { name: string; begin: number; tensor: Tensor }[] = [];
+  const found: { name: string; begin: number; end: number; dims: number[]; count: number; kind: FileDType }[] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (!isObject(info)) bad('__metadata__ is not an object');
@@ -91,11 +91,19 @@ export function readSafetensorsFromBuffer(data: Uint8Array, where = '<buffer>'):
     if (end - begin !== count * kind.size) {
       badTensor(`data_offsets span ${end - begin} bytes but shape [${dims.join(', ')}] × ${dtype} needs ${count * kind.size}`);
     }
-    found.push({ name, begin, tensor: makeTensor(buf, dataStart + begin, count, dims, kind) });
+    found.push({ name, begin, end, dims, count, kind });
   }
   // File order, not JSON object order (which puts integer-like names first).
   found.sort((a, b) => a.begin - b.begin);
-  return { tensors: new Map(found.map((f) => [f.name, f.tensor])), metadata };
+  // Tensors own their bytes, as the reference reader requires: otherwise a small file could list
+  // one range many times over, each listing another copy when it is converted or misaligned.
+  let owner = { name: '', end: 0 };
+  for (const f of found) {
+    if (f.end === f.begin) continue;
+    if (f.begin < owner.end) bad(`tensors '${owner.name}' and '${f.name}' share bytes`);
+    owner = f;
+  }
+  return { tensors: new Map(found.map((f) => [f.name, makeTensor(buf, dataStart + f.begin, f.count, f.dims, f.kind)])), metadata };
 }
 
 function makeTensor(buf: Buffer, offset: number, count: number, shape: number[], kind: FileDType): Tensor {

@@ -1,8 +1,9 @@
 // Cheap format detection from a file's first bytes, and the one place input files are read whole
-// (so every reader reports a missing file, a directory or an oversized file the same way).
+// (so every reader reports a missing file, a directory or an oversized file the same way). Only
+// regular files are opened, so a FIFO or a device given as input is refused instead of hanging.
 
 import { constants as bufferConstants } from 'node:buffer';
-import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 
@@ -41,7 +42,7 @@ export function sniffBytes(head: Uint8Array, fileSize: number): FileFormat {
 export async function sniffFile(path: string): Promise<FileFormat> {
   const st = await stat(path).catch((e: unknown) => fileError(e, path));
   if (!st.isFile()) return 'unknown';
-  const fh = await open(path, 'r').catch((e: unknown) => fileError(e, path));
+  const fh = await open(path, OPEN_FLAGS).catch((e: unknown) => fileError(e, path));
   try {
     const head = Buffer.alloc(HEAD_BYTES);
     const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);
@@ -53,11 +54,13 @@ export async function sniffFile(path: string): Promise<FileFormat> {
 
 /** Reads a whole input file into one Buffer (offset 0 of its own ArrayBuffer, so views are aligned). */
 export async function readInputFile(path: string): Promise<Buffer> {
-  const fh = await open(path, 'r').catch((e: unknown) => fileError(e, path));
+  // stat before open: opening a FIFO for reading blocks until a writer appears.
+  checkRegular(await stat(path).catch((e: unknown) => fileError(e, path)), path);
+  const fh = await open(path, OPEN_FLAGS).catch((e: unknown) => fileError(e, path));
   try {
     const st = await fh.stat();
-    if (st.isDirectory()) throw new InputError('is a directory, not a file', path);
-    const buf = allocate(st.size, path);
+    checkRegular(st, path);
+    const buf = allocate(st.size, path, MEMORY_LIMIT);
     // Chunked: a single read is capped at 2 GiB, and checkpoints can be larger.
     for (let off = 0; off < buf.length; ) {
       const { bytesRead } = await fh.read(buf, off, Math.min(buf.length - off, 1 << 30), off);
@@ -74,16 +77,44 @@ export async function readInputFile(path: string): Promise<Buffer> {
 
 /** Synchronous readInputFile, for the small synchronous readers (npy). */
 export function readInputFileSync(path: string): Buffer {
+  return readRegularSync(path, MEMORY_LIMIT);
+}
+
+/** The size limit for small JSON inputs (config.json, preprocessor_config.json, shard indexes). */
+export const JSON_MAX_BYTES = 16 << 20;
+
+/**
+ * A small text input (a config, a labels list) as UTF-8: refused, without blocking, unless it is a
+ * regular file of at most maxBytes. `what` names the kind of file in the size error.
+ */
+export function readTextFile(path: string, what: string, maxBytes: number): string {
+  return readRegularSync(path, { bytes: maxBytes, what }).toString('utf8');
+}
+
+interface SizeLimit {
+  readonly bytes: number;
+  /** Names the kind of file in the error; absent for the memory limit. */
+  readonly what?: string;
+}
+
+const MEMORY_LIMIT: SizeLimit = { bytes: bufferConstants.MAX_LENGTH };
+
+// O_NONBLOCK (absent on Windows) makes the open return at once should the path turn into a FIFO
+// between the stat and the open; reads of regular files are unaffected by it.
+const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0);
+
+function readRegularSync(path: string, limit: SizeLimit): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    checkRegular(statSync(path), path);
+    fd = openSync(path, OPEN_FLAGS);
   } catch (e) {
     return fileError(e, path);
   }
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) throw new InputError('is a directory, not a file', path);
-    const buf = allocate(st.size, path);
+    checkRegular(st, path);
+    const buf = allocate(st.size, path, limit);
     for (let off = 0; off < buf.length; ) {
       const n = readSync(fd, buf, off, Math.min(buf.length - off, 1 << 30), off);
       if (n === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
@@ -97,9 +128,28 @@ export function readInputFileSync(path: string): Buffer {
   }
 }
 
-function allocate(size: number, path: string): Buffer {
-  if (size > bufferConstants.MAX_LENGTH) {
-    throw new InputError(`file of ${size} bytes is larger than this Node.js can hold in memory (${bufferConstants.MAX_LENGTH} bytes)`, path);
+/** Refuses, without opening it, a path that is not a regular file; for readers that open files themselves. */
+export function checkRegularFile(path: string): void {
+  try {
+    checkRegular(statSync(path), path);
+  } catch (e) {
+    fileError(e, path);
+  }
+}
+
+/** Only regular files are read: a FIFO blocks, a device such as /dev/zero never ends. */
+function checkRegular(st: Stats, path: string): void {
+  if (st.isFile()) return;
+  if (st.isDirectory()) throw new InputError('is a directory, not a file', path);
+  const kind = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a file';
+  throw new InputError(`is not a regular file (${kind})`, path);
+}
+
+function allocate(size: number, path: string, limit: SizeLimit): Buffer {
+  if (size > limit.bytes) {
+    throw new InputError(limit.what
+      ? `is ${size} bytes, over the ${limit.bytes}-byte limit for ${limit.what}`
+      : `file of ${size} bytes is larger than this Node.js can hold in memory (${limit.bytes} bytes)`, path);
   }
   return Buffer.allocUnsafeSlow(size);
 }
@@ -107,8 +157,10 @@ function allocate(size: number, path: string): Buffer {
 function fileError(e: unknown, path: string): never {
   if (e instanceof InputError) throw e;
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') throw new InputError('no such file', path);
+  if (code === 'ENOENT' || code === 'ENOTDIR') throw new InputError('no such file', path);
   if (code === 'EISDIR') throw new InputError('is a directory, not a file', path);
   if (code === 'EACCES' || code === 'EPERM') throw new InputError('permission denied', path);
+  if (code === 'ELOOP') throw new InputError('too many levels of symbolic links', path);
+  if (code === 'ENAMETOOLONG') throw new InputError('path is too long', path);
   throw e;
 }

@@ -2,8 +2,13 @@
 // (STORED) zip whose members are 64-byte aligned, so a member's bytes can be handed out as a view of
 // the file without copying. Everything read from the file is an untrusted number: each offset and
 // length is checked against the buffer before use, and any inconsistency is an InputError.
+//
+// A hostile archive is bounded three ways: members may not share bytes (so one compressed stream
+// cannot be listed a thousand times), deflated members together may not declare more than
+// MAX_DEFLATE_RATIO times their compressed bytes, and inflating never yields more than a member
+// declares. Every member read can have its CRC-32 checked.
 
-import { inflateRawSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { InputError, UnsupportedError } from '../errors.js';
 
 export interface ZipEntry {
@@ -27,6 +32,13 @@ const SIG_ZIP64_LOCATOR = 0x07064b50;
 const EOCD_SIZE = 22;
 const MAX_COMMENT = 0xffff;
 
+// torch.save stores members uncompressed, so deflate only appears in re-zipped archives, where
+// tensors (mostly float mantissas) compress to 80–95 %. Deflate itself tops out near 1032:1 on
+// runs of zeros; 100:1 across the whole archive is far beyond real weights and still caps what a
+// small hostile file can make us allocate. Under DEFLATE_FREE_BYTES the ratio does not matter.
+const MAX_DEFLATE_RATIO = 100;
+const DEFLATE_FREE_BYTES = 16 << 20;
+
 /** True when the buffer starts like a zip file (a local header, or the EOCD of an empty archive). */
 export function looksLikeZip(buf: Uint8Array): boolean {
   return buf.length >= 4 && buf[0] === 0x50 && buf[1] === 0x4b &&
@@ -47,6 +59,8 @@ export class ZipArchive {
       if (this.byName.has(e.name)) this.corrupt(`duplicate entry '${e.name}'`);
       this.byName.set(e.name, e);
     }
+    this.checkNoOverlap();
+    this.checkDeflateRatio();
   }
 
   get(name: string): ZipEntry | undefined {
@@ -56,7 +70,7 @@ export class ZipArchive {
   /**
    * The entry's uncompressed bytes: a view of the archive for STORED members, a new buffer for
    * DEFLATE ones. `checkCrc` verifies the CRC-32 (always done for DEFLATE, where it is cheap
-   * relative to inflating; optional for STORED so big tensor members stay zero-copy and fast).
+   * relative to inflating; the checkpoint reader asks for it on every member it reads).
    */
   read(entry: ZipEntry | string, checkCrc = false): Buffer {
     const e = typeof entry === 'string' ? this.byName.get(entry) : entry;
@@ -67,19 +81,55 @@ export class ZipArchive {
       if (e.compressedSize !== e.uncompressedSize) this.corrupt(`stored entry '${e.name}' has mismatched sizes`);
       out = raw;
     } else if (e.method === 8) {
-      try {
-        // maxOutputLength bounds a lying size field (a zip bomb) to what the directory promised.
-        out = inflateRawSync(raw, { maxOutputLength: Math.max(1, e.uncompressedSize) });
-      } catch (err) {
-        this.corrupt(`cannot inflate '${e.name}': ${(err as Error).message}`);
-      }
-      if (out.length !== e.uncompressedSize) this.corrupt(`entry '${e.name}' inflates to ${out.length} bytes, expected ${e.uncompressedSize}`);
+      out = this.inflate(e, raw);
       checkCrc = true;
     } else {
       throw new UnsupportedError(`zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`, this.where);
     }
     if (checkCrc && crc32(out) !== e.crc32) this.corrupt(`CRC mismatch in '${e.name}'`);
     return out;
+  }
+
+  private inflate(e: ZipEntry, raw: Buffer): Buffer {
+    let out: Buffer;
+    try {
+      // maxOutputLength makes zlib stop at the declared size instead of inflating whatever the
+      // stream holds; one byte of slack lets a stream that is too long show itself.
+      out = zlib.inflateRawSync(raw, { maxOutputLength: e.uncompressedSize + 1 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        this.corrupt(`entry '${e.name}' inflates to more than its declared ${e.uncompressedSize} bytes`);
+      }
+      this.corrupt(`cannot inflate '${e.name}': ${(err as Error).message}`);
+    }
+    if (out.length !== e.uncompressedSize) this.corrupt(`entry '${e.name}' inflates to ${out.length} bytes, expected ${e.uncompressedSize}`);
+    return out;
+  }
+
+  /** Each member's local header and data must own their bytes; shared bytes are a zip-bomb trick. */
+  private checkNoOverlap(): void {
+    const byOffset = [...this.entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+    for (let i = 1; i < byOffset.length; i++) {
+      const prev = byOffset[i - 1];
+      const next = byOffset[i];
+      if (prev.dataOffset + prev.compressedSize > next.localHeaderOffset) {
+        this.corrupt(`entries '${prev.name}' and '${next.name}' overlap at offset ${next.localHeaderOffset}`);
+      }
+    }
+  }
+
+  private checkDeflateRatio(): void {
+    let declared = 0;
+    let compressed = 0;
+    for (const e of this.entries) {
+      if (e.method !== 8) continue;
+      declared += e.uncompressedSize;
+      compressed += e.compressedSize;
+    }
+    if (declared > DEFLATE_FREE_BYTES && declared > MAX_DEFLATE_RATIO * compressed) {
+      throw new InputError(`deflated entries declare ${declared} bytes from ${compressed} compressed ` +
+        `(over ${MAX_DEFLATE_RATIO}:1); refusing a likely zip bomb`, this.where);
+    }
   }
 
   private corrupt(why: string): never {
@@ -202,8 +252,8 @@ export function openZip(data: Uint8Array, where: string): ZipArchive {
 
 let crcTable: Uint32Array | undefined;
 
-/** CRC-32 (IEEE), as zip stores it. Table-driven; Node 20.0 has no zlib.crc32. */
-export function crc32(data: Uint8Array): number {
+/** CRC-32 (IEEE) with the classic byte table, for Node.js releases without zlib.crc32. */
+export function crc32Table(data: Uint8Array): number {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -215,4 +265,12 @@ export function crc32(data: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
+}
+
+// zlib.crc32 arrived in Node.js 20.15; it is about ten times faster than the table (≈3.5 GB/s vs 350 MB/s).
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
+/** CRC-32 (IEEE), as zip stores it. */
+export function crc32(data: Uint8Array): number {
+  return typeof nativeCrc32 === 'function' ? nativeCrc32(data) >>> 0 : crc32Table(data);
 }

@@ -39,6 +39,8 @@ export const P = {
   binint: (n: number) => { const b = Buffer.alloc(4); b.writeInt32LE(n); return pk(OP.BININT, b); },
   binint1: (n: number) => pk(OP.BININT1, n),
   binint2: (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return pk(OP.BININT2, b); },
+  /** An integer as pickle writes it: BININT when it fits in 32 bits, else LONG1. */
+  int: (n: number | bigint): Uint8Array => (typeof n === 'number' && n >= -(2 ** 31) && n < 2 ** 31 ? P.binint(n) : P.long1(BigInt(n))),
   /** LONG1 of a two's-complement little-endian integer, minimal length as pickle writes it. */
   long1: (v: bigint) => { const b = twos(v); return pk(OP.LONG1, b.length, b); },
   long4: (v: bigint) => { const b = twos(v); return pk(OP.LONG4, le32(b.length), b); },
@@ -87,10 +89,10 @@ export function tensorPickle(t: FakeTensor): Uint8Array {
     P.global('torch._utils', '_rebuild_tensor_v2'),
     OP.MARK,
     OP.MARK, P.binunicode('storage'), P.global('torch', t.storageType), P.binunicode(t.key), P.binunicode('cpu'),
-    P.binint(t.storageNumel), OP.TUPLE, OP.BINPERSID,
-    P.binint(t.offset),
-    OP.MARK, ...t.size.map((d) => P.binint(d)), OP.TUPLE,
-    OP.MARK, ...t.stride.map((d) => P.binint(d)), OP.TUPLE,
+    P.int(t.storageNumel), OP.TUPLE, OP.BINPERSID,
+    P.int(t.offset),
+    OP.MARK, ...t.size.map((d) => P.int(d)), OP.TUPLE,
+    OP.MARK, ...t.stride.map((d) => P.int(d)), OP.TUPLE,
     OP.NEWFALSE,
     P.global('collections', 'OrderedDict'), OP.EMPTY_TUPLE, OP.REDUCE,
     OP.TUPLE, OP.REDUCE,
