@@ -21,10 +21,11 @@ export function inspectCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.passes) {
-          const { OPTIONAL_PASSES, PASSES } = await import('../passes/pipeline.js');
+          const { OPTIONAL_PASSES, PASSES, TFJS_WRITER_PASSES } = await import('../passes/pipeline.js');
           const passes = [
             ...PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: 'pipeline' })),
             ...OPTIONAL_PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: WHEN[p.name] })),
+            ...TFJS_WRITER_PASSES.map((p) => ({ name: p.name, purpose: p.purpose, when: 'on writing TF.js' })),
           ];
           const line = (p: (typeof passes)[number]) => `${p.name.padEnd(22)} ${p.purpose}${p.when === 'pipeline' ? '' : ` (${p.when})`}`;
           reporter.result(passes.map(line).join('\n'), passes);

@@ -3,7 +3,7 @@
 // and float32 +, −, ×, ÷, √, negation, x^1 and x^2, correctly rounded when computed in float64 and
 // rounded once to float32. Erf, Tanh, general Pow… depend on the runtime's libm: undefined.
 
-import type { Node } from './graph.js';
+import type { Graph, Node } from './graph.js';
 import { attrInt, attrInts } from './graph.js';
 import { dtypeFromOnnx } from './dtypes.js';
 import { floatToHalf, numel, toFloat32, type DType, type Tensor, type TensorData } from './tensor.js';
@@ -17,6 +17,16 @@ export function constantValue(node: Node): Tensor | undefined {
   if (a.value_int?.kind === 'int') return { dtype: 'int64', shape: [], data: BigInt64Array.of(BigInt(a.value_int.value)) };
   if (a.value_ints?.kind === 'ints') return { dtype: 'int64', shape: [a.value_ints.value.length], data: BigInt64Array.from(a.value_ints.value.map(BigInt)) };
   return undefined;
+}
+
+/** Constant values of a graph: initializers and the outputs of Constant nodes. */
+export function constantValues(graph: Graph): Map<string, Tensor> {
+  const out = new Map(graph.initializers);
+  for (const n of graph.nodes) {
+    const t = n.op === 'Constant' && n.domain === '' ? constantValue(n) : undefined;
+    if (t) out.set(n.outputs[0], t);
+  }
+  return out;
 }
 
 /** The output of `node` on constant `inputs`, or undefined when the op or the dtypes are not handled exactly. */

@@ -10,9 +10,10 @@ import { foldGrnBeta } from './fold-grn-beta.js';
 import { foldLayerNormAffine } from './fold-layernorm-affine.js';
 import { foldLayerScale } from './fold-layerscale.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
-import { recordingContext, type Pass } from './pass.js';
+import { recordingContext, type Pass, type PassContext } from './pass.js';
 import { pointwiseToConv, pointwiseToMatMul } from './pointwise-layout.js';
 import { compactNames } from './compact-names.js';
+import { tfjsFoldGeluScales, tfjsFuseGelu } from './tfjs-gelu.js';
 
 /** Every pass, in the order the default pipeline runs them. */
 export const PASSES: readonly Pass[] = [
@@ -32,6 +33,9 @@ export const PASSES: readonly Pass[] = [
  * for int8 (--skip-pass leaves it out), and compact-names runs as a file is written.
  */
 export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, compactNames];
+
+/** Passes the TF.js writer runs on its way out; not selectable, since their op is TF.js's alone. */
+export const TFJS_WRITER_PASSES: readonly Pass[] = [tfjsFuseGelu, tfjsFoldGeluScales('erf')];
 
 export interface PassSelection {
   /** Exactly these passes, in this order. */
@@ -79,10 +83,8 @@ export async function runPipeline(graph: Graph, passes: readonly Pass[], options
     options.onPass?.(pass);
     const ctx = recordingContext({ inPlace: options.inPlace });
     const start = performance.now();
-    const next = pass.run(graph, ctx);
+    const next = checkedRun(pass, graph, ctx);
     const ms = performance.now() - start;
-    const problems = checkGraph(next);
-    if (problems.length) throw new Error(`pass ${pass.name} broke the graph: ${problems.slice(0, 3).join('; ')}`);
     let change: PassReport['change'];
     if (options.probe && original && previous) {
       const out = await options.probe(next);
@@ -93,6 +95,20 @@ export async function runPipeline(graph: Graph, passes: readonly Pass[], options
     graph = next;
   }
   return { graph, reports };
+}
+
+/** Runs one pass and checks the graph it returns (every value defined once, no cycle, outputs produced). */
+function checkedRun(pass: Pass, graph: Graph, ctx: PassContext): Graph {
+  const next = pass.run(graph, ctx);
+  const problems = checkGraph(next);
+  if (problems.length) throw new Error(`pass ${pass.name} broke the graph: ${problems.slice(0, 3).join('; ')}`);
+  return next;
+}
+
+/** The passes in order, each checked, for writers that rewrite on the way out (no probe, no report). */
+export function applyPasses(graph: Graph, passes: readonly Pass[]): Graph {
+  for (const pass of passes) graph = checkedRun(pass, graph, recordingContext());
+  return graph;
 }
 
 /** max |a − b| / max |b| (the tolerance measure every test uses). */

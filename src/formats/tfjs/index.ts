@@ -12,7 +12,9 @@ import { writeFilesAtomic } from '../files.js';
 import { Emitter, tfAttr, type TfNode } from './emit.js';
 import { physicalShape, samePerm, transposeBetween } from './layout.js';
 import { TFJS_OPS, unsupportedOutputs } from './ops.js';
-import { constantValues, foldGeluScales, fuseGelu } from './rewrite.js';
+import { constantValues } from '../../graph/evaluate.js';
+import { applyPasses } from '../../passes/pipeline.js';
+import { tfjsFoldGeluScales, tfjsFuseGelu } from '../../passes/tfjs-gelu.js';
 import { SHARD_FILE, shardWeights, WEIGHT_FORMATS, type WeightFormat, type WeightSpec } from './weights.js';
 
 export { WEIGHT_FORMATS, type WeightFormat } from './weights.js';
@@ -64,7 +66,7 @@ export function encodeTfjs(graph: Graph, options: TfjsOptions = {}): EncodedTfjs
   if (options.weights !== undefined && !WEIGHT_FORMATS.includes(options.weights)) {
     throw new InputError(`unknown weight format '${options.weights}' (${WEIGHT_FORMATS.join(', ')})`);
   }
-  const g = foldGeluScales(fuseGelu(graph), gelu);
+  const g = applyPasses(graph, [tfjsFuseGelu, tfjsFoldGeluScales(gelu)]);
   const live = liveNodes(g);
   checkSupported(g, live);
 

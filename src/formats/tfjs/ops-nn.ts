@@ -5,7 +5,7 @@ import { attrFloat, attrInt, attrInts, type Node } from '../../graph/graph.js';
 import { numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
 import { elementwise, Emitter, F32, type Handler, f32, attrString, out, scalarValue, tfAttr, unsupported, type TfAttr, type Weight } from './emit.js';
 import { axesLast, broadcastShapes, hasAxesLast, identity, NHWC, normAxes, physicalAxes, transposeTensor } from './layout.js';
-import { GELU_TANH_INNER } from './rewrite.js';
+import { GELU_TANH_INNER } from '../../passes/tfjs-gelu.js';
 
 // --- ops with weights ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import { numel, tensor, toFloat32 } from '../../graph/tensor.js';
 import { elementwise, Emitter, F32, f32, out, tfAttr, unsupported, type Handler, type TfAttr } from './emit.js';
 import { axesLast, dropAxes, identity, inverse, normAxes, physicalAxes, physicalShape, sameElementOrder, transposedLayout, transposeTensor } from './layout.js';
 import { NN_OPS } from './ops-nn.js';
-import { GELU_OP } from './rewrite.js';
+import { GELU_OP } from '../../passes/tfjs-gelu.js';
 
 const binary = (tfOp: string): Handler => (n, e) => elementwise(e, tfOp, n.inputs.slice(0, 2), out(n));
 const unary = (tfOp: string): Handler => (n, e) => elementwise(e, tfOp, [n.inputs[0]], out(n));

@@ -1,5 +1,8 @@
-// Rewrites the TF.js writer makes on the ONNX-semantics graph before translating it. They are local
-// to this writer (the ONNX output keeps onnxruntime's preferred GELU form) and rely on no other pass.
+// Two passes the TF.js writer runs on the ONNX-semantics graph before translating it (the ONNX output
+// keeps onnxruntime's preferred GELU form). They make an internal op, GELU_OP, that only the TF.js
+// writer reads: so they run on the way to TF.js, with the graph check after each, and --verify
+// (which runs graphs in onnxruntime) cannot measure them; the TF.js tests compare the written
+// models with PyTorch instead.
 //
 // GELU. The exact form arrives as five ops, x·0.5·(1 + erf(x/√2)), in any of torch's associations.
 // It becomes one internal node, and its constant factors move into neighbouring constant weights
@@ -9,25 +12,16 @@
 // ops, Erf, AddV2 and Mul (u·(1 + erf(u)) with u = x/√2), instead of five. Multiplying a weight by a
 // constant rounds once per weight (≤ 2⁻²⁴ relative), far below the golden tolerance.
 
-import { attr, consumers, producers, type Graph, type Node } from '../../graph/graph.js';
-import { constantValue } from '../../graph/evaluate.js';
-import { numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
+import { attr, consumers, producers, type Graph, type Node } from '../graph/graph.js';
+import { constantValues } from '../graph/evaluate.js';
+import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
+import type { Pass, PassContext } from './pass.js';
 
 /** The internal op: out_scale·gelu(input/in_scale), attrs in_scale, out_scale, approximate. */
 export const GELU_OP = 'TfjsGelu';
 
 /** √(2/π)·2: the tanh approximation written as x·σ(2√(2/π)(x + 0.044715x³)). */
 export const GELU_TANH_INNER = 2 * Math.sqrt(2 / Math.PI);
-
-/** Constant values of a graph: initializers and the outputs of Constant nodes. */
-export function constantValues(graph: Graph): Map<string, Tensor> {
-  const out = new Map(graph.initializers);
-  for (const n of graph.nodes) {
-    const t = n.op === 'Constant' && n.domain === '' ? constantValue(n) : undefined;
-    if (t) out.set(n.outputs[0], t);
-  }
-  return out;
-}
 
 interface Ctx {
   readonly consts: Map<string, Tensor>;
@@ -65,7 +59,7 @@ function other(n: Node, value: string): string | undefined {
 const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(a - b) <= 1e-6 * Math.abs(b);
 
 /** Replaces every exact-erf GELU subgraph with one GELU_OP node. */
-export function fuseGelu(graph: Graph): Graph {
+function fuseGelu(graph: Graph, ctx: PassContext): Graph {
   const c = context(graph);
   const replace = new Map<Node, Node | null>();
   for (const erf of graph.nodes) {
@@ -94,6 +88,7 @@ export function fuseGelu(graph: Graph): Graph {
     if (!chain || chain.some((n) => replace.has(n))) continue;
     const last = chain[chain.length - 1];
     for (const n of chain) replace.set(n, null);
+    ctx.fired('fuse-gelu', last.name);
     replace.set(last, {
       name: last.name,
       op: GELU_OP,
@@ -117,7 +112,7 @@ export function fuseGelu(graph: Graph): Graph {
  * Moves GELU's constant factors into neighbouring weights (see the file comment). `approximate`
  * picks the form the writer will emit for exact GELUs, which decides the most useful input scale.
  */
-export function foldGeluScales(graph: Graph, approximate: 'erf' | 'tanh'): Graph {
+function foldGeluScales(graph: Graph, approximate: 'erf' | 'tanh', ctx: PassContext): Graph {
   const c = context(graph);
   const initializers = new Map(graph.initializers);
   const edits = new Map<Node, Node>();
@@ -172,8 +167,24 @@ export function foldGeluScales(graph: Graph, approximate: 'erf' | 'tanh'): Graph
       outScale = tanh ? inScale : 2 * inScale;
       rescale(q, [1], 1 / outScale);
     }
+    if (inScale !== 1 || outScale !== 1) ctx.fired('fold-gelu-scales', g.name);
     edits.set(g, { ...g, attrs: { ...g.attrs, in_scale: attr.float(inScale), out_scale: attr.float(outScale) } });
   }
   if (edits.size === 0) return graph;
   return { ...graph, nodes: graph.nodes.map(current), initializers };
+}
+
+export const tfjsFuseGelu: Pass = {
+  name: 'tfjs-fuse-gelu',
+  purpose: 'TF.js only: the five-op exact GELU, x·0.5·(1 + erf(x/√2)) in any association, becomes one internal GELU node',
+  run: fuseGelu,
+};
+
+/** The scale fold for the GELU form the writer emits (`approximate` decides the useful input scale). */
+export function tfjsFoldGeluScales(approximate: 'erf' | 'tanh'): Pass {
+  return {
+    name: 'tfjs-fold-gelu-scales',
+    purpose: "TF.js only: a GELU's constant factors move into the weights of the linear layers on either side (three TF ops instead of five)",
+    run: (graph, ctx) => foldGeluScales(graph, approximate, ctx),
+  };
 }
