@@ -5,7 +5,8 @@ import { Warnings } from './errors.js';
 import type { PassReport } from './passes/pipeline.js';
 import { prepareModel, type CheckpointSummary, type PrepareOptions } from './model/prepare.js';
 import { Steps } from './model/steps.js';
-import { checkOutput, writeModel, type WriteOptions } from './model/write.js';
+import { checkModelOutput, writeModel, type WriteOptions } from './model/write.js';
+import { filesRead } from './formats/files.js';
 
 export type { OutputFormat } from './model/write.js';
 
@@ -30,12 +31,13 @@ export interface ConvertResult {
 export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const warnings = new Warnings();
   const steps = new Steps(options.onStep);
-  checkOutput(output, input, options.format ?? 'onnx');
+  const reads = [...filesRead(input, 'the input model'), ...(options.labelsFile ? filesRead(options.labelsFile, 'the labels file') : [])];
+  checkModelOutput(output, options.format ?? 'onnx', reads);
   const prepared = await prepareModel(input, options, steps, warnings);
   // TF.js keeps a quantized input's precision in its weight storage unless --weights says otherwise
   const keep = { float32: 'float32', float16: 'float16', int8: 'int8' } as const;
   const tfjs = { ...options.tfjs, weights: options.tfjs?.weights ?? keep[prepared.sourcePrecision] };
-  const written = await writeModel(prepared.graph, output, input, { ...options, tfjs }, steps);
+  const written = await writeModel(prepared.graph, output, { ...options, tfjs }, steps);
   const { graph } = prepared;
   return {
     output,

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
-import { writeFilesAtomic } from '../formats/files.js';
 import { EXIT, Reporter, runCommand } from './report.js';
 import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, preprocessingFlags, preprocessingOverrides } from './parse.js';
@@ -36,10 +35,18 @@ export function validateCommand(program: Command): void {
       const reporter = new Reporter({ json: jsonToStdout, quiet: opts.quiet });
       await runCommand(reporter, async () => {
         if (opts.referenceEp && !opts.reference) throw new InputError('--reference-ep needs --reference');
+        const { filesValidated, validate } = await import('../validate/index.js');
+        const { checkOutputs, writeFilesAtomic } = await import('../formats/files.js');
+        // the reports may not land on anything the run reads, checked before the work starts
+        const reports = [
+          ...(typeof opts.json === 'string' ? [{ path: opts.json, what: 'the --json report' }] : []),
+          ...(opts.junit ? [{ path: opts.junit, what: 'the --junit report' }] : []),
+          ...(opts.html ? [{ path: opts.html, what: 'the --html report' }] : []),
+        ];
+        checkOutputs(reports, filesValidated(model, opts));
         // process-wide settings are the program's to make, not the library's: onnxruntime's own log
         // lines (a provider that cannot start, as under --ep auto) would break the one-line contract
         (await import('onnxruntime-node')).env.logLevel = 'fatal';
-        const { validate } = await import('../validate/index.js');
         const { renderHtml, renderJunit, renderText } = await import('../validate/report.js');
         const report = await validate(model, {
           reference: opts.reference,

@@ -1,18 +1,110 @@
-// Writing outputs safely: a half-written file is never left under the output's name, and an input
-// is never overwritten.
+// Writing outputs safely: a half-written file is never left under the output's name, and nothing a
+// command reads is ever overwritten.
 
-import { closeSync, existsSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readdirSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { InputError } from '../errors.js';
+import { readOnnxSummary } from './onnx-summary.js';
+import { sniffBytes } from './sniff.js';
 
-/** Checks that `output` can be written: its folder exists, and it is none of `inputs`. */
-export function checkOutputPath(output: string, inputs: readonly string[]): void {
-  const dir = dirname(resolve(output));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`output folder ${dir} does not exist`, output);
-  if (existsSync(output) && statSync(output).isDirectory()) throw new InputError('output path is a folder; give a file name', output);
-  const target = existsSync(output) ? realpathSync(output) : resolve(output);
-  for (const input of inputs) {
-    if (existsSync(input) && realpathSync(input) === target) throw new InputError('output would overwrite the input; choose another name', output);
+/** A path a command reads or writes, with what it is to the user (for the message that names both). */
+export interface RolePath {
+  readonly path: string;
+  readonly what: string;
+  /** A folder too big to list: any existing file below it counts as read. */
+  readonly wholeFolder?: boolean;
+}
+
+/** An output: a file, or a folder the command fills (TF.js). */
+export interface OutputPath extends RolePath {
+  readonly folder?: boolean;
+}
+
+// A folder input stands for the files in it; past this many entries the check falls back to
+// refusing any existing output inside the folder.
+const MAX_LISTED = 100_000;
+
+/**
+ * The files an input path stands for: a file itself (an ONNX model with the side files it names), a
+ * folder (a Hugging Face model, a data set) every file below it. Paths that do not exist are skipped:
+ * the reader reports them.
+ */
+export function filesRead(path: string, what: string): RolePath[] {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) return [];
+  if (!stat.isDirectory()) {
+    const side = stat.isFile() && sniffBytesOf(path) === 'onnx' ? onnxSideFiles(path) : [];
+    return [{ path, what }, ...side.map((p) => ({ path: p, what: `external data of ${what}` }))];
+  }
+  const out: RolePath[] = [{ path, what }];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (out.length > MAX_LISTED) {
+        out[0] = { path, what, wholeFolder: true };
+        return;
+      }
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push({ path: p, what: `a file of ${what}` });
+    }
+  };
+  walk(path);
+  return out;
+}
+
+function onnxSideFiles(model: string): string[] {
+  try {
+    return readOnnxSummary(model).externalData.map((location) => join(dirname(model), location));
+  } catch {
+    return []; // a broken model is the reader's to report
+  }
+}
+
+/** The file's identity: the same for every name that reaches it, through symbolic and hard links. */
+function identity(path: string): string | undefined {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st ? `${st.dev}:${st.ino}` : undefined;
+}
+
+const inside = (folder: string, path: string) => {
+  const rel = relative(folder, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+};
+
+const realOrResolved = (path: string) => (existsSync(path) ? realpathSync(path) : resolve(path));
+
+/**
+ * Refuses, before any work, outputs that would destroy what the command reads: an output that is an
+ * input (by file identity, so through symbolic and hard links), two outputs on one file, and a folder
+ * output that holds an input. Also that each file output's folder exists and the name is no folder.
+ */
+export function checkOutputs(outputs: readonly OutputPath[], inputs: readonly RolePath[]): void {
+  const byIdentity = new Map<string, RolePath>();
+  for (const i of inputs) {
+    const id = identity(i.path);
+    if (id && !byIdentity.has(id)) byIdentity.set(id, i);
+  }
+  const wholeFolders = inputs.filter((i) => i.wholeFolder).map((i) => ({ ...i, real: realpathSync(i.path) }));
+  const taken = new Map<string, OutputPath>();
+  for (const o of outputs) {
+    const dir = dirname(resolve(o.path));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`output folder ${dir} does not exist`, o.path);
+    const st = statSync(o.path, { throwIfNoEntry: false });
+    if (!o.folder && st?.isDirectory()) throw new InputError('output path is a folder; give a file name', o.path);
+    const id = identity(o.path);
+    const hit = id && byIdentity.get(id);
+    if (hit) throw new InputError(`${o.what} would overwrite the input ${hit.path} (${hit.what}); choose another name`, o.path);
+    if (o.folder && st?.isDirectory()) {
+      const folder = realpathSync(o.path);
+      const held = inputs.find((i) => existsSync(i.path) && inside(folder, realpathSync(i.path)));
+      if (held) throw new InputError(`${o.what} is a folder that holds the input ${held.path} (${held.what}); choose another folder`, o.path);
+    }
+    const big = st && wholeFolders.find((f) => inside(f.real, realpathSync(o.path)));
+    if (big) throw new InputError(`${o.what} would replace a file inside the input ${big.path} (${big.what}); choose another name`, o.path);
+    const key = realOrResolved(o.path);
+    const other = taken.get(key);
+    if (other) throw new InputError(`${o.what} and ${other.what} are the same file; choose two names`, o.path);
+    taken.set(key, o);
   }
 }
 
@@ -45,5 +137,17 @@ export function writeFilesAtomic(files: readonly PendingFile[]): void {
   } catch (e) {
     for (const t of temps) if (existsSync(t)) unlinkSync(t);
     throw e;
+  }
+}
+
+/** The byte-level format of a regular file, from its first bytes (synchronously: a check before work). */
+function sniffBytesOf(path: string): ReturnType<typeof sniffBytes> {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(16);
+    const n = readSync(fd, head, 0, 16, 0);
+    return sniffBytes(head.subarray(0, n), statSync(path).size);
+  } finally {
+    closeSync(fd);
   }
 }

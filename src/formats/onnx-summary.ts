@@ -15,6 +15,8 @@ export interface OnnxSummary {
   readonly metadata: Record<string, string>;
   /** The graph inputs that are not initializers, as decodeOnnx gives them. */
   readonly inputs: readonly ValueInfo[];
+  /** The side files its initializers name (external data `location`s), as written. */
+  readonly externalData: readonly string[];
 }
 
 // field numbers (onnx.proto)
@@ -23,6 +25,7 @@ const MODEL_METADATA = 14;
 const GRAPH_INITIALIZER = 5;
 const GRAPH_INPUT = 11;
 const TENSOR_NAME = 8;
+const TENSOR_EXTERNAL_DATA = 13;
 
 export function readOnnxSummary(path: string): OnnxSummary {
   const fd = openSync(path, 'r');
@@ -31,6 +34,8 @@ export function readOnnxSummary(path: string): OnnxSummary {
     const metadata: Record<string, string> = {};
     const inputs: ValueInfo[] = [];
     const initializers = new Set<string>();
+    const externalData = new Set<string>();
+    const text = (at: number, length: number) => new TextDecoder().decode(file.read(at, length));
     file.fields(0, file.size, (field, at, length) => {
       if (field === MODEL_METADATA) {
         const entry = onnx.StringStringEntryProto.decode(file.read(at, length));
@@ -38,11 +43,19 @@ export function readOnnxSummary(path: string): OnnxSummary {
       } else if (field === MODEL_GRAPH) {
         file.fields(at, at + length, (f, a, l) => {
           if (f === GRAPH_INPUT) inputs.push(decodeValueInfo(onnx.ValueInfoProto.decode(file.read(a, l)), { source: path }));
-          else if (f === GRAPH_INITIALIZER) file.fields(a, a + l, (tf, ta, tl) => void (tf === TENSOR_NAME && initializers.add(new TextDecoder().decode(file.read(ta, tl)))));
+          else if (f === GRAPH_INITIALIZER) {
+            file.fields(a, a + l, (tf, ta, tl) => {
+              if (tf === TENSOR_NAME) initializers.add(text(ta, tl));
+              else if (tf === TENSOR_EXTERNAL_DATA) {
+                const entry = onnx.StringStringEntryProto.decode(file.read(ta, tl));
+                if (entry.key === 'location' && entry.value) externalData.add(entry.value);
+              }
+            });
+          }
         });
       }
     });
-    return { metadata, inputs: inputs.filter((v) => !initializers.has(v.name)) };
+    return { metadata, inputs: inputs.filter((v) => !initializers.has(v.name)), externalData: [...externalData] };
   } finally {
     closeSync(fd);
   }

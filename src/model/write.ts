@@ -1,10 +1,9 @@
 // Graph → files on disk, atomically: an ONNX file (with external data when asked or needed) or a
 // TF.js graph-model folder. An input is never overwritten.
 
-import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import { checkOutputPath, writeFilesAtomic, type PendingFile } from '../formats/files.js';
+import { checkOutputs, writeFilesAtomic, type PendingFile, type RolePath } from '../formats/files.js';
 import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from '../formats/onnx.js';
 import { writeTfjsModel, type WriteTfjsOptions } from '../formats/tfjs/index.js';
 import type { Graph } from '../graph/graph.js';
@@ -27,10 +26,9 @@ export interface WriteOptions {
 }
 
 /** Serialises and writes atomically, with external data when asked or when the weights need it. */
-export async function writeOnnxModel(graph: Graph, output: string, inputs: readonly string[], externalData: boolean, steps: Steps) {
+export async function writeOnnxModel(graph: Graph, output: string, externalData: boolean, steps: Steps) {
   const dataFile = `${output}.data`;
   const external = externalData || initializerBytes(graph) > EXTERNAL_DATA_THRESHOLD;
-  checkOutputPath(dataFile, inputs);
   const encoded = await steps.run('encode', () =>
     encodeOnnx(graph, { producerVersion: TOOL_VERSION, external: external ? { location: basename(dataFile), minBytes: 1024 } : undefined }),
   );
@@ -44,18 +42,22 @@ export async function writeOnnxModel(graph: Graph, output: string, inputs: reado
 }
 
 /** Writes the graph in the chosen format: an ONNX file, or a TF.js graph-model folder. */
-export async function writeModel(graph: Graph, output: string, input: string, options: WriteOptions, steps: Steps) {
+export async function writeModel(graph: Graph, output: string, options: WriteOptions, steps: Steps) {
   if ((options.format ?? 'onnx') === 'onnx') {
     const named = options.compactNames ? compactNames.run(graph, recordingContext()) : graph;
-    return writeOnnxModel(named, output, [input], options.externalData ?? false, steps);
+    return writeOnnxModel(named, output, options.externalData ?? false, steps);
   }
   const written = await steps.run('write', () => writeTfjsModel(graph, output, options.tfjs));
   return { bytesWritten: written.bytes, externalDataFile: undefined };
 }
 
-export function checkOutput(output: string, input: string, format: OutputFormat): void {
-  if (format === 'onnx') return checkOutputPath(output, [input]);
-  if (existsSync(input) && existsSync(output) && realpathSync(input) === realpathSync(output)) {
-    throw new InputError('output folder is the input; choose another', output);
-  }
+/**
+ * Refuses, before any work, a model output (and an ONNX model's side file `<output>.data`) that
+ * would overwrite any of `inputs`, the files the command reads.
+ */
+export function checkModelOutput(output: string, format: OutputFormat, inputs: readonly RolePath[]): void {
+  const outputs = format === 'onnx'
+    ? [{ path: output, what: 'the output model' }, { path: `${output}.data`, what: "the output model's external data" }]
+    : [{ path: output, what: 'the output folder', folder: true }];
+  checkOutputs(outputs, inputs);
 }

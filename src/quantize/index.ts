@@ -4,13 +4,13 @@
 
 import { checkDataFits, openDataset } from '../data/images.js';
 import { InputError, Warnings } from '../errors.js';
-import { checkOutputPath } from '../formats/files.js';
+import { filesRead } from '../formats/files.js';
 import { onnxSize } from '../formats/onnx.js';
 import type { Graph } from '../graph/graph.js';
 import { labelsOf, metadataJson, preprocessingOf } from '../model/metadata.js';
 import { prepareModel, type PrepareOptions } from '../model/prepare.js';
 import { Steps } from '../model/steps.js';
-import { writeModel, type WriteOptions } from '../model/write.js';
+import { checkModelOutput, writeModel, type WriteOptions } from '../model/write.js';
 import { convertToFloat16 } from '../passes/fp16.js';
 import { runPipeline } from '../passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
@@ -74,7 +74,14 @@ export async function quantize(input: string, output: string, options: QuantizeO
   const warnings = new Warnings();
   const steps = new Steps(options.onStep);
   const onnx = (options.format ?? 'onnx') === 'onnx';
-  if (onnx) checkOutputPath(output, [input]);
+  const reads = [
+    ...filesRead(input, 'the input model'),
+    ...(options.to === 'int8' && options.calib ? filesRead(options.calib, 'the calibration images') : []),
+    ...(options.data ? filesRead(options.data, 'the budget data') : []),
+    ...(options.labels ? filesRead(options.labels, 'the labels file') : []),
+    ...(options.labelsFile ? filesRead(options.labelsFile, 'the class names file') : []),
+  ];
+  checkModelOutput(output, options.format ?? 'onnx', reads);
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   const budgetData = options.data ?? (options.to === 'int8' ? options.calib : undefined);
   const budgeted = options.maxDrop !== undefined || options.minAgreement !== undefined;
@@ -137,7 +144,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     },
   };
   // a quantized model is made to be shipped: short names by default (--keep-names keeps them)
-  const written = await writeModel(quantized, output, input, { ...options, compactNames: options.compactNames ?? true }, steps);
+  const written = await writeModel(quantized, output, { ...options, compactNames: options.compactNames ?? true }, steps);
   return {
     output,
     mode: options.to,
@@ -165,7 +172,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
     ...float,
     metadata: { ...float.metadata, quantization: JSON.stringify({ mode: options.to, tfjs_weights: weights, activations: 'float32' }) },
   };
-  const written = await writeModel(graph, output, input, { ...options, tfjs: { ...options.tfjs, weights } }, steps);
+  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights } }, steps);
   return {
     output,
     mode: options.to,

@@ -12,6 +12,7 @@ import { predict } from '../runtime/predict.js';
 import { accuracy, agreement, type Accuracy, type Agreement } from '../runtime/metrics.js';
 import type { ProviderChoice, Runner } from '../runtime/runners.js';
 import { openModel } from './open.js';
+import { filesRead, type RolePath } from '../formats/files.js';
 import { measureSpeed, type SpeedResult } from './speed.js';
 import { TOOL_VERSION } from '../version.js';
 
@@ -212,4 +213,14 @@ function environment(model: Runner): Record<string, string> {
     device: model.device,
     provider: model.provider,
   };
+}
+
+/** Every file a validate run with these options reads: what its report files must not overwrite. */
+export function filesValidated(modelPath: string, options: Pick<ValidateOptions, 'reference' | 'data' | 'labels'>): RolePath[] {
+  return [
+    ...filesRead(modelPath, 'the model'),
+    ...(options.reference ? filesRead(options.reference, 'the reference model') : []),
+    ...(options.data ? filesRead(options.data, 'the data set') : []),
+    ...(options.labels ? filesRead(options.labels, 'the labels file') : []),
+  ];
 }
