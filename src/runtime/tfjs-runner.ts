@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Tensor } from '../graph/tensor.js';
 import { loadTfjsModel, type TfjsBackend } from './tfjs.js';
 import { cpuName } from './device.js';
@@ -10,9 +8,7 @@ export async function tfjsRunner(folder: string, backend: TfjsBackend): Promise<
   const start = performance.now();
   const m = await loadTfjsModel(folder, backend);
   const loadMs = performance.now() - start;
-  const json = JSON.parse(readFileSync(join(folder, 'model.json'), 'utf8'));
-  const sig = Object.values(json.signature?.inputs ?? {})[0] as { tensorShape?: { dim?: { size: string }[] } } | undefined;
-  const nhwc = (sig?.tensorShape?.dim ?? []).map((d) => Number(d.size));
+  const nhwc = m.inputDims;
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.metadata)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
   return {
@@ -24,8 +20,8 @@ export async function tfjsRunner(folder: string, backend: TfjsBackend): Promise<
     fallbacks: [],
     metadata,
     warnings: [],
-    // reported NCHW like the ONNX models, with the batch symbolic
-    inputShape: nhwc.length === 4 ? ['batch', nhwc[3], nhwc[1], nhwc[2]] : [],
+    // reported NCHW like the ONNX models, with the batch symbolic, as is any size model.json leaves unknown (-1)
+    inputShape: nhwc.length === 4 ? ['batch', ...[nhwc[3], nhwc[1], nhwc[2]].map((d, i) => (d >= 0 ? d : ['channels', 'height', 'width'][i]))] : [],
     run: (input: Tensor) => m.run({ data: input.data as Float32Array, shape: input.shape }),
     release: async () => m.dispose(),
   };
