@@ -3,11 +3,11 @@
 // about — an opset outside 13–21, ops outside KNOWN_OPS, other domains — rather than letting a pass
 // meet an op it does not know halfway through.
 
-import { readFileSync, statSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { InputError, UnsupportedError } from '../errors.js';
 import { externalDataReader } from '../formats/external-data.js';
 import { decodeOnnx } from '../formats/onnx.js';
+import { readInputFileSync } from '../formats/sniff.js';
 import { checkGraph, topologicalOrder, type Graph } from '../graph/graph.js';
 import { attributeProblem, KNOWN_OPS } from '../graph/ops.js';
 
@@ -15,8 +15,8 @@ export const MIN_OPSET = 13;
 export const MAX_OPSET = 21;
 
 export function loadOnnxModel(path: string): Graph {
-  if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new InputError('no such file', path);
-  const bytes = readFileSync(path);
+  // the shared reader: a missing file, a folder, a FIFO, a link loop or an unreadable file is an InputError
+  const bytes = readInputFileSync(path);
   let graph: Graph;
   try {
     graph = decodeOnnx(bytes, { source: path, readExternal: externalDataReader(path) });

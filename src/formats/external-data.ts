@@ -2,9 +2,10 @@
 // those files, so that every verb applies the same rule as onnxruntime: a location must stay inside
 // the model's folder, after symlinks are resolved.
 
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { InputError } from '../errors.js';
+import { readInputFileSync, statInput } from './sniff.js';
 
 /** A reader of the side files `modelPath` names, each read once however many tensors it holds. */
 export function externalDataReader(modelPath: string): (location: string) => Uint8Array {
@@ -22,10 +23,10 @@ function readExternal(modelPath: string, location: string): Uint8Array {
     throw new InputError(`external data location ${location} leaves the model's folder`, modelPath);
   }
   const file = join(folder, location);
-  if (!statSync(file, { throwIfNoEntry: false })?.isFile()) throw new InputError(`external data file ${location} is missing`, modelPath);
+  if (!statInput(file)?.isFile()) throw new InputError(`external data file ${location} is missing`, modelPath);
   const inside = relative(realpathSync(folder), realpathSync(file));
   if (inside.startsWith('..') || isAbsolute(inside)) {
     throw new InputError(`external data location ${location} leaves the model's folder through a symbolic link`, modelPath);
   }
-  return readFileSync(file);
+  return readInputFileSync(file);
 }

@@ -2,10 +2,10 @@
 // cheap probe saw (the first bytes of a file, the names in a folder) and never consumes input; the
 // verb then opens the path with that format's reader.
 
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { sniffFile, type FileFormat } from './sniff.js';
+import { sniffFile, statInput, type FileFormat } from './sniff.js';
 
 export type ModelFormatName = 'onnx' | 'pth' | 'safetensors' | 'hf' | 'tfjs';
 
@@ -37,7 +37,7 @@ export const MODEL_FORMATS: readonly ModelFormat[] = [
 
 /** Looks at a path without reading more than its first bytes; a missing path is an InputError. */
 export async function probe(path: string): Promise<Probe> {
-  const stat = statSync(path, { throwIfNoEntry: false });
+  const stat = statInput(path);
   if (!stat) throw new InputError('no such file or folder', path);
   const folder = stat.isDirectory();
   return { path, folder, size: stat.size, bytes: folder ? 'unknown' : await sniffFile(path) };

@@ -128,6 +128,20 @@ function readRegularSync(path: string, limit: SizeLimit): Buffer {
   }
 }
 
+/**
+ * stat() for a path the user gave: undefined when nothing is there (also under a file, as in
+ * model.onnx/x, where statSync's throwIfNoEntry still throws ENOTDIR); a symbolic-link loop, a path
+ * too long or one that cannot be searched is an InputError naming it.
+ */
+export function statInput(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    return fileError(e, path);
+  }
+}
+
 /** Refuses, without opening it, a path that is not a regular file; for readers that open files themselves. */
 export function checkRegularFile(path: string): void {
   try {

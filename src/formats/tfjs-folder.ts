@@ -5,11 +5,11 @@
 // that a bad folder is an InputError naming the file and the field, and nothing outside the folder
 // is ever read.
 
-import { realpathSync, statSync, type Stats } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { InputError, UnsupportedError } from '../errors.js';
 import { isObject, shown } from './json-values.js';
-import { readInputFile, readTextFile } from './sniff.js';
+import { readInputFile, readTextFile, statInput } from './sniff.js';
 
 /** model.json holds the whole graph (names, attributes, shapes) but no weights; 64 MiB is far past any ConvNeXt's. */
 export const MODEL_JSON_MAX_BYTES = 64 << 20;
@@ -270,17 +270,9 @@ function shard(folder: string, root: string, p: string, where: string): { file: 
     throw new InputError(`${named}: a shard path must name a file inside the model's folder`, where);
   }
   const file = join(folder, p);
-  let st: Stats;
-  let real: string;
-  try {
-    const found = statSync(file, { throwIfNoEntry: false });
-    if (!found) throw new InputError(`${named} is missing`, where);
-    st = found;
-    real = realpathSync(file);
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError(`${named} cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, where);
-  }
+  const st = statInput(file);
+  if (!st) throw new InputError(`${named} is missing`, where);
+  const real = realpathSync(file);
   const inside = relative(root, real);
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
     throw new InputError(`${named} leaves the model's folder through a symbolic link`, where);
