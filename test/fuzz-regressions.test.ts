@@ -1,9 +1,10 @@
 // What the fuzz suite found, each case as the fuzzer met it: a path that is a symbolic-link loop (or
 // lies under a file) reached a bare statSync, whose throwIfNoEntry covers only a missing entry, and
-// left as an internal error.
+// left as an internal error; protobufjs's own errors escaped the ONNX summary reader; a JSON parse
+// error quoted the file's newlines into a message that must be one line.
 
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,7 +12,9 @@ import { convert } from '../src/convert.js';
 import { loadCheckpoint } from '../src/convnext/load.js';
 import { loadOnnxModel } from '../src/convnext/import-onnx.js';
 import { InputError } from '../src/errors.js';
+import { readOnnxSummary } from '../src/formats/onnx-summary.js';
 import { probe } from '../src/formats/registry.js';
+import { apply, type Edit } from './fuzz/mutate.js';
 import { assertCliRefused, runCli } from './helpers/cli.js';
 import { fixturePath } from './helpers/fixtures.js';
 
@@ -54,5 +57,47 @@ describe('fuzz findings: symbolic-link loops and paths under a file', () => {
     unlinkSync(join(dir, data));
     symlinkSync(data, join(dir, data));
     assert.throws(() => loadOnnxModel(model), refusedWith(/too many levels of symbolic links|is missing/));
+  });
+});
+
+describe('fuzz findings: the ONNX summary reader (validate reads it before onnxruntime)', () => {
+  // ModelProto { ir_version: 8, metadata_props: <one byte: field 1, wire type 6> }
+  const WIRE_TYPE_6 = Uint8Array.from([0x08, 0x08, 0x72, 0x01, 0x0e]);
+
+  it('a metadata entry protobufjs cannot decode is an InputError', () => {
+    const model = join(dir, 'wire6.onnx');
+    writeFileSync(model, WIRE_TYPE_6);
+    assert.throws(() => readOnnxSummary(model), refusedWith(/not a valid ONNX model \(its protobuf encoding is broken or truncated\)/));
+  });
+
+  it('validate refuses it in one line (fuzz: seed 1, case 83)', async () => {
+    // the case as the fuzzer drew it: two edits of the fashion model converted to ONNX
+    const model = join(dir, 'fashion.onnx');
+    await convert(fixturePath('fashion/convnext_fashion.pth'), model, { imageSize: 32, labelsFile: fixturePath('fashion/classes.txt') });
+    const edits: Edit[] = [
+      { op: 'set', at: { pick: 'interesting', index: 728197115 }, value: 128 },
+      { op: 'duplicate', at: { pick: 'interesting', index: 2043775552 }, length: 108 },
+    ];
+    writeFileSync(model, apply(readFileSync(model), 'onnx', edits));
+    assertCliRefused(runCli('validate', model, '--ep', 'cpu', '--batch', '1'), /fashion\.onnx: not a valid ONNX model/, dir);
+  });
+});
+
+describe('fuzz findings: JSON parse errors stay on one line', () => {
+  // V8 quotes the text around the fault, here a control character between two newlines
+  const BROKEN = '{\n  "image_std": [\n\u0001   29,\n  ]\n}';
+
+  it('a Hugging Face preprocessor_config.json (fuzz: seed 1, case 565: inspect)', () => {
+    const hf = join(dir, 'hf');
+    cpSync(fixturePath('v1/hf'), hf, { recursive: true });
+    writeFileSync(join(hf, 'preprocessor_config.json'), BROKEN);
+    assertCliRefused(runCli('inspect', hf), /preprocessor_config\.json: cannot read JSON \(Unexpected token/, dir);
+  });
+
+  it('a TF.js model.json', async () => {
+    const folder = join(dir, 'tfjs');
+    await convert(fixturePath('v1/timm.safetensors'), folder, { format: 'tfjs', imageSize: 64 });
+    writeFileSync(join(folder, 'model.json'), BROKEN);
+    assertCliRefused(runCli('validate', folder, '--batch', 'none'), /model\.json: is not valid JSON \(Unexpected token/, dir);
   });
 });

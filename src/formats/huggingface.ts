@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
+import { parseErrorMessage } from './json-values.js';
 import type { Tensor } from '../graph/tensor.js';
 import { readPytorchCheckpoint } from './pytorch.js';
 import { readSafetensors } from './safetensors.js';
@@ -76,7 +77,7 @@ function readJson(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InputError(`cannot read JSON (${(e as Error).message})`, path);
+    throw new InputError(`cannot read JSON (${parseErrorMessage(e)})`, path);
   }
 }
 

@@ -1,5 +1,5 @@
-// Small helpers for checking parsed JSON from a user's file, shared by the readers that check JSON
-// field by field (huggingface.ts and safetensors.ts keep private copies of the same two).
+// Small helpers for JSON from a user's file: its parse errors on one line, and the checks of parsed
+// values (huggingface.ts and safetensors.ts keep private copies of isObject and shown).
 
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -10,4 +10,12 @@ export function shown(v: unknown): string {
   // String() for numbers: JSON.stringify writes Infinity (from 1e999 in the file) as null.
   const s = typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
   return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+/**
+ * A JSON.parse error's message on one line: V8 quotes the text around the fault, newlines and
+ * control characters included, and an error message is one line.
+ */
+export function parseErrorMessage(e: unknown): string {
+  return String((e as Error)?.message ?? e).replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ');
 }

@@ -8,6 +8,7 @@ import onnxProto from 'onnx-proto';
 import { InputError } from '../errors.js';
 import type { ValueInfo } from '../graph/graph.js';
 import { decodeValueInfo } from './onnx.js';
+import { checkRegularFile } from './sniff.js';
 
 const { onnx } = onnxProto;
 
@@ -28,6 +29,7 @@ const TENSOR_NAME = 8;
 const TENSOR_EXTERNAL_DATA = 13;
 
 export function readOnnxSummary(path: string): OnnxSummary {
+  checkRegularFile(path); // before the open, which would block on a FIFO
   const fd = openSync(path, 'r');
   try {
     const file = new WireFile(fd, fstatSync(fd).size, path);
@@ -38,16 +40,16 @@ export function readOnnxSummary(path: string): OnnxSummary {
     const text = (at: number, length: number) => new TextDecoder().decode(file.read(at, length));
     file.fields(0, file.size, (field, at, length) => {
       if (field === MODEL_METADATA) {
-        const entry = onnx.StringStringEntryProto.decode(file.read(at, length));
+        const entry = file.decode(onnx.StringStringEntryProto, at, length);
         metadata[entry.key ?? ''] = entry.value ?? '';
       } else if (field === MODEL_GRAPH) {
         file.fields(at, at + length, (f, a, l) => {
-          if (f === GRAPH_INPUT) inputs.push(decodeValueInfo(onnx.ValueInfoProto.decode(file.read(a, l)), { source: path }));
+          if (f === GRAPH_INPUT) inputs.push(decodeValueInfo(file.decode(onnx.ValueInfoProto, a, l), { source: path }));
           else if (f === GRAPH_INITIALIZER) {
             file.fields(a, a + l, (tf, ta, tl) => {
               if (tf === TENSOR_NAME) initializers.add(text(ta, tl));
               else if (tf === TENSOR_EXTERNAL_DATA) {
-                const entry = onnx.StringStringEntryProto.decode(file.read(ta, tl));
+                const entry = file.decode(onnx.StringStringEntryProto, ta, tl);
                 if (entry.key === 'location' && entry.value) externalData.add(entry.value);
               }
             });
@@ -78,6 +80,16 @@ class WireFile {
       done += n;
     }
     return out;
+  }
+
+  /** One field's message, decoded by protobufjs, whose errors (a bad wire type, a length past the end) are the file's. */
+  decode<T>(type: { decode(bytes: Uint8Array): T }, at: number, length: number): T {
+    const bytes = this.read(at, length);
+    try {
+      return type.decode(bytes);
+    } catch {
+      throw this.broken();
+    }
   }
 
   /** Calls `visit` with the offset and length of every length-delimited field in [start, end); skips the rest. */

@@ -3,6 +3,7 @@
 // offsets relative to its start. The file is read once; tensors are views of it where aligned.
 
 import { InputError, UnsupportedError } from '../errors.js';
+import { parseErrorMessage } from './json-values.js';
 import { numel, tensor, tensorBytes, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
 import { DTYPES } from '../graph/dtypes.js';
 import { SAFETENSORS_MAX_HEADER, readInputFile } from './sniff.js';
@@ -59,7 +60,7 @@ export function readSafetensorsFromBuffer(data: Uint8Array, where = '<buffer>'):
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + headerLen)));
   } catch (e) {
-    bad(`header is not valid JSON: ${(e as Error).message}`);
+    bad(`header is not valid JSON: ${parseErrorMessage(e)}`);
   }
   if (!isObject(header)) bad('header is not a JSON object');
 

@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { InputError, UnsupportedError } from '../errors.js';
-import { isObject, shown } from './json-values.js';
+import { isObject, parseErrorMessage, shown } from './json-values.js';
 import { readInputFile, readTextFile, statInput } from './sniff.js';
 
 /** model.json holds the whole graph (names, attributes, shapes) but no weights; 64 MiB is far past any ConvNeXt's. */
@@ -76,7 +76,7 @@ function parseModelJson(path: string): Record<string, unknown> {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`is not valid JSON (${(e as Error).message})`, path);
+    throw new InputError(`is not valid JSON (${parseErrorMessage(e)})`, path);
   }
   if (!isObject(json)) throw new InputError(`is not a JSON object (got ${shown(json)})`, path);
   return json;
