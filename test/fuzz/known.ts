@@ -1,0 +1,53 @@
+// Bad outcomes the fuzzer finds in code this suite does not own, reported to its owners and not yet
+// fixed. A failure matching one is still counted and shown (as known), but does not fail npm test;
+// delete an entry once its fix lands, and the fixed-seed campaign holds the line from then on.
+// Matched on the child's stderr, where CONVNEXT_DEBUG puts the stack: the frame names the file.
+
+import type { Outcome } from './outcome.js';
+
+export interface KnownIssue {
+  readonly id: string;
+  /** The file the fix belongs in. */
+  readonly owner: string;
+  readonly outcomes: readonly Outcome[];
+  readonly stderr: RegExp;
+}
+
+export const KNOWN: readonly KnownIssue[] = [
+  {
+    // checkOutputs/filesRead stat and sniff every input with bare statSync/openSync before any reader
+    // runs: a symbolic-link loop (ELOOP) or an unreadable input (EACCES) escapes as an errno error
+    id: 'files-errno',
+    owner: 'src/formats/files.ts',
+    outcomes: ['internal'],
+    stderr: /\b(ELOOP|EACCES)\b[\s\S]*\n\s+at \S+ \(file:\S+\/src\/formats\/files\.js/,
+  },
+  {
+    // openDataset treats anything that is not a regular file as a folder: a .npy name that is a
+    // FIFO or a device reaches readdirSync (ENOTDIR)
+    id: 'dataset-device',
+    owner: 'src/data/images.ts',
+    outcomes: ['internal'],
+    stderr: /\bENOTDIR\b[\s\S]*\n\s+at \S+ \(file:\S+\/src\/data\/images\.js/,
+  },
+  {
+    // --ep auto tries WebGPU, and Dawn prints a three-line Vulkan warning on stderr on a machine
+    // without a usable Vulkan device, so a refusal after it is four lines
+    id: 'webgpu-warning',
+    owner: 'src/runtime/runners.ts',
+    outcomes: ['messy-refusal'],
+    stderr: /^Warning: Vulkan .*\n - While initializing adapter/m,
+  },
+  {
+    // validate feeds the reference the model's input shape without checking that the reference
+    // takes it: onnxruntime's shape error escapes
+    id: 'reference-shape',
+    owner: 'src/validate/index.ts',
+    outcomes: ['internal'],
+    stderr: /^internal error: Got invalid dimensions for input/m,
+  },
+];
+
+export function knownIssue(outcome: Outcome, stderr: string): KnownIssue | undefined {
+  return KNOWN.find((k) => k.outcomes.includes(outcome) && k.stderr.test(stderr));
+}
