@@ -1,12 +1,12 @@
 // The inspect verb: what a checkpoint or ONNX model is, without converting it.
 
-import { readFileSync } from 'node:fs';
 import { loadCheckpoint } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
 import { Warnings } from './errors.js';
 import { decodeOnnx } from './formats/onnx.js';
 import { externalDataReader } from './formats/external-data.js';
 import { identify } from './formats/registry.js';
+import { readInputFileSync } from './formats/sniff.js';
 import { numel } from './graph/tensor.js';
 
 export interface CheckpointInfo {
@@ -72,7 +72,7 @@ export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> 
 }
 
 function inspectOnnx(path: string, bytes: number): OnnxInfo {
-  const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: externalDataReader(path) });
+  const graph = decodeOnnx(readInputFileSync(path), { source: path, readExternal: externalDataReader(path) });
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
   const dtypes: Record<string, number> = {};

@@ -3,7 +3,8 @@
 // about — an opset outside 13–21, ops outside KNOWN_OPS, other domains — rather than letting a pass
 // meet an op it does not know halfway through.
 
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readInputFileSync } from '../formats/sniff.js';
 import onnxProto from 'onnx-proto';
 import { InputError, UnsupportedError } from '../errors.js';
 import { externalDataReader } from '../formats/external-data.js';
@@ -16,7 +17,7 @@ export const MAX_OPSET = 21;
 
 export function loadOnnxModel(path: string): Graph {
   if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new InputError('no such file', path);
-  const bytes = readFileSync(path);
+  const bytes = readInputFileSync(path);
   let graph: Graph;
   try {
     graph = decodeOnnx(bytes, { source: path, readExternal: externalDataReader(path) });

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { InputError, Warnings } from '../errors.js';
 import { readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
-import { DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
+import { checkImageSize, DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { identify } from '../formats/registry.js';
@@ -39,6 +39,7 @@ export interface LoadOptions {
 }
 
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  if (options.imageSize !== undefined) checkImageSize(options.imageSize, '--image-size');
   const { probe, format } = await identify(path);
   let tensors: StateDict;
   let hf: Awaited<ReturnType<typeof readHfFolder>> | undefined;
@@ -67,7 +68,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   const { model } = imported;
   if (hf) checkConfigAgrees(hf.config, model, path);
   const variant = variantName(model.spec);
-  const imageSize = options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE;
+  const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
   const labels = hf?.config.labels;
   if (labels && model.spec.numClasses && labels.length !== model.spec.numClasses) {
     options.warnings?.add(`${basename(path)}: config.json has ${labels.length} labels but the head has ${model.spec.numClasses} classes; labels dropped`);

@@ -9,6 +9,7 @@ import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js
 import { onnxBytes } from '../formats/onnx.js';
 import { HistogramObserver, type CalibrationMethod, type Range } from './observer.js';
 import * as ort from 'onnxruntime-node';
+import { checkBatch } from '../data/preprocessing.js';
 
 export interface CalibrationOptions {
   readonly method: CalibrationMethod;
@@ -44,7 +45,7 @@ export async function observeActivations(
   try {
     let done = 0;
     options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now
-    for await (const batch of data.batches(options.batchSize ?? 8)) {
+    for await (const batch of data.batches(checkBatch(Math.min(options.batchSize ?? 8, data.size), data.itemShape, '--batch-size'))) {
       const x = batch.input.data as Float32Array;
       const out = await session.run({ [inputName]: new ort.Tensor('float32', x, [...batch.input.shape]) }, observed);
       for (const v of observed) observers.get(v)!.observe(out[v].data as Float32Array);

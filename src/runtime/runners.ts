@@ -52,7 +52,13 @@ export async function onnxRunner(label: string, model: Uint8Array | string, meta
         warnings: providerNotes(metadata, provider),
         inputShape,
         async run(input: Tensor) {
-          const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
+          let out: ort.InferenceSession.ReturnType;
+          try {
+            out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
+          } catch (e) {
+            // the user's model cannot take this input (a fixed size other than the data's, …)
+            throw new InputError(`onnxruntime cannot run the model on input [${input.shape.join(', ')}] (${firstLine((e as Error).message)})`, label);
+          }
           const t = out[session.outputNames[0]];
           return { data: t.data as Float32Array, dims: t.dims };
         },
