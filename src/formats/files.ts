@@ -137,7 +137,8 @@ export function writeFilesAtomic(files: readonly PendingFile[]): void {
       try {
         for (const c of f.chunks) {
           let off = 0;
-          while (off < c.byteLength) off += writeSync(fd, c, off, c.byteLength - off);
+          // one write call takes at most 2 GiB - 1 bytes
+          while (off < c.byteLength) off += writeSync(fd, c, off, Math.min(c.byteLength - off, 1 << 30));
         }
       } finally {
         closeSync(fd);
