@@ -13,6 +13,7 @@ import onnxProto from 'onnx-proto';
 import { convert } from '../src/convert.js';
 import { writeNpy } from '../src/formats/npy.js';
 import { float32 } from '../src/graph/tensor.js';
+import { probeWebgpuAdapter } from '../src/runtime/webgpu-probe.js';
 import { assertCliRefused, BIN, runCliMeasured } from './helpers/cli.js';
 import { fixturePath, manifest } from './helpers/fixtures.js';
 
@@ -118,5 +119,20 @@ describe('quantize --exclude that leaves nothing to quantize', () => {
     for (const to of ['int8', 'int8-weights']) {
       refused(['quantize', model, '-o', join(dir, 'q.onnx'), '--to', to, '--calib', calib, '--exclude', '*'], /--exclude '\*' names every layer: nothing would be quantized/);
     }
+  });
+});
+
+describe("Dawn's adapter-probing lines stay out of stderr", { skip: probeWebgpuAdapter().ok && 'this machine has a WebGPU adapter' }, () => {
+  it('--ep webgpu without an adapter: one line, no C++ source locations', () => {
+    const r = runCliMeasured('validate', model, '--ep', 'webgpu', '--batch', '1');
+    assertCliRefused(r, /--ep webgpu cannot run here \(webgpu: Failed to get a WebGPU adapter/, dir);
+    assert.doesNotMatch(r.stderr, /dawn|PhysicalDeviceVk|While initializing adapter/);
+  });
+
+  it('--ep auto falls back to the CPU silently and says why in the report', () => {
+    const r = runCliMeasured('validate', model, '--ep', 'auto', '--batch', '1', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /dawn|PhysicalDeviceVk|While initializing adapter/);
+    assert.equal(JSON.parse(r.stdout).model.fallbacks[0].provider, 'webgpu');
   });
 });
