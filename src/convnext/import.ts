@@ -15,6 +15,8 @@ export interface ImportOptions {
   readonly stateDictKey?: string;
   /** Epsilon of the head LayerNorm when the checkpoint's config says (Hugging Face layer_norm_eps). */
   readonly headEps?: number;
+  /** Epsilon of every other LayerNorm when the architecture fixes one (timm's convnext_xxlarge: 1e-5). */
+  readonly eps?: number;
   readonly warnings?: Warnings;
 }
 
@@ -161,7 +163,7 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
     kernelSize: dw[dw.length - 1],
     numClasses: fc ? fc[0] : 0,
     layerScale: keys.some((k) => k.endsWith(blockParams.layerScale)),
-    eps: DEFAULT_EPS,
+    eps: options.eps ?? DEFAULT_EPS,
     // transformers' ConvNextConfig defaults layer_norm_eps to 1e-12, and only the head LayerNorm uses it
     headEps: options.headEps ?? (layout.name === 'hf' ? 1e-12 : DEFAULT_EPS),
     grnEps: 1e-6,

@@ -3,7 +3,7 @@
 
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { InputError, Warnings } from '../errors.js';
+import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
 import { checkImageSize, DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
@@ -11,6 +11,7 @@ import { readSafetensors } from '../formats/safetensors.js';
 import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { importConvNext } from './import.js';
+import { timmArchitecture } from './timm.js';
 import type { LayoutName } from './layouts.js';
 import { variantName, type ConvNextModel } from './spec.js';
 
@@ -59,10 +60,16 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     throw new InputError('not a checkpoint: expected a PyTorch .pth/.bin (zip), a .safetensors file or a Hugging Face folder', path);
   }
   const checkpointFormat = format.name as CheckpointFormat;
+  // a timm Hub folder names its architecture: the constants the weights do not hold come from it
+  const timm = hf?.config.writer === 'timm' ? timmArchitecture(hf.config.architecture!, hf.config.modelArgs, `${path}/config.json`) : undefined;
+  if (hf?.preprocessing?.cropMode !== undefined && hf.preprocessing.cropMode !== 'center') {
+    throw new UnsupportedError(`pretrained_cfg.crop_mode '${hf.preprocessing.cropMode}' is not supported (only 'center'); give --crop-pct to record another preprocessing`, `${path}/config.json`, 'other');
+  }
   const imported = importConvNext(tensors, {
     source: path,
     stateDictKey: options.stateDictKey,
-    headEps: hf?.config.layerNormEps,
+    headEps: timm?.eps ?? hf?.config.layerNormEps,
+    eps: timm?.eps,
     warnings: options.warnings,
   });
   const { model } = imported;
@@ -97,7 +104,10 @@ function checkConfigAgrees(config: Awaited<ReturnType<typeof readHfFolder>>['con
     );
   }
   if ((config.modelType === 'convnextv2') !== (spec.version === 'v2')) {
-    throw new InputError(`config.json says ${config.modelType}, the weights are ConvNeXt ${spec.version.toUpperCase()}`, where);
+    throw new InputError(`config.json says ${config.architecture ?? config.modelType}, the weights are ConvNeXt ${spec.version.toUpperCase()}`, where);
+  }
+  if (config.writer === 'timm' && config.numLabels !== undefined && config.numLabels !== spec.numClasses) {
+    throw new InputError(`config.json says num_classes ${config.numLabels}, the weights' head has ${spec.numClasses}`, where);
   }
 }
 
