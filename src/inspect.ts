@@ -1,6 +1,6 @@
 // The inspect verb: what a checkpoint or ONNX model is, without converting it.
 
-import { loadCheckpoint } from './convnext/load.js';
+import { loadCheckpoint, type Assumption } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
 import { Warnings } from './errors.js';
 import { decodeOnnx } from './formats/onnx.js';
@@ -26,6 +26,8 @@ export interface CheckpointInfo {
   readonly dtypes: Readonly<Record<string, number>>;
   readonly imageSize: number;
   readonly labels: number;
+  /** Constants the weights do not hold, and where each value came from. */
+  readonly assumed: readonly Assumption[];
   readonly warnings: readonly string[];
 }
 
@@ -67,6 +69,7 @@ export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> 
     dtypes: c.storedDtypes,
     imageSize: c.imageSize,
     labels: c.labels?.length ?? 0,
+    assumed: c.assumed,
     warnings: warnings.items,
   };
 }

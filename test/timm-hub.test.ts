@@ -87,6 +87,14 @@ describe('timm Hub folders', () => {
     assert.equal(info.kind === 'checkpoint' && info.labels, 10);
   });
 
+  it("convnext_xxlarge's eps comes from timm's registry, and inspect says so", async () => {
+    const info = await inspect(hubFolder('xxlarge', 'v1_timm', timmConfig('convnext_xxlarge')));
+    assert.ok(info.kind === 'checkpoint');
+    assert.deepEqual(info.assumed.find((a) => a.what === 'LayerNorm eps'), { what: 'LayerNorm eps', value: '1e-5', why: "timm's registry for convnext_xxlarge" });
+    assert.match(info.assumed.find((a) => a.what === 'preprocessing')!.why, /pretrained_cfg/);
+    assert.match(info.assumed.find((a) => a.what === 'image size')!.why, /pretrained_cfg\.input_size/);
+  });
+
   it('architectures whose weights look plain but compute otherwise are refused, naming the piece', () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['convnext_tiny_hnf', {}, /convnext_tiny_hnf uses head_norm_first/],

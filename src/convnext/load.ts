@@ -31,6 +31,14 @@ export interface LoadedCheckpoint {
   readonly preprocessing: Preprocessing;
   /** Bytes of the weights file(s) read. */
   readonly fileBytes: number;
+  /** Constants the weights do not hold, with where each value came from (inspect shows them). */
+  readonly assumed: readonly Assumption[];
+}
+
+export interface Assumption {
+  readonly what: string;
+  readonly value: string;
+  readonly why: string;
 }
 
 export interface LoadOptions {
@@ -80,6 +88,32 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   if (labels && model.spec.numClasses && labels.length !== model.spec.numClasses) {
     options.warnings?.add(`${basename(path)}: config.json has ${labels.length} labels but the head has ${model.spec.numClasses} classes; labels dropped`);
   }
+  const preprocessing = preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing);
+  const fromConfig = hf?.config.writer === 'timm' ? `timm's config.json (${hf.config.architecture})` : 'config.json';
+  const epsWhy = timm?.eps !== undefined
+    ? hf?.config.modelArgs?.norm_eps !== undefined ? 'config.json model_args.norm_eps' : `timm's registry for ${hf?.config.architecture}`
+    : 'the value every ConvNeXt release uses (official repositories, timm, torchvision)';
+  const assumed: Assumption[] = [
+    { what: 'LayerNorm eps', value: model.spec.eps.toExponential(), why: epsWhy },
+    {
+      what: 'head LayerNorm eps',
+      value: model.spec.headEps.toExponential(),
+      why: hf?.config.writer === 'transformers' ? "config.json layer_norm_eps (transformers' default 1e-12 when absent)" : epsWhy,
+    },
+    { what: 'GELU', value: 'exact (erf)', why: 'every published ConvNeXt uses nn.GELU() without approximation' },
+    {
+      what: 'image size',
+      value: String(imageSize),
+      why: options.imageSize !== undefined ? '--image-size' : hf?.config.imageSize !== undefined ? `${fromConfig} ${hf.config.writer === 'timm' ? 'pretrained_cfg.input_size' : 'image_size'}` : 'default (give --image-size for another)',
+    },
+    {
+      what: 'preprocessing',
+      value: `resize ${preprocessing.resize}, crop ${preprocessing.crop}, ${preprocessing.interpolation}, mean [${preprocessing.mean}], std [${preprocessing.std}]`,
+      why: hf?.preprocessing
+        ? hf.config.writer === 'timm' && !hf.preprocessing.shortestEdge ? `${fromConfig} pretrained_cfg` : 'preprocessor_config.json'
+        : imported.layout === 'torchvision' ? "torchvision's published evaluation transforms" : "timm's evaluation defaults (crop_pct 0.875, bicubic, ImageNet mean/std)",
+    },
+  ];
   return {
     model,
     format: checkpointFormat,
@@ -89,8 +123,9 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     storedDtypes: imported.storedDtypes,
     labels: labels && labels.length === model.spec.numClasses ? labels : undefined,
     imageSize,
-    preprocessing: preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing),
+    preprocessing,
     fileBytes,
+    assumed,
   };
 }
 
