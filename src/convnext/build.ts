@@ -15,8 +15,10 @@ import { float32, reshape } from '../graph/tensor.js';
 import { blockParams as bp, names, type ConvNextModel } from './spec.js';
 
 export interface BuildOptions {
-  /** Height and width of the input image. */
+  /** Height and width of the input image (recorded as the preprocessing's crop when dynamic). */
   readonly imageSize: number;
+  /** Symbolic height and width: the network is fully convolutional up to the global pooling. */
+  readonly dynamicSize?: boolean;
   readonly metadata?: Record<string, string>;
 }
 
@@ -127,7 +129,7 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     out = g.op('Gemm', names.headFc, [normed, param(`${names.headFc}.weight`), param(`${names.headFc}.bias`)], { transB: attr.int(1) }, outName);
   }
   return g.build(
-    [{ name: INPUT_NAME, dtype: 'float32', shape: ['batch', spec.inChannels, options.imageSize, options.imageSize] }],
+    [{ name: INPUT_NAME, dtype: 'float32', shape: ['batch', spec.inChannels, ...(options.dynamicSize ? ['height', 'width'] : [options.imageSize, options.imageSize])] }],
     [{ name: out, dtype: 'float32', shape: ['batch', headless ? width : spec.numClasses] }],
     options.metadata ?? {},
   );
