@@ -37,7 +37,7 @@ export function fashionReady(): boolean {
  * Calibration images for the 224×224 model: the Fashion calibration PNGs (resized straight to 224,
  * cropPct 1), or, without the fixture, 32 smooth synthetic images written as a .npy.
  */
-function calibrationFor224(count: number): { path: string; what: string } {
+export function calibrationFor224(count: number): { path: string; what: string } {
   const folder = join(fashionDir, 'calib');
   if (existsSync(join(folder, 'labels.txt'))) return { path: folder, what: `first ${count} Fashion-MNIST calib PNGs, resized to 224 (cropPct 1)` };
   const path = join(outDir, `synthetic_calib_224x${count}.npy`);

@@ -13,11 +13,14 @@
 //                  vs onnxruntime-node (bench/tfjs.ts)                              → tfjs_convnext_tiny.json
 //   tfjs-accuracy  TF.js wasm, Fashion model: top-1 on the 1,000 val images per weight format
 //                                                                                   → tfjs_fashion_accuracy.json
+//   profile        onnxruntime's profiler: kernel time by op type, fp32 and int8 ConvNeXt-T, batch 1 and 32
+//                  (bench/profile.ts; `npm run bench -- profile`)                     → profile_convnext_tiny.json
 // memory, accuracy and tfjs-accuracy need fixtures/fashion/ (made by fixtures/make_fashion.py); they
 // are skipped, saying so, while it is missing. python3-torch makes the ConvNeXt-T checkpoint and runs FX.
 //
 // Environment:
-//   BENCH_ONLY=a,b            run only these parts (names above)
+//   BENCH_ONLY=a,b            run only these parts (names above; or as arguments: npm run bench -- a b)
+//   BENCH_PROFILE_RUNS=10     profiled runs at batch 1 (profile); batch 32 gets a fifth (≥ 2)
 //   BENCH_SKIP_<PART>=1       skip a part: BENCH_SKIP_CONVERT, _INT8, _MEMORY, _ACCURACY, _TFJS, _TFJS_ACCURACY
 //   BENCH_SKIP_FX=1           accuracy without PyTorch FX PTQ (python still writes the test split .npy)
 //   BENCH_RUNS=5              conversions timed (convert)
@@ -32,9 +35,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path';
 import { envFlag, envNumber, fmtS, loadLine, median, mib, outDir as out, python, root, runChild, say } from './common.js';
 
-const PARTS = ['convert', 'int8', 'memory', 'accuracy', 'tfjs', 'tfjs-accuracy'] as const;
+const PARTS = ['convert', 'int8', 'memory', 'accuracy', 'tfjs', 'tfjs-accuracy', 'profile'] as const;
 type Part = (typeof PARTS)[number];
-const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+// parts by name: BENCH_ONLY=a,b or as arguments (npm run bench -- profile)
+const named = [...(process.env.BENCH_ONLY?.split(',') ?? []), ...process.argv.slice(2)].map((s) => s.trim()).filter(Boolean);
+const only = named.length ? named : undefined;
 for (const p of only ?? []) if (!PARTS.includes(p as Part)) throw new Error(`BENCH_ONLY: unknown part '${p}' (${PARTS.join(', ')})`);
 const wanted = (p: Part) => (!only || only.includes(p)) && !envFlag(`BENCH_SKIP_${p.toUpperCase().replace('-', '_')}`);
 
@@ -132,7 +137,7 @@ if (wanted('convert')) {
 }
 
 // ---- the ConvNeXt-T parts need the checkpoint and our fp32 ONNX, whether or not convert ran ------------
-if (wanted('int8') || wanted('tfjs')) {
+if (wanted('int8') || wanted('tfjs') || wanted('profile')) {
   if (!existsSync(ckpt)) {
     if (!py) throw new Error('bench: ConvNeXt-T checkpoint missing and no python3-torch to make it');
     execFileSync(py, [join(root, 'bench', 'make_convnext_tiny.py'), out], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -156,4 +161,16 @@ if (wanted('memory') && needsFashion('memory')) await benchCalibrationMemory(env
 if (wanted('accuracy') && needsFashion('accuracy')) await benchInt8Accuracy({ py, skipFx: envFlag('BENCH_SKIP_FX') });
 if (wanted('tfjs')) await benchTfjsConvNextTiny({ ckpt, fp32: ours, runs: envNumber('BENCH_TFJS_RUNS', 10), loadRuns: envNumber('BENCH_TFJS_LOAD_RUNS', 3) });
 if (wanted('tfjs-accuracy') && needsFashion('tfjs-accuracy')) await benchTfjsFashionAccuracy();
+if (wanted('profile')) {
+  // the int8 model the int8 part writes, made here with its defaults when that part did not run
+  const int8 = join(out, 'convnext_tiny.int8.onnx');
+  if (!existsSync(int8)) {
+    const { quantize } = await import('../src/quantize/index.js');
+    const { calibrationFor224 } = await import('./quantize.js');
+    const calib = calibrationFor224(envNumber('BENCH_CALIB_IMAGES', 32));
+    await quantize(ckpt, int8, { to: 'int8', calib: calib.path, calibSize: envNumber('BENCH_CALIB_IMAGES', 32), cropPct: 1 });
+  }
+  const { benchProfile } = await import('./profile.js');
+  await benchProfile({ fp32: ours, int8 }, envNumber('BENCH_PROFILE_RUNS', 10));
+}
 say(`\nbench done: ${loadLine()}`);

@@ -19,6 +19,7 @@ export type UnsupportedKind =
   | 'file-format'
   | 'tfjs-op'
   | 'quantization'
+  | 'architecture'
   | 'other';
 
 /** Valid input that this tool does not handle (an ONNX op, a dtype, a pickle global). */

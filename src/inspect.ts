@@ -1,12 +1,12 @@
 // The inspect verb: what a checkpoint or ONNX model is, without converting it.
 
-import { readFileSync } from 'node:fs';
-import { loadCheckpoint } from './convnext/load.js';
+import { loadCheckpoint, type Assumption } from './convnext/load.js';
 import { parameterCount } from './convnext/spec.js';
 import { Warnings } from './errors.js';
 import { decodeOnnx } from './formats/onnx.js';
 import { externalDataReader } from './formats/external-data.js';
 import { identify } from './formats/registry.js';
+import { readInputFileSync } from './formats/sniff.js';
 import { numel } from './graph/tensor.js';
 
 export interface CheckpointInfo {
@@ -26,6 +26,8 @@ export interface CheckpointInfo {
   readonly dtypes: Readonly<Record<string, number>>;
   readonly imageSize: number;
   readonly labels: number;
+  /** Constants the weights do not hold, and where each value came from. */
+  readonly assumed: readonly Assumption[];
   readonly warnings: readonly string[];
 }
 
@@ -67,12 +69,13 @@ export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> 
     dtypes: c.storedDtypes,
     imageSize: c.imageSize,
     labels: c.labels?.length ?? 0,
+    assumed: c.assumed,
     warnings: warnings.items,
   };
 }
 
 function inspectOnnx(path: string, bytes: number): OnnxInfo {
-  const graph = decodeOnnx(readFileSync(path), { source: path, readExternal: externalDataReader(path) });
+  const graph = decodeOnnx(readInputFileSync(path), { source: path, readExternal: externalDataReader(path) });
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
   const dtypes: Record<string, number> = {};

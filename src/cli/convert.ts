@@ -32,6 +32,8 @@ export function convertCommand(program: Command): void {
       .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
       .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
       .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
+      .option('--dynamic-size', 'symbolic input height and width (the image size stays the preprocessing crop)')
+      .addOption(choice('--outputs <what>', 'logits (default) | pooled (normalised features before the classifier) | stages (the four stages\' feature maps, NCHW, for detection/segmentation heads)', ['logits', 'pooled', 'stages']))
       .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")
       .option('--labels <file>', 'class names to record in the model, one per line (for checkpoints without id2label)')
       .option('--external-data', 'keep weights in <output>.data beside the model (automatic above 1.8 GiB)')
@@ -55,6 +57,8 @@ export function convertCommand(program: Command): void {
           format: opts.format,
           tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },
           imageSize: opts.imageSize,
+          dynamicSize: opts.dynamicSize,
+          outputs: opts.outputs,
           stateDictKey: opts.stateDictKey,
           labelsFile: opts.labels,
           ...preprocessingOverrides(opts),

@@ -57,6 +57,7 @@ function describeCheckpoint(i: CheckpointInfo): string {
     `  classes     ${i.numClasses || 'none (feature extractor)'}${i.labels ? `, ${i.labels} labels` : ''}`,
     `  parameters  ${i.parameters.toLocaleString('en-US')} (${counts(i.dtypes)})`,
     `  image size  ${i.imageSize}`,
+    ...i.assumed.map((a, k) => `  ${k === 0 ? 'assumed' : ''}`.padEnd(14) + `${a.what} ${a.value}: ${a.why}`),
   ].join('\n');
 }
 

@@ -15,10 +15,20 @@ import { float32, reshape } from '../graph/tensor.js';
 import { blockParams as bp, names, type ConvNextModel } from './spec.js';
 
 export interface BuildOptions {
-  /** Height and width of the input image. */
+  /** Height and width of the input image (recorded as the preprocessing's crop when dynamic). */
   readonly imageSize: number;
+  /** Symbolic height and width: the network is fully convolutional up to the global pooling. */
+  readonly dynamicSize?: boolean;
+  /**
+   * What the graph returns: the classifier's logits; the pooled, normalised features before it;
+   * or the four stages' feature maps (NCHW, after each stage's blocks), for detection and
+   * segmentation heads.
+   */
+  readonly outputs?: ModelOutputs;
   readonly metadata?: Record<string, string>;
 }
+
+export type ModelOutputs = 'logits' | 'pooled' | 'stages';
 
 export const INPUT_NAME = 'pixel_values';
 export const LOGITS_NAME = 'logits';
@@ -94,6 +104,7 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
 
   let x = conv(names.stemConv, INPUT_NAME, spec.patchSize, spec.patchSize, 0);
   x = layerNorm2d(names.stemNorm, x);
+  const stageOutputs: string[] = [];
   for (let s = 0; s < spec.depths.length; s++) {
     if (s > 0) {
       x = layerNorm2d(names.downsampleNorm(s), x);
@@ -111,10 +122,24 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
       if (spec.layerScale) h = g.op('Mul', `${b}.${bp.layerScale}/Mul`, [h, channelParam(`${b}.${bp.layerScale}`)]);
       x = g.op('Add', `${b}/residual`, [x, h]);
     }
+    stageOutputs.push(x);
+  }
+  const inputShape = ['batch', spec.inChannels, ...(options.dynamicSize ? ['height', 'width'] : [options.imageSize, options.imageSize])];
+  if (options.outputs === 'stages') {
+    // stem stride = patch size, then each downsampling halves (kernel 2, stride 2, no padding: floor)
+    let side = Math.floor(options.imageSize / spec.patchSize);
+    const outputs = stageOutputs.map((value, s) => {
+      if (s > 0) side = Math.floor(side / 2);
+      const name = `stage${s}`;
+      g.op('Identity', `${name}/output`, [value], {}, name);
+      const dims = options.dynamicSize ? [`${name}_height`, `${name}_width`] : [side, side];
+      return { name, dtype: 'float32' as const, shape: ['batch', spec.widths[s], ...dims] };
+    });
+    return g.build([{ name: INPUT_NAME, dtype: 'float32', shape: inputShape }], outputs, options.metadata ?? {});
   }
   const pooled = g.op('ReduceMean', 'head.pool', [x], { axes: attr.ints([2, 3]), keepdims: attr.int(0) });
   const width = spec.widths[spec.widths.length - 1];
-  const headless = spec.numClasses === 0;
+  const headless = spec.numClasses === 0 || options.outputs === 'pooled';
   const outName = headless ? FEATURES_NAME : LOGITS_NAME;
   let out: string;
   if (headless) {
@@ -127,7 +152,7 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     out = g.op('Gemm', names.headFc, [normed, param(`${names.headFc}.weight`), param(`${names.headFc}.bias`)], { transB: attr.int(1) }, outName);
   }
   return g.build(
-    [{ name: INPUT_NAME, dtype: 'float32', shape: ['batch', spec.inChannels, options.imageSize, options.imageSize] }],
+    [{ name: INPUT_NAME, dtype: 'float32', shape: inputShape }],
     [{ name: out, dtype: 'float32', shape: ['batch', headless ? width : spec.numClasses] }],
     options.metadata ?? {},
   );

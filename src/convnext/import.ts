@@ -15,6 +15,8 @@ export interface ImportOptions {
   readonly stateDictKey?: string;
   /** Epsilon of the head LayerNorm when the checkpoint's config says (Hugging Face layer_norm_eps). */
   readonly headEps?: number;
+  /** Epsilon of every other LayerNorm when the architecture fixes one (timm's convnext_xxlarge: 1e-5). */
+  readonly eps?: number;
   readonly warnings?: Warnings;
 }
 
@@ -28,7 +30,13 @@ export interface ImportResult {
 }
 
 // Containers training scripts put the weights in; 'module.' is what DistributedDataParallel adds.
-const WRAPPERS = ['model', 'model_ema', 'state_dict', 'ema', 'module', 'net', 'params'];
+const WRAPPERS = ['model', 'model_ema', 'state_dict', 'state_dict_ema', 'ema', 'module', 'net', 'params'];
+/**
+ * Training checkpoints hold several weight sets (the official repos: model / model_ema; timm:
+ * state_dict / state_dict_ema; Lightning: state_dict) beside optimizer state. The rule: the plain
+ * weights, in this order; --state-dict-key takes another, and the summary names the ones left.
+ */
+const PLAIN_WEIGHTS = ['model', 'state_dict'];
 const DEFAULT_EPS = 1e-6;
 
 export function importConvNext(stateDict: StateDict, options: ImportOptions): ImportResult {
@@ -42,6 +50,10 @@ export function importConvNext(stateDict: StateDict, options: ImportOptions): Im
     storedDtypes[stored.dtype] = (storedDtypes[stored.dtype] ?? 0) + stored.data.length;
   }
   checkFinite(params, match.sources, options);
+  if (options.stateDictKey === undefined && match.stateDictKey !== undefined && match.otherWeightSets.length) {
+    const others = match.otherWeightSets.map((w) => `'${w}'`).join(', ');
+    options.warnings?.add(`took the weights under '${match.stateDictKey}'; the checkpoint also holds ${others}: --state-dict-key ${match.otherWeightSets[0]} takes those instead`);
+  }
   return { model: { spec: match.spec, params }, layout: match.layout, stateDictKey: match.stateDictKey, storedDtypes };
 }
 
@@ -51,6 +63,8 @@ export interface ArchitectureMatch {
   /** Canonical name → the source key it comes from and the canonical shape. */
   readonly sources: ReadonlyMap<string, { readonly from: string; readonly shape: readonly number[] }>;
   readonly stateDictKey?: string;
+  /** Other weight sets of a training checkpoint, left for --state-dict-key (e.g. model_ema). */
+  readonly otherWeightSets: readonly string[];
 }
 
 /**
@@ -58,11 +72,13 @@ export interface ArchitectureMatch {
  * classes. Throws one InputError listing every missing, unexpected or misshapen key.
  */
 export function matchArchitecture(shapes: ReadonlyMap<string, readonly number[]>, options: ImportOptions): ArchitectureMatch {
-  const { tensors, key } = unwrap(shapes, options);
+  const { tensors, key, alternatives } = unwrap(shapes, options);
   const keys = [...tensors.keys()];
   const { layout, matched } = detectLayout(keys);
   if (matched === 0) {
-    throw new InputError(`not a ConvNeXt checkpoint: no key matches a known ConvNeXt layout (first keys: ${preview(keys)})`, options.source);
+    const tops = [...new Set([...shapes.keys()].map((k) => k.split('.', 1)[0]))];
+    const hint = key === undefined && tops.length > 1 ? `; its top-level entries are ${tops.slice(0, 12).join(', ')}: --state-dict-key ENTRY takes the weights from one` : '';
+    throw new InputError(`not a ConvNeXt checkpoint: no key matches a known ConvNeXt layout (first keys: ${preview(keys)})${hint}`, options.source);
   }
   const canonical = new Map<string, { shape: readonly number[]; from: string }>();
   const unknown: string[] = [];
@@ -77,11 +93,12 @@ export function matchArchitecture(shapes: ReadonlyMap<string, readonly number[]>
   }
   const spec = readSpec(canonical, layout, options);
   const sources = checkShapes(spec, canonical, unknown, layout, options.source);
-  return { layout: layout.name, spec, sources, stateDictKey: key };
+  return { layout: layout.name, spec, sources, stateDictKey: key, otherWeightSets: alternatives };
 }
 
-function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): { tensors: ReadonlyMap<string, T>; key?: string } {
+function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): { tensors: ReadonlyMap<string, T>; key?: string; alternatives: string[] } {
   let tensors = stateDict;
+  let alternatives: string[] = [];
   let chosen: string | undefined;
   // Peel wrappers while every key sits under one (a DDP model inside a 'model' entry has two).
   for (let depth = 0; depth < 3; depth++) {
@@ -100,10 +117,8 @@ function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): {
       pick = options.stateDictKey;
     } else if (wrappers.length === 1 && groups.get(wrappers[0]) === tensors.size) {
       pick = wrappers[0];
-    } else if (wrappers.includes('model')) {
-      // Training checkpoints keep 'model' beside 'model_ema' and optimizer state: the plain weights
-      // are the default, --state-dict-key picks another.
-      pick = 'model';
+    } else if (PLAIN_WEIGHTS.some((w) => wrappers.includes(w))) {
+      pick = PLAIN_WEIGHTS.find((w) => wrappers.includes(w))!;
     } else if (wrappers.length === 1 && groups.get(wrappers[0])! > tensors.size / 2) {
       pick = wrappers[0];
     } else {
@@ -113,9 +128,10 @@ function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): {
     const inner = new Map<string, T>();
     for (const [k, v] of tensors) if (k.startsWith(prefix)) inner.set(k.slice(prefix.length), v);
     tensors = inner;
+    if (depth === 0) alternatives = wrappers.filter((w) => w !== pick);
     chosen = chosen === undefined ? pick : `${chosen}.${pick}`;
   }
-  return { tensors, key: chosen };
+  return { tensors, key: chosen, alternatives };
 }
 
 function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: Layout, options: ImportOptions): ConvNextSpec {
@@ -147,7 +163,7 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
     kernelSize: dw[dw.length - 1],
     numClasses: fc ? fc[0] : 0,
     layerScale: keys.some((k) => k.endsWith(blockParams.layerScale)),
-    eps: DEFAULT_EPS,
+    eps: options.eps ?? DEFAULT_EPS,
     // transformers' ConvNextConfig defaults layer_norm_eps to 1e-12, and only the head LayerNorm uses it
     headEps: options.headEps ?? (layout.name === 'hf' ? 1e-12 : DEFAULT_EPS),
     grnEps: 1e-6,

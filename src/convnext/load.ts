@@ -3,14 +3,15 @@
 
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { InputError, Warnings } from '../errors.js';
+import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { readHfFolder, type HfPreprocessing } from '../formats/huggingface.js';
-import { DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
+import { checkImageSize, DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
 import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { importConvNext } from './import.js';
+import { timmArchitecture } from './timm.js';
 import type { LayoutName } from './layouts.js';
 import { variantName, type ConvNextModel } from './spec.js';
 
@@ -30,6 +31,14 @@ export interface LoadedCheckpoint {
   readonly preprocessing: Preprocessing;
   /** Bytes of the weights file(s) read. */
   readonly fileBytes: number;
+  /** Constants the weights do not hold, with where each value came from (inspect shows them). */
+  readonly assumed: readonly Assumption[];
+}
+
+export interface Assumption {
+  readonly what: string;
+  readonly value: string;
+  readonly why: string;
 }
 
 export interface LoadOptions {
@@ -39,6 +48,7 @@ export interface LoadOptions {
 }
 
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  if (options.imageSize !== undefined) checkImageSize(options.imageSize, '--image-size');
   const { probe, format } = await identify(path);
   let tensors: StateDict;
   let hf: Awaited<ReturnType<typeof readHfFolder>> | undefined;
@@ -58,20 +68,52 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     throw new InputError('not a checkpoint: expected a PyTorch .pth/.bin (zip), a .safetensors file or a Hugging Face folder', path);
   }
   const checkpointFormat = format.name as CheckpointFormat;
+  // a timm Hub folder names its architecture: the constants the weights do not hold come from it
+  const timm = hf?.config.writer === 'timm' ? timmArchitecture(hf.config.architecture!, hf.config.modelArgs, `${path}/config.json`) : undefined;
+  if (hf?.preprocessing?.cropMode !== undefined && hf.preprocessing.cropMode !== 'center') {
+    throw new UnsupportedError(`pretrained_cfg.crop_mode '${hf.preprocessing.cropMode}' is not supported (only 'center'); give --crop-pct to record another preprocessing`, `${path}/config.json`, 'other');
+  }
   const imported = importConvNext(tensors, {
     source: path,
     stateDictKey: options.stateDictKey,
-    headEps: hf?.config.layerNormEps,
+    headEps: timm?.eps ?? hf?.config.layerNormEps,
+    eps: timm?.eps,
     warnings: options.warnings,
   });
   const { model } = imported;
   if (hf) checkConfigAgrees(hf.config, model, path);
   const variant = variantName(model.spec);
-  const imageSize = options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE;
+  const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
   const labels = hf?.config.labels;
   if (labels && model.spec.numClasses && labels.length !== model.spec.numClasses) {
     options.warnings?.add(`${basename(path)}: config.json has ${labels.length} labels but the head has ${model.spec.numClasses} classes; labels dropped`);
   }
+  const preprocessing = preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing);
+  const fromConfig = hf?.config.writer === 'timm' ? `timm's config.json (${hf.config.architecture})` : 'config.json';
+  const epsWhy = timm?.eps !== undefined
+    ? hf?.config.modelArgs?.norm_eps !== undefined ? 'config.json model_args.norm_eps' : `timm's registry for ${hf?.config.architecture}`
+    : 'the value every ConvNeXt release uses (official repositories, timm, torchvision)';
+  const assumed: Assumption[] = [
+    { what: 'LayerNorm eps', value: model.spec.eps.toExponential(), why: epsWhy },
+    {
+      what: 'head LayerNorm eps',
+      value: model.spec.headEps.toExponential(),
+      why: hf?.config.writer === 'transformers' ? "config.json layer_norm_eps (transformers' default 1e-12 when absent)" : epsWhy,
+    },
+    { what: 'GELU', value: 'exact (erf)', why: 'every published ConvNeXt uses nn.GELU() without approximation' },
+    {
+      what: 'image size',
+      value: String(imageSize),
+      why: options.imageSize !== undefined ? '--image-size' : hf?.config.imageSize !== undefined ? `${fromConfig} ${hf.config.writer === 'timm' ? 'pretrained_cfg.input_size' : 'image_size'}` : 'default (give --image-size for another)',
+    },
+    {
+      what: 'preprocessing',
+      value: `resize ${preprocessing.resize}, crop ${preprocessing.crop}, ${preprocessing.interpolation}, mean [${preprocessing.mean}], std [${preprocessing.std}]`,
+      why: hf?.preprocessing
+        ? hf.config.writer === 'timm' && !hf.preprocessing.shortestEdge ? `${fromConfig} pretrained_cfg` : 'preprocessor_config.json'
+        : imported.layout === 'torchvision' ? "torchvision's published evaluation transforms" : "timm's evaluation defaults (crop_pct 0.875, bicubic, ImageNet mean/std)",
+    },
+  ];
   return {
     model,
     format: checkpointFormat,
@@ -81,8 +123,9 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     storedDtypes: imported.storedDtypes,
     labels: labels && labels.length === model.spec.numClasses ? labels : undefined,
     imageSize,
-    preprocessing: preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing),
+    preprocessing,
     fileBytes,
+    assumed,
   };
 }
 
@@ -96,7 +139,10 @@ function checkConfigAgrees(config: Awaited<ReturnType<typeof readHfFolder>>['con
     );
   }
   if ((config.modelType === 'convnextv2') !== (spec.version === 'v2')) {
-    throw new InputError(`config.json says ${config.modelType}, the weights are ConvNeXt ${spec.version.toUpperCase()}`, where);
+    throw new InputError(`config.json says ${config.architecture ?? config.modelType}, the weights are ConvNeXt ${spec.version.toUpperCase()}`, where);
+  }
+  if (config.writer === 'timm' && config.numLabels !== undefined && config.numLabels !== spec.numClasses) {
+    throw new InputError(`config.json says num_classes ${config.numLabels}, the weights' head has ${spec.numClasses}`, where);
   }
 }
 

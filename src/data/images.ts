@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
 import { readNpy } from '../formats/npy.js';
-import { checkRegularFile, readTextFile } from '../formats/sniff.js';
+import { checkRegularFile, LABELS_MAX_BYTES, readTextFile } from '../formats/sniff.js';
 import type { Preprocessing } from './preprocessing.js';
 
 export type { Preprocessing } from './preprocessing.js';
@@ -45,8 +45,6 @@ export interface DatasetOptions {
 }
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
-// A million `path label` lines; far more than a calibration or validation set holds.
-const LABELS_MAX_BYTES = 64 << 20;
 
 export function openDataset(path: string, options: DatasetOptions): Dataset {
   if (!existsSync(path)) throw new InputError('no such file or folder', path);
@@ -65,13 +63,32 @@ export function checkDataFits(data: Dataset, modelInput: readonly (number | stri
   }
 }
 
+/** Normalised images lie within a few units of 0; far beyond that, statistics mean nothing. */
+const MAX_NORMALISED = 1e4;
+
+// A preprocessed tensor with NaN, infinities or huge values would poison calibration histograms and
+// give logits no accuracy can be read from: refuse it, saying how much of it is broken.
+function checkNormalised(data: Float32Array, n: number, where: string): void {
+  let nonFinite = 0;
+  let huge = 0;
+  for (let i = 0; i < n; i++) {
+    const v = data[i];
+    if (!Number.isFinite(v)) nonFinite++;
+    else if (Math.abs(v) > MAX_NORMALISED) huge++;
+  }
+  if (nonFinite) throw new InputError(`${nonFinite} of ${n} values are NaN or infinite: not a preprocessed image tensor`, where);
+  if (huge) throw new InputError(`${huge} of ${n} values exceed ±${MAX_NORMALISED}: not normalised images (mean/std already applied)`, where);
+}
+
 function npyDataset(path: string, options: DatasetOptions): Dataset {
   const t = readNpy(path);
   if (t.dtype !== 'float32' || t.shape.length !== 4) {
     throw new InputError(`expected a float32 tensor [N, C, H, W], got ${t.dtype} [${t.shape.join(', ')}]`, path);
   }
   const n = Math.min(t.shape[0], options.limit ?? Infinity);
+  if (n === 0) throw new InputError('the tensor holds no images (its first dimension is 0)', path);
   const per = numel(t.shape.slice(1));
+  checkNormalised(t.data as Float32Array, n * per, path);
   return {
     source: path,
     size: n,

@@ -2,22 +2,48 @@
 // those files, so that every verb applies the same rule as onnxruntime: a location must stay inside
 // the model's folder, after symlinks are resolved.
 
-import { realpathSync } from 'node:fs';
+import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { InputError } from '../errors.js';
-import { readInputFileSync, statInput } from './sniff.js';
+import type { ExternalFile } from './onnx.js';
+import { statInput } from './sniff.js';
 
-/** A reader of the side files `modelPath` names, each read once however many tensors it holds. */
-export function externalDataReader(modelPath: string): (location: string) => Uint8Array {
-  const files = new Map<string, Uint8Array>();
+/**
+ * A reader of the side files `modelPath` names. Each tensor's range is read on its own (one copy,
+ * aligned for typed-array views), so a side file of any size is never held whole.
+ */
+export function externalDataReader(modelPath: string): (location: string) => ExternalFile {
+  const files = new Map<string, ExternalFile>();
   return (location) => {
     let file = files.get(location);
-    if (!file) files.set(location, (file = readExternal(modelPath, location)));
+    if (!file) files.set(location, (file = openExternal(modelPath, location)));
     return file;
   };
 }
 
-function readExternal(modelPath: string, location: string): Uint8Array {
+function openExternal(modelPath: string, location: string): ExternalFile {
+  const path = checkedLocation(modelPath, location);
+  const size = statSync(path).size;
+  return {
+    size,
+    read(offset, length) {
+      const out = Buffer.allocUnsafeSlow(length);
+      const fd = openSync(path, 'r');
+      try {
+        for (let done = 0; done < length; ) {
+          const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
+          if (n === 0) throw new InputError(`external data file ${location} shrank while being read`, modelPath);
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      return out;
+    },
+  };
+}
+
+function checkedLocation(modelPath: string, location: string): string {
   const folder = dirname(modelPath);
   if (location.split(/[\\/]/).includes('..') || isAbsolute(location)) {
     throw new InputError(`external data location ${location} leaves the model's folder`, modelPath);
@@ -28,5 +54,5 @@ function readExternal(modelPath: string, location: string): Uint8Array {
   if (inside.startsWith('..') || isAbsolute(inside)) {
     throw new InputError(`external data location ${location} leaves the model's folder through a symbolic link`, modelPath);
   }
-  return readInputFileSync(file);
+  return file;
 }

@@ -79,6 +79,16 @@ const realOrResolved = (path: string) => (existsSync(path) ? realpathSync(path) 
  * output that holds an input. Also that each file output's folder exists and the name is no folder.
  */
 export function checkOutputs(outputs: readonly OutputPath[], inputs: readonly RolePath[]): void {
+  try {
+    checkOutputsUnmapped(outputs, inputs);
+  } catch (e) {
+    throw writeError(e, outputs.find((o) => (e as { path?: string }).path === o.path)?.path ?? outputs[0]?.path ?? '');
+  }
+}
+
+function checkOutputsUnmapped(outputs: readonly OutputPath[], inputs: readonly RolePath[]): void {
+  const empty = outputs.find((o) => o.path === '');
+  if (empty) throw new InputError(`${empty.what}: the output path is empty`);
   const byIdentity = new Map<string, RolePath>();
   for (const i of inputs) {
     const id = identity(i.path);
@@ -127,7 +137,8 @@ export function writeFilesAtomic(files: readonly PendingFile[]): void {
       try {
         for (const c of f.chunks) {
           let off = 0;
-          while (off < c.byteLength) off += writeSync(fd, c, off, c.byteLength - off);
+          // one write call takes at most 2 GiB - 1 bytes
+          while (off < c.byteLength) off += writeSync(fd, c, off, Math.min(c.byteLength - off, 1 << 30));
         }
       } finally {
         closeSync(fd);
@@ -136,8 +147,29 @@ export function writeFilesAtomic(files: readonly PendingFile[]): void {
     for (let i = files.length - 1; i >= 0; i--) renameSync(temps[i], files[i].path);
   } catch (e) {
     for (const t of temps) if (existsSync(t)) unlinkSync(t);
-    throw e;
+    throw writeError(e, files.find((f) => (e as { dest?: string }).dest === f.path)?.path ?? files[0]?.path ?? '');
   }
+}
+
+// What the file system said, as one line a user can act on; anything else stays an internal error.
+const WRITE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such folder',
+  ENOTDIR: 'a part of the path is not a folder',
+  EISDIR: 'is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'the file is larger than this file system (or ulimit -f) allows',
+  ENAMETOOLONG: 'the path is too long',
+  ELOOP: 'too many levels of symbolic links',
+};
+
+export function writeError(e: unknown, path: string): unknown {
+  if (e instanceof InputError) return e;
+  const why = WRITE_ERRORS[(e as NodeJS.ErrnoException)?.code ?? ''];
+  return why ? new InputError(`cannot write: ${why}`, path) : e;
 }
 
 /** The byte-level format of a regular file, from its first bytes (synchronously: a check before work). */

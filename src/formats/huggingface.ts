@@ -1,6 +1,8 @@
 // A Hugging Face model folder: config.json (architecture numbers, labels, eps), optional
 // preprocessor_config.json, and weights as model.safetensors or pytorch_model.bin, possibly
-// sharded behind an *.index.json.
+// sharded behind an *.index.json. Two writers make such folders: transformers (config.json with
+// model_type) and timm's Hub export (config.json with architecture and pretrained_cfg, which holds
+// the evaluation preprocessing itself).
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,18 +15,26 @@ import { JSON_MAX_BYTES, readTextFile } from './sniff.js';
 import type { StateDict } from './state-dict.js';
 
 export interface HfConfig {
+  /** Which library wrote it: transformers, or timm (whose `architecture` fixes the constants). */
+  readonly writer: 'transformers' | 'timm';
   readonly modelType: 'convnext' | 'convnextv2';
+  /** timm: the registered model name, e.g. convnext_tiny, and the arguments it was built with. */
+  readonly architecture?: string;
+  readonly modelArgs?: Readonly<Record<string, unknown>>;
   readonly depths?: readonly number[];
   readonly hiddenSizes?: readonly number[];
   readonly numLabels?: number;
   /** Class names in index order, when config.json has id2label. */
   readonly labels?: readonly string[];
-  readonly layerNormEps: number;
+  /** transformers: the head LayerNorm's eps (1e-12 by default); timm: undefined (the architecture says). */
+  readonly layerNormEps?: number;
   readonly imageSize?: number;
 }
 
 export interface HfPreprocessing {
   readonly cropPct?: number;
+  /** timm's crop_mode: only 'center' (resize the shorter side, centre crop) is what we reproduce. */
+  readonly cropMode?: string;
   readonly shortestEdge?: number;
   readonly mean?: readonly number[];
   readonly std?: readonly number[];
@@ -41,9 +51,13 @@ export interface HfFolder {
 const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'];
 
 export async function readHfFolder(dir: string): Promise<HfFolder> {
-  const config = parseConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
+  const raw = readJson(join(dir, 'config.json'));
+  const timm = isObject(raw) && raw.model_type === undefined && typeof raw.architecture === 'string';
+  const config = timm ? parseTimmConfig(raw, join(dir, 'config.json')) : parseConfig(raw, join(dir, 'config.json'));
   const preprocPath = join(dir, 'preprocessor_config.json');
-  const preprocessing = existsSync(preprocPath) ? parsePreprocessing(readJson(preprocPath), preprocPath) : undefined;
+  const preprocessing = existsSync(preprocPath)
+    ? parsePreprocessing(readJson(preprocPath), preprocPath)
+    : timm ? parseTimmPreprocessing(raw, join(dir, 'config.json')) : undefined;
   const weightsFile = WEIGHT_FILES.find((f) => existsSync(join(dir, f)));
   if (!weightsFile) throw new InputError(`no weights found (looked for ${WEIGHT_FILES.join(', ')})`, dir);
   const path = join(dir, weightsFile);
@@ -129,6 +143,7 @@ function parseConfig(raw: unknown, where: string): HfConfig {
   const f = new Fields(raw, where);
   const labels = parseId2Label(f.get('id2label', isObject, 'an object of class names') as Record<string, unknown> | undefined, where);
   return {
+    writer: 'transformers',
     modelType,
     depths: f.integers('depths', 1, 1000),
     hiddenSizes: f.integers('hidden_sizes', 1, 65536),
@@ -137,6 +152,40 @@ function parseConfig(raw: unknown, where: string): HfConfig {
     // transformers' ConvNextConfig default; a LayerNorm eps of 0.1 or more would be a different model.
     layerNormEps: f.real('layer_norm_eps', (x) => x > 0 && x < 0.1, 'a number between 0 and 0.1 (exclusive)') ?? 1e-12,
     imageSize: f.integer('image_size', 1, MAX_IMAGE_SIDE),
+  };
+}
+
+// timm's save_config_for_hf: architecture, num_classes, num_features, global_pool, pretrained_cfg
+// (input_size, crop_pct, crop_mode, interpolation, mean, std, …), label_names, model_args.
+function parseTimmConfig(raw: Record<string, unknown>, where: string): HfConfig {
+  const f = new Fields(raw, where);
+  const architecture = String(raw.architecture);
+  const names = f.get('label_names', (v) => Array.isArray(v) || isObject(v), 'a list or an object of class names');
+  const labels = Array.isArray(names) ? names.map(String) : parseId2Label(names as Record<string, unknown> | undefined, where);
+  const cfg = f.get('pretrained_cfg', isObject, 'an object') as Record<string, unknown> | undefined;
+  const size = cfg ? new Fields(cfg, `${where}: pretrained_cfg`).integers('input_size', 1, MAX_IMAGE_SIDE) : undefined;
+  if (size && (size.length !== 3 || size[1] !== size[2])) throw new InputError(`pretrained_cfg.input_size ${shown(size)} is not [3, N, N] (a square image)`, where);
+  return {
+    writer: 'timm',
+    modelType: architecture.startsWith('convnextv2') ? 'convnextv2' : 'convnext',
+    architecture,
+    modelArgs: f.get('model_args', isObject, 'an object') as Record<string, unknown> | undefined,
+    numLabels: f.integer('num_classes', 0, 1_000_000) ?? labels?.length,
+    labels,
+    imageSize: size?.[1],
+  };
+}
+
+/** timm's pretrained_cfg, as the evaluation transforms its create_transform builds read it. */
+function parseTimmPreprocessing(raw: Record<string, unknown>, where: string): HfPreprocessing | undefined {
+  if (!isObject(raw.pretrained_cfg)) return undefined;
+  const f = new Fields(raw.pretrained_cfg, `${where}: pretrained_cfg`);
+  return {
+    cropPct: f.real('crop_pct', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+    cropMode: f.get('crop_mode', (v) => typeof v === 'string', 'a string') as string | undefined,
+    mean: f.rgb('mean', () => true, 'a list of three finite numbers'),
+    std: f.rgb('std', (x) => x > 0, 'a list of three positive numbers'),
+    interpolation: f.get('interpolation', (v) => v === 'bicubic' || v === 'bilinear' || v === 'nearest', 'bicubic, bilinear or nearest') as string | undefined,
   };
 }
 

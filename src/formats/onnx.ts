@@ -180,8 +180,17 @@ function encodeValueInfo(v: ValueInfo): onnxProto.onnx.IValueInfoProto {
 export interface DecodeOptions {
   /** Where the model came from, for messages. */
   readonly source: string;
-  /** Reads an external-data file named by a tensor (relative to the model's folder). */
-  readonly readExternal?: (location: string) => Uint8Array;
+  /**
+   * An external-data file named by a tensor (relative to the model's folder): its bytes, or a
+   * ranged reader, so that a side file over 2 GiB is read tensor by tensor, never whole.
+   */
+  readonly readExternal?: (location: string) => Uint8Array | ExternalFile;
+}
+
+/** A side file read by ranges. */
+export interface ExternalFile {
+  readonly size: number;
+  read(offset: number, length: number): Uint8Array;
 }
 
 export function decodeOnnx(bytes: Uint8Array, options: DecodeOptions): Graph {
@@ -275,12 +284,13 @@ function readExternalTensor(t: onnxProto.onnx.ITensorProto, options: DecodeOptio
   const location = info.get('location');
   if (!location || !options.readExternal) throw new InputError(`tensor ${t.name} has external data but no location`, options.source);
   const file = options.readExternal(location);
+  const size = file instanceof Uint8Array ? file.byteLength : file.size;
   const offset = Number(info.get('offset') ?? 0);
-  const length = info.has('length') ? Number(info.get('length')) : file.byteLength - offset;
-  if (!(offset >= 0 && length >= 0 && offset + length <= file.byteLength)) {
-    throw new InputError(`tensor ${t.name}: external data range ${offset}+${length} lies outside ${location} (${file.byteLength} bytes)`, options.source);
+  const length = info.has('length') ? Number(info.get('length')) : size - offset;
+  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
+    throw new InputError(`tensor ${t.name}: external data range ${offset}+${length} lies outside ${location} (${size} bytes)`, options.source);
   }
-  return file.subarray(offset, offset + length);
+  return file instanceof Uint8Array ? file.subarray(offset, offset + length) : file.read(offset, length);
 }
 
 /** A typed view over little-endian bytes, copied only when the bytes are misaligned. */

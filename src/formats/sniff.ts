@@ -82,6 +82,8 @@ export function readInputFileSync(path: string): Buffer {
 
 /** The size limit for small JSON inputs (config.json, preprocessor_config.json, shard indexes). */
 export const JSON_MAX_BYTES = 16 << 20;
+/** A million-line labels list is 40–60 MB. */
+export const LABELS_MAX_BYTES = 64 << 20;
 
 /**
  * A small text input (a config, a labels list) as UTF-8: refused, without blocking, unless it is a

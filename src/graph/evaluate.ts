@@ -147,8 +147,16 @@ function strides(shape: readonly number[]): number[] {
  * Builds a tensor of `shape` whose element at each multi-index comes from `src` at the flat index
  * `source(index)`: the one loop behind transpose, broadcast, gather and slice.
  */
-function remap(src: Tensor, shape: readonly number[], source: (index: readonly number[]) => number): Tensor {
+/**
+ * The evaluator does not make tensors above this many elements: folding never needs one (exports
+ * compute shapes and small constants), and a hostile ConstantOfShape must not allocate its output.
+ */
+export const MAX_EVALUATED_ELEMENTS = 1 << 24;
+
+function remap(src: Tensor, shape: readonly number[], source: (index: readonly number[]) => number): Tensor | undefined {
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) return undefined;
   const n = numel(shape);
+  if (n > MAX_EVALUATED_ELEMENTS) return undefined;
   const out = alloc(src.data, n);
   const index = new Array<number>(shape.length).fill(0);
   for (let k = 0; k < n; k++) {
@@ -238,8 +246,9 @@ function binary(op: string, a: Tensor, b: Tensor): Tensor | undefined {
   if (a.dtype !== b.dtype || (a.dtype !== 'float32' && a.dtype !== 'int64')) return undefined;
   const shape = broadcastShape(a.shape, b.shape);
   if (!shape) return undefined;
-  const x = broadcastTo(a, shape)!.data;
-  const y = broadcastTo(b, shape)!.data;
+  const x = broadcastTo(a, shape)?.data;
+  const y = broadcastTo(b, shape)?.data;
+  if (!x || !y) return undefined;
   const n = numel(shape);
   if (a.dtype === 'int64') {
     const p = x as BigInt64Array;

@@ -1,5 +1,6 @@
-import { DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { checkCropPct, checkPreprocessing, DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, DEFAULT_MEAN, DEFAULT_STD, type Preprocessing } from '../data/preprocessing.js';
+import { existsSync } from 'node:fs';
+import { LABELS_MAX_BYTES, readTextFile } from '../formats/sniff.js';
 import { basename } from 'node:path';
 import type { LoadedCheckpoint } from '../convnext/load.js';
 import { InputError } from '../errors.js';
@@ -32,19 +33,26 @@ export interface PreprocessingOverrides {
   readonly std?: readonly number[];
 }
 
-/** The model's own preprocessing (from its metadata), with the user's overrides applied. */
-export function preprocessingOf(graph: Graph, overrides: PreprocessingOverrides): Preprocessing {
+/**
+ * The model's own preprocessing (from its metadata), with the user's overrides applied, checked:
+ * metadata written by another tool, or edited, may hold values no image can go through.
+ */
+export function preprocessingOf(graph: Graph, overrides: PreprocessingOverrides, where = "the model's preprocessing metadata"): Preprocessing {
   const meta = metadataJson<Partial<Preprocessing>>(graph.metadata, 'preprocessing') ?? {};
   const size = graph.inputs[0]?.shape[3];
   const crop = meta.crop ?? (typeof size === 'number' ? size : DEFAULT_IMAGE_SIZE);
+  if (overrides.cropPct !== undefined) checkCropPct(overrides.cropPct, '--crop-pct');
   const resize = overrides.cropPct !== undefined ? Math.floor(crop / overrides.cropPct) : meta.resize ?? Math.floor(crop / DEFAULT_CROP_PCT);
-  return {
-    resize,
-    crop,
-    interpolation: meta.interpolation ?? DEFAULT_INTERPOLATION,
-    mean: overrides.mean ?? meta.mean ?? DEFAULT_MEAN,
-    std: overrides.std ?? meta.std ?? DEFAULT_STD,
-  };
+  return checkPreprocessing(
+    {
+      resize,
+      crop,
+      interpolation: meta.interpolation ?? DEFAULT_INTERPOLATION,
+      mean: overrides.mean ?? meta.mean ?? DEFAULT_MEAN,
+      std: overrides.std ?? meta.std ?? DEFAULT_STD,
+    },
+    where,
+  );
 }
 
 /** What travels inside the model (ONNX metadata_props): labels, preprocessing, provenance. */
@@ -71,7 +79,7 @@ export function modelMetadata(loaded: LoadedCheckpoint, input: string): Record<s
 /** Class names from a labels file (one per line), which must name every class. */
 export function readClassNames(path: string, classes: number): string[] {
   if (!existsSync(path)) throw new InputError('no such labels file', path);
-  const names = readFileSync(path, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const names = readTextFile(path, 'labels file', LABELS_MAX_BYTES).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   if (names.length !== classes) throw new InputError(`has ${names.length} class names, the model has ${classes} classes`, path);
   return names;
 }

@@ -1,6 +1,6 @@
 // Checkpoint or ONNX file → the optimised float32 graph every verb starts from.
 
-import { buildConvNextGraph } from '../convnext/build.js';
+import { buildConvNextGraph, type ModelOutputs } from '../convnext/build.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../convnext/load.js';
 import { parameterCount } from '../convnext/spec.js';
 import { loadOnnxModel } from '../convnext/import-onnx.js';
@@ -16,6 +16,10 @@ import type { OutputFormat } from './write.js';
 
 export interface PrepareOptions extends PassSelection, PreprocessingOverrides {
   readonly imageSize?: number;
+  /** Symbolic input height and width (checkpoints; the image size stays the preprocessing's crop). */
+  readonly dynamicSize?: boolean;
+  /** What a checkpoint's graph returns: logits (default), the pooled features, or the four stages' maps. */
+  readonly outputs?: ModelOutputs;
   /** Run the graph before and after each pass on a probe input and report the change. */
   readonly verify?: boolean;
   readonly stateDictKey?: string;
@@ -52,8 +56,8 @@ export async function prepareModel(input: string, options: PrepareOptions, steps
       imported = float.graph;
       sourcePrecision = float.precision;
     }
-    if (options.imageSize !== undefined || options.stateDictKey !== undefined) {
-      throw new InputError('--image-size and --state-dict-key apply to checkpoints; an ONNX model keeps its input shape', input);
+    if (options.imageSize !== undefined || options.stateDictKey !== undefined || options.dynamicSize || options.outputs !== undefined) {
+      throw new InputError('--image-size, --dynamic-size, --outputs and --state-dict-key apply to checkpoints; an ONNX model keeps its inputs and outputs', input);
     }
     const metadata: Record<string, string> = { ...imported.metadata, converter: `${TOOL_NAME} ${TOOL_VERSION}` };
     const width = imported.outputs[0]?.shape[imported.outputs[0].shape.length - 1];
@@ -70,7 +74,7 @@ export async function prepareModel(input: string, options: PrepareOptions, steps
     loaded = checkpoint;
     const metadata = modelMetadata(checkpoint, input);
     if (options.labelsFile) metadata.labels = JSON.stringify(readClassNames(options.labelsFile, checkpoint.model.spec.numClasses));
-    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, metadata }));
+    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, dynamicSize: options.dynamicSize, outputs: options.outputs, metadata }));
     // the user's preprocessing flags are recorded, so calibration and validation use them later
     built = { ...built, metadata: { ...metadata, preprocessing: JSON.stringify(preprocessingOf(built, options)) } };
   }

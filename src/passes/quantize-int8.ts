@@ -133,6 +133,13 @@ export function unmatchedPatterns(graph: Graph, patterns: readonly string[]): st
   return patterns.filter((p) => !layers.some((n) => globMatcher([p])(n.name)));
 }
 
+/** True when `patterns` name every layer of `opTypes` the graph has: nothing would be quantized. */
+export function excludesEveryLayer(graph: Graph, patterns: readonly string[], opTypes: readonly string[] = QUANTIZABLE_OPS): boolean {
+  const excluded = globMatcher(patterns);
+  const layers = graph.nodes.filter((n) => opTypes.includes(n.op));
+  return patterns.length > 0 && layers.length > 0 && layers.every((n) => excluded(n.name));
+}
+
 /** The layers to quantize, and the Conv/MatMul/Gemm nodes left in float. */
 function selectLayers(graph: Graph, options: WeightQuantizeOptions): { layers: Layer[]; keptFloat: string[] } {
   const opTypes = new Set<string>(options.opTypes ?? QUANTIZABLE_OPS);

@@ -4,11 +4,10 @@
 
 import { MeasuredFailure } from '../errors.js';
 import type { Dataset } from '../data/images.js';
-import { onnxBytes } from '../formats/onnx.js';
 import type { Graph } from '../graph/graph.js';
 import { float32 } from '../graph/tensor.js';
 import { accuracy, agreement } from '../runtime/metrics.js';
-import { createSession, runFloat } from '../runtime/onnxruntime.js';
+import { createGraphSession, runFloat } from '../runtime/onnxruntime.js';
 import { predict } from '../runtime/predict.js';
 
 export interface EvaluationOptions {
@@ -43,7 +42,7 @@ export class BudgetError extends MeasuredFailure {
 
 /** The graph's logits over the data (one float32 model's view of it). */
 export async function predictFloat(graph: Graph, data: Dataset, options: EvaluationOptions, what: string): Promise<Prediction> {
-  const session = await createSession(onnxBytes(graph));
+  const session = await createGraphSession(graph, '');
   try {
     const p = await predict([(input) => runFloat(session, input)], data, { batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.(what, d, t) });
     return { logits: p.logits[0], classes: p.classes, labels: p.labels };

@@ -5,10 +5,10 @@
 import type { Dataset } from '../data/images.js';
 import type { Graph, ValueInfo } from '../graph/graph.js';
 import { inferShapes } from '../graph/shapes.js';
-import { createSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
-import { onnxBytes } from '../formats/onnx.js';
+import { createGraphSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
 import { HistogramObserver, type CalibrationMethod, type Range } from './observer.js';
 import * as ort from 'onnxruntime-node';
+import { checkBatch } from '../data/preprocessing.js';
 
 export interface CalibrationOptions {
   readonly method: CalibrationMethod;
@@ -40,11 +40,11 @@ export async function observeActivations(
     .filter((v) => !graph.outputs.some((o) => o.name === v))
     .map((v) => ({ name: v, dtype: 'float32', shape: shapes.get(v)?.shape ?? [] }));
   const probe: Graph = { ...graph, outputs: [...graph.outputs, ...extra] };
-  const session = await createSession(onnxBytes(probe, 'calibration'), { provider: options.provider });
+  const session = await createGraphSession(probe, 'calibration', { provider: options.provider });
   try {
     let done = 0;
     options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now
-    for await (const batch of data.batches(options.batchSize ?? 8)) {
+    for await (const batch of data.batches(checkBatch(Math.min(options.batchSize ?? 8, data.size), data.itemShape, '--batch-size'))) {
       const x = batch.input.data as Float32Array;
       const out = await session.run({ [inputName]: new ort.Tensor('float32', x, [...batch.input.shape]) }, observed);
       for (const v of observed) observers.get(v)!.observe(out[v].data as Float32Array);

@@ -14,7 +14,7 @@ import { checkModelOutput, writeModel, type WriteOptions } from '../model/write.
 import { convertToFloat16 } from '../passes/fp16.js';
 import { runPipeline } from '../passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
-import { QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
+import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, type BudgetOptions, type BudgetReport } from './budget.js';
 import { calibrateInt8, type Int8Recipe } from './int8.js';
 import type { CalibrationMethod } from './observer.js';
@@ -95,6 +95,9 @@ export async function quantize(input: string, output: string, options: QuantizeO
   const float = toMatMul ? (await runPipeline(prepared.graph, [pointwiseToMatMul], { inPlace: true })).graph : prepared.graph;
   if (!onnx) return quantizeForTfjs(float, input, output, options, steps, warnings);
   if (options.to !== 'fp16') {
+    if (excludesEveryLayer(float, options.exclude ?? [], options.opTypes)) {
+      throw new InputError(`--exclude ${(options.exclude ?? []).map((p) => `'${p}'`).join(' ')} names every layer: nothing would be quantized`);
+    }
     for (const p of unmatchedPatterns(float, options.exclude ?? [])) {
       const examples = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
       warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);

@@ -54,6 +54,7 @@ export async function calibrateInt8(float: Graph, options: Int8Recipe, data: { p
   const inputLayers = options.quantizeInputLayer ? [] : float.nodes.filter((n) => n.inputs[0] === float.inputs[0].name).map((n) => n.name);
   const intOptions = { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...inputLayers], reduceRange: options.reduceRange ?? true };
   const values = activationsToCalibrate(float, intOptions);
+  if (values.length === 0) throw new InputError('no layer is left to quantize (the --exclude patterns, --op-types and the input layer, which stays float unless --quantize-input-layer, take them all)');
   const onProgress = (what: string) => (d: number, t: number) => options.onProgress?.(what, d, t);
   const calibrated = async (g: Graph, what: string) => {
     const ranges = await calibrate(g, values, calib, { method: options.method ?? 'percentile', percentile: options.percentile, batchSize: options.batchSize, onProgress: onProgress(what) });

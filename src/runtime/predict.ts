@@ -3,6 +3,7 @@
 
 import { InputError } from '../errors.js';
 import type { Dataset } from '../data/images.js';
+import { checkBatch } from '../data/preprocessing.js';
 import { concatFloat32, type Tensor } from '../graph/tensor.js';
 
 /** One model: a batch [n, C, H, W] in, its first output out. */
@@ -25,7 +26,9 @@ export async function predict(
   let classes = 0;
   let done = 0;
   options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now, not after the first batch
-  for await (const batch of data.batches(options.batchSize ?? 32)) {
+  // a batch larger than the data set would only allocate the difference
+  const batchSize = checkBatch(Math.min(options.batchSize ?? 32, data.size), data.itemShape, '--batch-size');
+  for await (const batch of data.batches(batchSize)) {
     for (let k = 0; k < models.length; k++) {
       const y = await models[k](batch.input);
       const width = y.dims[y.dims.length - 1];

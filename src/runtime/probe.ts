@@ -10,9 +10,11 @@ import { runGraph } from './onnxruntime.js';
 export function probeInput(graph: Graph): Tensor {
   const input = graph.inputs[0];
   if (!input) throw new InputError('the model has no input');
+  const crop = recordedCrop(graph.metadata);
   const shape = input.shape.map((d, i) => {
     if (typeof d === 'number') return d;
     if (i === 0) return 1; // the batch dimension
+    if (i >= 2 && crop) return crop; // a dynamic-size model: the size it was converted for
     throw new InputError(`input ${input.name} has a symbolic dimension '${d}' at axis ${i}; give --image-size`);
   });
   const t = float32(shape);
@@ -28,4 +30,14 @@ export function probeInput(graph: Graph): Tensor {
 export function makeProbe(graph: Graph): (g: Graph) => Promise<Float32Array> {
   const input = probeInput(graph);
   return async (g) => (await runGraph(g, input)).data;
+}
+
+/** The crop size a model's preprocessing metadata records, if it is a plausible one. */
+export function recordedCrop(metadata: Readonly<Record<string, string>>): number | undefined {
+  try {
+    const crop = (JSON.parse(metadata.preprocessing ?? '{}') as { crop?: unknown }).crop;
+    return typeof crop === 'number' && Number.isInteger(crop) && crop > 0 && crop <= 4096 ? crop : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -8,6 +8,7 @@ import { metadataJson } from '../model/metadata.js';
 import type { Tensor } from '../graph/tensor.js';
 import { cpuName } from './device.js';
 import { createSession, type ExecutionProvider } from './onnxruntime.js';
+import { probeWebgpuAdapter } from './webgpu-probe.js';
 
 export type ProviderChoice = 'auto' | ExecutionProvider;
 
@@ -36,6 +37,11 @@ export async function onnxRunner(label: string, model: Uint8Array | string, meta
   const candidates: ExecutionProvider[] = choice === 'auto' ? autoProviders(metadata) : [choice];
   const fallbacks: { provider: string; reason: string }[] = [];
   for (const provider of candidates) {
+    const adapter = provider === 'webgpu' ? probeWebgpuAdapter() : { ok: true as const };
+    if (!adapter.ok) {
+      fallbacks.push({ provider, reason: firstLine(adapter.reason) });
+      continue;
+    }
     const start = performance.now();
     try {
       // model and reference are timed in turns: idle pools must not spin on the other's cores
@@ -52,7 +58,13 @@ export async function onnxRunner(label: string, model: Uint8Array | string, meta
         warnings: providerNotes(metadata, provider),
         inputShape,
         async run(input: Tensor) {
-          const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
+          let out: ort.InferenceSession.ReturnType;
+          try {
+            out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input.data as Float32Array, [...input.shape]) });
+          } catch (e) {
+            // the user's model cannot take this input (a fixed size other than the data's, …)
+            throw new InputError(`onnxruntime cannot run the model on input [${input.shape.join(', ')}] (${firstLine((e as Error).message)})`, label);
+          }
           const t = out[session.outputNames[0]];
           return { data: t.data as Float32Array, dims: t.dims };
         },

@@ -12,6 +12,7 @@ import { predict } from '../runtime/predict.js';
 import { accuracy, agreement, type Accuracy, type Agreement } from '../runtime/metrics.js';
 import type { ProviderChoice, Runner } from '../runtime/runners.js';
 import { openModel } from './open.js';
+import { recordedCrop } from '../runtime/probe.js';
 import { filesRead, type RolePath } from '../formats/files.js';
 import { measureSpeed, type SpeedResult } from './speed.js';
 import { TOOL_VERSION } from '../version.js';
@@ -133,7 +134,9 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
 }
 
 function inputShape(r: Runner): number[] {
-  const dims = r.inputShape.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+  // a dynamic-size model is timed at the size its preprocessing crops to
+  const crop = recordedCrop(r.metadata);
+  const dims = r.inputShape.slice(1).map((d, i) => (typeof d === 'number' ? d : i >= 1 && crop ? crop : NaN));
   if (dims.length !== 3 || dims.some((d) => !Number.isFinite(d))) throw new InputError(`cannot time a model whose input shape is [${r.inputShape.join(', ')}]`, r.label);
   return dims;
 }

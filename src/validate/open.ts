@@ -3,9 +3,9 @@
 import { prepareModel } from '../model/prepare.js';
 import { Steps } from '../model/steps.js';
 import { Warnings } from '../errors.js';
-import { onnxBytes } from '../formats/onnx.js';
 import { readOnnxSummary } from '../formats/onnx-summary.js';
 import { identify } from '../formats/registry.js';
+import { withLoadableModel } from '../runtime/onnxruntime.js';
 import { onnxRunner, type ProviderChoice, type Runner } from '../runtime/runners.js';
 
 export interface OpenOptions {
@@ -32,7 +32,7 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
   }
   const warnings = new Warnings();
   const { graph } = await prepareModel(path, { imageSize: options.imageSize, stateDictKey: options.stateDictKey }, new Steps(), warnings);
-  const runner = await onnxRunner(path, onnxBytes(graph, 'validate'), graph.metadata, graph.inputs[0].shape, options.ep);
+  const runner = await withLoadableModel(graph, 'validate', (model) => onnxRunner(path, model, graph.metadata, graph.inputs[0].shape, options.ep));
   return { ...runner, warnings: [...warnings.items, ...runner.warnings] };
 }
 

@@ -1,6 +1,7 @@
 // Latency per batch size: warm-up runs, then timed runs until both a minimum count and a minimum
 // time are reached; medians and 90th percentiles, never means (one slow run must not move them).
 
+import { checkBatch } from '../data/preprocessing.js';
 import { float32 } from '../graph/tensor.js';
 import type { Runner } from '../runtime/runners.js';
 
@@ -27,6 +28,7 @@ export function quantile(sorted: readonly number[], q: number): number {
 /** Times `runners` side by side: for each batch size they take turns run by run. */
 export async function measureSpeed(runners: readonly Runner[], shape: readonly number[], options: SpeedOptions): Promise<SpeedResult[][]> {
   const results: SpeedResult[][] = runners.map(() => []);
+  for (const batch of options.batches) checkBatch(batch, shape, '--batch');
   for (const batch of options.batches) {
     const input = float32([batch, ...shape]);
     const data = input.data as Float32Array;

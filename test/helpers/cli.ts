@@ -1,7 +1,8 @@
 // The command line as a user meets it, run as a child process.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './fixtures.js';
 
@@ -30,4 +31,21 @@ export function assertCliRefused(r: CliResult, pattern: RegExp, dir: string, out
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   if (output) assert.equal(existsSync(output), false, 'no output file');
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+}
+
+const RSS_MARK = '__peak_rss_bytes ';
+let rssHook: string | undefined;
+
+/** runCli, also timing it and reading its peak RSS (from the child itself, at exit). */
+export function runCliMeasured(...args: string[]): CliResult & { readonly ms: number; readonly maxRssBytes: number } {
+  if (!rssHook) {
+    rssHook = join(mkdtempSync(join(tmpdir(), 'convnext-rss-')), 'rss.mjs');
+    writeFileSync(rssHook, `process.on('exit', () => process.stderr.write('\\n${RSS_MARK}' + process.resourceUsage().maxRSS * 1024 + '\\n'));\n`);
+  }
+  const start = performance.now();
+  const r = spawnSync(process.execPath, ['--import', rssHook, BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const ms = performance.now() - start;
+  const at = r.stderr.lastIndexOf(`\n${RSS_MARK}`);
+  const maxRssBytes = at >= 0 ? Number(r.stderr.slice(at + RSS_MARK.length + 1).trim()) : NaN;
+  return { code: r.status, stdout: r.stdout, stderr: at >= 0 ? r.stderr.slice(0, at) : r.stderr, ms, maxRssBytes };
 }

@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { InputError, UnsupportedError } from '../../errors.js';
 import { producers, topologicalOrder, type Graph, type Node } from '../../graph/graph.js';
 import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
-import { writeFilesAtomic } from '../files.js';
+import { writeError, writeFilesAtomic } from '../files.js';
 import { Emitter, tfAttr, type TfNode } from './emit.js';
 import { physicalShape, samePerm, transposeBetween } from './layout.js';
 import { TFJS_OPS, unsupportedOutputs } from './ops.js';
@@ -208,14 +208,19 @@ export function writeTfjsModel(graph: Graph, dir: string, options: WriteTfjsOpti
     ...shards.map((s, k) => ({ path: join(target, paths[k]), chunks: [s] })),
   ];
   if (!exists) {
-    const tmp = mkdtempSync(join(parent, `.${basename(target)}.tmp-`));
+    let tmp: string;
+    try {
+      tmp = mkdtempSync(join(parent, `.${basename(target)}.tmp-`));
+    } catch (err) {
+      throw writeError(err, dir);
+    }
     try {
       chmodSync(tmp, 0o777 & ~process.umask()); // mkdtemp makes it private; a model folder is not
       for (const f of files) writeFileSync(join(tmp, basename(f.path)), f.chunks[0]);
       renameSync(tmp, target);
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });
-      throw err;
+      throw writeError(err, dir);
     }
   } else {
     writeFilesAtomic(files);

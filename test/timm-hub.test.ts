@@ -1,0 +1,126 @@
+// timm Hub folders (what `timm.models.push_to_hf_hub` / save_for_hf write: config.json with
+// architecture, num_classes and pretrained_cfg beside model.safetensors), made here around the timm
+// fixtures' weights so PyTorch's golden outputs still hold. They convert with no flags, and the
+// model records its image size, labels and preprocessing from pretrained_cfg, which quantize and
+// validate then use. Architectures whose weights look plain but compute otherwise are refused.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { convert } from '../src/convert.js';
+import { inspect } from '../src/inspect.js';
+import { readOnnxSummary } from '../src/formats/onnx-summary.js';
+import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
+import { assertCliRefused, runCli } from './helpers/cli.js';
+import { assertClose, fixturePath, golden, manifest } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'convnext-timm-hub-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const LABELS = ['tee', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot'];
+
+/** A timm Hub folder: the fixture's safetensors as model.safetensors and a config.json as timm writes it. */
+function hubFolder(name: string, fixture: string, config: Record<string, unknown>): string {
+  const m = manifest.models.find((f) => f.name === fixture)!;
+  const folder = join(dir, name);
+  mkdirSync(folder);
+  copyFileSync(fixturePath(m.path), join(folder, 'model.safetensors'));
+  writeFileSync(join(folder, 'config.json'), JSON.stringify(config, null, 2));
+  return folder;
+}
+
+const timmConfig = (architecture: string, more: Record<string, unknown> = {}) => ({
+  architecture,
+  num_classes: 10,
+  num_features: 32,
+  global_pool: 'avg',
+  pretrained_cfg: {
+    tag: 'test',
+    input_size: [3, 64, 64],
+    fixed_input_size: false,
+    interpolation: 'bilinear',
+    crop_pct: 0.95,
+    crop_mode: 'center',
+    mean: [0.5, 0.4, 0.3],
+    std: [0.2, 0.25, 0.3],
+    num_classes: 10,
+    first_conv: 'stem.0',
+    classifier: 'head.fc',
+  },
+  label_names: LABELS,
+  ...more,
+});
+
+describe('timm Hub folders', () => {
+  for (const [fixture, architecture] of [['v1_timm', 'convnext_atto'], ['v2_timm', 'convnextv2_atto']] as const) {
+    it(`${architecture}: converts with no flags to PyTorch's outputs, with image size, labels and preprocessing recorded`, async () => {
+      const folder = hubFolder(`${fixture}-hub`, fixture, timmConfig(architecture));
+      const out = join(dir, `${fixture}.onnx`);
+      const r = await convert(folder, out);
+      assert.equal(r.checkpoint?.format, 'hf');
+      const m = manifest.models.find((f) => f.name === fixture)!;
+      const { input, output } = golden(m);
+      assertClose((await runFloat(await createSession(out), input)).data, output, architecture);
+      const { metadata, inputs } = readOnnxSummary(out);
+      assert.deepEqual(inputs[0].shape.slice(1), [3, 64, 64]);
+      assert.deepEqual(JSON.parse(metadata.labels), LABELS);
+      assert.deepEqual(JSON.parse(metadata.preprocessing), { resize: Math.floor(64 / 0.95), crop: 64, interpolation: 'bilinear', mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] });
+    });
+  }
+
+  it('validate and quantize on it need no preprocessing flags (they read the model)', () => {
+    const folder = hubFolder('flagless', 'v1_timm', timmConfig('convnext_atto'));
+    const out = join(dir, 'flagless.onnx');
+    assert.equal(runCli('convert', folder, '-o', out, '-q').code, 0);
+    const q = runCli('quantize', out, '-o', join(dir, 'flagless-int8.onnx'), '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--calib-size', '16', '-q');
+    assert.equal(q.code, 0, q.stderr);
+    const v = runCli('validate', out, '--data', fixturePath('fashion/val'), '--limit', '8', '--batch', 'none', '--ep', 'cpu', '--json');
+    assert.equal(v.code, 0, v.stderr);
+    assert.equal(JSON.parse(v.stdout).data.images, 8);
+  });
+
+  it('label_names as an object, and inspect says it is a timm folder', async () => {
+    const folder = hubFolder('dict-labels', 'v1_timm', timmConfig('convnext_atto', { label_names: Object.fromEntries(LABELS.map((l, i) => [String(i), l])) }));
+    const info = await inspect(folder);
+    assert.equal(info.kind, 'checkpoint');
+    assert.equal(info.kind === 'checkpoint' && info.labels, 10);
+  });
+
+  it("convnext_xxlarge's eps comes from timm's registry, and inspect says so", async () => {
+    const info = await inspect(hubFolder('xxlarge', 'v1_timm', timmConfig('convnext_xxlarge')));
+    assert.ok(info.kind === 'checkpoint');
+    assert.deepEqual(info.assumed.find((a) => a.what === 'LayerNorm eps'), { what: 'LayerNorm eps', value: '1e-5', why: "timm's registry for convnext_xxlarge" });
+    assert.match(info.assumed.find((a) => a.what === 'preprocessing')!.why, /pretrained_cfg/);
+    assert.match(info.assumed.find((a) => a.what === 'image size')!.why, /pretrained_cfg\.input_size/);
+  });
+
+  it('architectures whose weights look plain but compute otherwise are refused, naming the piece', () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['convnext_tiny_hnf', {}, /convnext_tiny_hnf uses head_norm_first/],
+      ['convnext_atto_ols', {}, /convnext_atto_ols uses an overlapping stem/],
+      ['convnext_zepto_rms', {}, /convnext_zepto_rms uses RMSNorm/],
+      ['convnext_large_mlp', {}, /convnext_large_mlp uses an MLP head/],
+      ['convnext_atto', { model_args: { head_norm_first: true } }, /model_args change head_norm_first/],
+      ['resnet50', {}, /timm architecture resnet50 is not a ConvNeXt/],
+    ];
+    for (const [architecture, more, pattern] of cases) {
+      const folder = hubFolder(`refused-${architecture}-${Object.keys(more).length}`, 'v1_timm', timmConfig(architecture, more));
+      assertCliRefused(runCli('convert', folder, '-o', join(dir, 'x.onnx')), pattern, dir, join(dir, 'x.onnx'));
+    }
+  });
+
+  it("a config that disagrees with the weights (num_classes, V1 vs V2), and crop_mode 'squash'", () => {
+    const bad: [Record<string, unknown>, string, RegExp][] = [
+      [{ num_classes: 1000, label_names: undefined }, 'convnext_atto', /num_classes 1000, the weights' head has 10/],
+      [{}, 'convnextv2_atto', /config\.json says convnextv2_atto, the weights are ConvNeXt V1/],
+    ];
+    for (const [i, [more, architecture, pattern]] of bad.entries()) {
+      const folder = hubFolder(`disagree-${i}`, 'v1_timm', timmConfig(architecture, more));
+      assertCliRefused(runCli('convert', folder, '-o', join(dir, 'x.onnx')), pattern, dir);
+    }
+    const squash = timmConfig('convnext_atto');
+    (squash.pretrained_cfg as Record<string, unknown>).crop_mode = 'squash';
+    assertCliRefused(runCli('convert', hubFolder('squash', 'v1_timm', squash), '-o', join(dir, 'x.onnx')), /crop_mode 'squash' is not supported/, dir);
+  });
+});
