@@ -104,6 +104,7 @@ export function cliCase(seeds: readonly Seed[]): fc.Arbitrary<CliCase> {
       ...prep, both('--labels', '@labels'),
       flag('--passes', ['fold-constants', 'nonexistent', '', 'fold-constants,remove-dead', 'compact-names', 'tfjs-fuse-gelu']),
       flag('--skip-pass', ['fuse-layernorm', 'nope', 'remove-dead']), bare('--compact-names'), bare('--external-data'), bare('--json'), bare('-q'), bare('--force'),
+      flag('--outputs', ['stages', 'pooled', 'logits', 'bogus']), bare('--dynamic-size'),
     ]),
   })).map(({ command, model, labels, output, flags }): CliCase => ({
     command, output, inputs: flags.includes('@labels') ? [model, labels] : [model], args: ['@model', '-o', '@out', ...flags],
