@@ -38,14 +38,6 @@ export const KNOWN: readonly KnownIssue[] = [
     outcomes: ['messy-refusal'],
     stderr: /^Warning: Vulkan .*\n - While initializing adapter/m,
   },
-  {
-    // validate feeds the reference the model's input shape without checking that the reference
-    // takes it: onnxruntime's shape error escapes
-    id: 'reference-shape',
-    owner: 'src/validate/index.ts',
-    outcomes: ['internal'],
-    stderr: /^internal error: Got invalid dimensions for input/m,
-  },
 ];
 
 export function knownIssue(outcome: Outcome, stderr: string): KnownIssue | undefined {
