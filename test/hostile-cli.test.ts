@@ -5,7 +5,7 @@
 // line, no stack trace, no leftover file) in under 2 s and under 1 GiB.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -83,6 +83,19 @@ describe('sizes are checked before anything is allocated', () => {
     const r = runCliMeasured('convert', input, '-o', join(dir, 'huge-out.onnx'));
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.maxRssBytes < 2 ** 30, `peak RSS ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB (the 40 GB tensor was never made)`);
+  });
+});
+
+describe('special files and link loops as inputs (found by the fuzz suite)', () => {
+  it('a symbolic-link loop as the model or the data set, a FIFO as the .npy data set', () => {
+    const loop = join(dir, 'loop-a');
+    symlinkSync(join(dir, 'loop-b'), loop);
+    symlinkSync(loop, join(dir, 'loop-b'));
+    refused(['convert', loop, '-o', join(dir, 'l.onnx')], /loop-a: too many levels of symbolic links/);
+    refused(['validate', model, '--data', loop, '--batch', 'none', '--ep', 'cpu', '--json', join(dir, 'l.json')], /loop-a: no such file or folder/);
+    const fifo = join(dir, 'fifo.npy');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    refused(['validate', model, '--data', fifo, '--batch', 'none', '--ep', 'cpu'], /fifo\.npy: a data set is a folder of images or a \.npy tensor .*not a regular file/);
   });
 });
 

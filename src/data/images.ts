@@ -48,10 +48,13 @@ const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
 export function openDataset(path: string, options: DatasetOptions): Dataset {
   if (!existsSync(path)) throw new InputError('no such file or folder', path);
-  if (statSync(path).isFile()) {
+  const stat = statSync(path);
+  if (stat.isFile()) {
     if (extname(path).toLowerCase() !== '.npy') throw new InputError('a data set is a folder of images or a .npy tensor [N, 3, H, W]', path);
     return npyDataset(path, options);
   }
+  // a FIFO or a device is neither: refused before anything blocks on it
+  if (!stat.isDirectory()) throw new InputError('a data set is a folder of images or a .npy tensor [N, 3, H, W]; this is not a regular file', path);
   return folderDataset(path, options);
 }
 

@@ -30,15 +30,21 @@ const MAX_LISTED = 100_000;
  * the reader reports them.
  */
 export function filesRead(path: string, what: string): RolePath[] {
-  const stat = statSync(path, { throwIfNoEntry: false });
+  const stat = quietStat(path);
   if (!stat) return [];
   if (!stat.isDirectory()) {
-    const side = stat.isFile() && sniffBytesOf(path) === 'onnx' ? onnxSideFiles(path) : [];
+    const side = stat.isFile() && sniffQuietly(path) === 'onnx' ? onnxSideFiles(path) : [];
     return [{ path, what }, ...side.map((p) => ({ path: p, what: `external data of ${what}` }))];
   }
   const out: RolePath[] = [{ path, what }];
   const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // unreadable: the reader says so, with the path
+    }
+    for (const e of entries) {
       if (out.length > MAX_LISTED) {
         out[0] = { path, what, wholeFolder: true };
         return;
@@ -60,9 +66,37 @@ function onnxSideFiles(model: string): string[] {
   }
 }
 
+/**
+ * stat that says "nothing there" for any path it cannot follow (a missing file, a symbolic-link
+ * loop, no permission): this check only guards outputs, and the reader reports such inputs itself.
+ */
+function quietStat(path: string) {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+function quietReal(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function sniffQuietly(path: string): ReturnType<typeof sniffBytes> | undefined {
+  try {
+    return sniffBytesOf(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The file's identity: the same for every name that reaches it, through symbolic and hard links. */
 function identity(path: string): string | undefined {
-  const st = statSync(path, { throwIfNoEntry: false });
+  const st = quietStat(path);
   return st ? `${st.dev}:${st.ino}` : undefined;
 }
 
@@ -71,7 +105,7 @@ const inside = (folder: string, path: string) => {
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 };
 
-const realOrResolved = (path: string) => (existsSync(path) ? realpathSync(path) : resolve(path));
+const realOrResolved = (path: string) => quietReal(path) ?? resolve(path);
 
 /**
  * Refuses, before any work, outputs that would destroy what the command reads: an output that is an
@@ -94,22 +128,25 @@ function checkOutputsUnmapped(outputs: readonly OutputPath[], inputs: readonly R
     const id = identity(i.path);
     if (id && !byIdentity.has(id)) byIdentity.set(id, i);
   }
-  const wholeFolders = inputs.filter((i) => i.wholeFolder).map((i) => ({ ...i, real: realpathSync(i.path) }));
+  const wholeFolders = inputs.filter((i) => i.wholeFolder).map((i) => ({ ...i, real: quietReal(i.path) ?? resolve(i.path) }));
   const taken = new Map<string, OutputPath>();
   for (const o of outputs) {
     const dir = dirname(resolve(o.path));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`output folder ${dir} does not exist`, o.path);
-    const st = statSync(o.path, { throwIfNoEntry: false });
+    const st = quietStat(o.path);
     if (!o.folder && st?.isDirectory()) throw new InputError('output path is a folder; give a file name', o.path);
     const id = identity(o.path);
     const hit = id && byIdentity.get(id);
     if (hit) throw new InputError(`${o.what} would overwrite the input ${hit.path} (${hit.what}); choose another name`, o.path);
     if (o.folder && st?.isDirectory()) {
-      const folder = realpathSync(o.path);
-      const held = inputs.find((i) => existsSync(i.path) && inside(folder, realpathSync(i.path)));
+      const folder = quietReal(o.path) ?? resolve(o.path);
+      const held = inputs.find((i) => {
+        const real = quietReal(i.path);
+        return real !== undefined && inside(folder, real);
+      });
       if (held) throw new InputError(`${o.what} is a folder that holds the input ${held.path} (${held.what}); choose another folder`, o.path);
     }
-    const big = st && wholeFolders.find((f) => inside(f.real, realpathSync(o.path)));
+    const big = st && wholeFolders.find((f) => inside(f.real, quietReal(o.path) ?? resolve(o.path)));
     if (big) throw new InputError(`${o.what} would replace a file inside the input ${big.path} (${big.what}); choose another name`, o.path);
     const key = realOrResolved(o.path);
     const other = taken.get(key);

@@ -13,32 +13,7 @@ export interface KnownIssue {
   readonly stderr: RegExp;
 }
 
-export const KNOWN: readonly KnownIssue[] = [
-  {
-    // checkOutputs/filesRead stat and sniff every input with bare statSync/openSync before any reader
-    // runs: a symbolic-link loop (ELOOP) or an unreadable input (EACCES) escapes as an errno error
-    id: 'files-errno',
-    owner: 'src/formats/files.ts',
-    outcomes: ['internal'],
-    stderr: /\b(ELOOP|EACCES)\b[\s\S]*\n\s+at \S+ \(file:\S+\/src\/formats\/files\.js/,
-  },
-  {
-    // openDataset treats anything that is not a regular file as a folder: a .npy name that is a
-    // FIFO or a device reaches readdirSync (ENOTDIR)
-    id: 'dataset-device',
-    owner: 'src/data/images.ts',
-    outcomes: ['internal'],
-    stderr: /\bENOTDIR\b[\s\S]*\n\s+at \S+ \(file:\S+\/src\/data\/images\.js/,
-  },
-  {
-    // --ep auto tries WebGPU, and Dawn prints a three-line Vulkan warning on stderr on a machine
-    // without a usable Vulkan device, so a refusal after it is four lines
-    id: 'webgpu-warning',
-    owner: 'src/runtime/runners.ts',
-    outcomes: ['messy-refusal'],
-    stderr: /^Warning: Vulkan .*\n - While initializing adapter/m,
-  },
-];
+export const KNOWN: readonly KnownIssue[] = [];
 
 export function knownIssue(outcome: Outcome, stderr: string): KnownIssue | undefined {
   return KNOWN.find((k) => k.outcomes.includes(outcome) && k.stderr.test(stderr));
