@@ -34,18 +34,29 @@ export function assertCliRefused(r: CliResult, pattern: RegExp, dir: string, out
 }
 
 const RSS_MARK = '__peak_rss_bytes ';
+const CPU_MARK = '__cpu_ms ';
+
+/**
+ * The time limits of refusals are on the child's own CPU time, which other work on the machine
+ * (CI's parallel test files) does not inflate; wall time only guards against a hang.
+ */
+export const HANG_MS = 20_000;
 let rssHook: string | undefined;
 
 /** runCli, also timing it and reading its peak RSS (from the child itself, at exit). */
-export function runCliMeasured(...args: string[]): CliResult & { readonly ms: number; readonly maxRssBytes: number } {
+export function runCliMeasured(...args: string[]): CliResult & { readonly ms: number; readonly cpuMs: number; readonly maxRssBytes: number } {
   if (!rssHook) {
     rssHook = join(mkdtempSync(join(tmpdir(), 'convnext-rss-')), 'rss.mjs');
-    writeFileSync(rssHook, `process.on('exit', () => process.stderr.write('\\n${RSS_MARK}' + process.resourceUsage().maxRSS * 1024 + '\\n'));\n`);
+    writeFileSync(
+      rssHook,
+      `process.on('exit', () => { const u = process.resourceUsage(); process.stderr.write('\\n${CPU_MARK}' + (u.userCPUTime + u.systemCPUTime) / 1000 + '\\n${RSS_MARK}' + u.maxRSS * 1024 + '\\n'); });\n`,
+    );
   }
   const start = performance.now();
   const r = spawnSync(process.execPath, ['--import', rssHook, BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   const ms = performance.now() - start;
-  const at = r.stderr.lastIndexOf(`\n${RSS_MARK}`);
-  const maxRssBytes = at >= 0 ? Number(r.stderr.slice(at + RSS_MARK.length + 1).trim()) : NaN;
-  return { code: r.status, stdout: r.stdout, stderr: at >= 0 ? r.stderr.slice(0, at) : r.stderr, ms, maxRssBytes };
+  const at = r.stderr.lastIndexOf(`\n${CPU_MARK}`);
+  const tail = at >= 0 ? r.stderr.slice(at) : '';
+  const value = (mark: string) => Number(tail.split('\n').find((l) => l.startsWith(mark))?.slice(mark.length) ?? NaN);
+  return { code: r.status, stdout: r.stdout, stderr: at >= 0 ? r.stderr.slice(0, at) : r.stderr, ms, cpuMs: value(CPU_MARK), maxRssBytes: value(RSS_MARK) };
 }
