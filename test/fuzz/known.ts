@@ -30,14 +30,6 @@ export const KNOWN: readonly KnownIssue[] = [
     outcomes: ['internal'],
     stderr: /\bENOTDIR\b[\s\S]*\n\s+at \S+ \(file:\S+\/src\/data\/images\.js/,
   },
-  {
-    // --ep auto tries WebGPU, and Dawn prints a three-line Vulkan warning on stderr on a machine
-    // without a usable Vulkan device, so a refusal after it is four lines
-    id: 'webgpu-warning',
-    owner: 'src/runtime/runners.ts',
-    outcomes: ['messy-refusal'],
-    stderr: /^Warning: Vulkan .*\n - While initializing adapter/m,
-  },
 ];
 
 export function knownIssue(outcome: Outcome, stderr: string): KnownIssue | undefined {
