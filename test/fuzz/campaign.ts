@@ -41,6 +41,8 @@ export interface CampaignReport {
   readonly byTarget: Record<string, Partial<Record<Outcome, number>>>;
   readonly failures: Failure[];
   readonly slowestRefusal?: { readonly ms: number; readonly command: string };
+  /** Wall time of the refusals: median, 99th percentile, the three slowest (one slow outlier is load, a slow tail is not). */
+  readonly refusalMs: { readonly median: number; readonly p99: number; readonly slowest: readonly number[] };
   readonly peakRefusalRss?: { readonly bytes: number; readonly command: string };
   readonly seconds: number;
 }
@@ -57,6 +59,7 @@ export async function runCampaign(seeds: readonly Seed[], options: CampaignOptio
   const byTarget: CampaignReport['byTarget'] = {};
   const failures: Failure[] = [];
   let slowestRefusal: CampaignReport['slowestRefusal'];
+  const refusalTimes: number[] = [];
   let peakRefusalRss: CampaignReport['peakRefusalRss'];
   let next = 0;
   let done = 0;
@@ -76,6 +79,7 @@ export async function runCampaign(seeds: readonly Seed[], options: CampaignOptio
       byTarget[target] ??= {};
       byTarget[target][j.outcome] = (byTarget[target][j.outcome] ?? 0) + 1;
       if (j.outcome === 'refusal') {
+        refusalTimes.push(j.ms);
         if (!slowestRefusal || j.ms > slowestRefusal.ms) slowestRefusal = { ms: j.ms, command };
         if (j.rssBytes !== undefined && (!peakRefusalRss || j.rssBytes > peakRefusalRss.bytes)) peakRefusalRss = { bytes: j.rssBytes, command };
       }
@@ -90,7 +94,10 @@ export async function runCampaign(seeds: readonly Seed[], options: CampaignOptio
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  return { cases: cases.length, seed: options.seed, byOutcome, byTarget, failures, slowestRefusal, peakRefusalRss, seconds: (performance.now() - start) / 1000 };
+  const sorted = refusalTimes.sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  const refusalMs = { median: at(0.5), p99: at(0.99), slowest: sorted.slice(-3).reverse() };
+  return { cases: cases.length, seed: options.seed, byOutcome, byTarget, failures, slowestRefusal, refusalMs, peakRefusalRss, seconds: (performance.now() - start) / 1000 };
 }
 
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
@@ -103,7 +110,11 @@ export function renderReport(r: CampaignReport): string {
   for (const [t, counts] of Object.entries(r.byTarget).sort()) {
     lines.push(`  ${t.padEnd(22)} ${Object.entries(counts).map(([o, n]) => `${o} ${n}`).join(', ')}`);
   }
-  if (r.slowestRefusal) lines.push('', `slowest refusal: ${r.slowestRefusal.ms.toFixed(0)} ms: ${r.slowestRefusal.command}`);
+  if (r.slowestRefusal) {
+    const ms = (x: number) => `${x.toFixed(0)} ms`;
+    lines.push('', `refusal time: median ${ms(r.refusalMs.median)}, 99th percentile ${ms(r.refusalMs.p99)}, slowest ${r.refusalMs.slowest.map(ms).join(', ')}`);
+    lines.push(`slowest refusal: ${ms(r.slowestRefusal.ms)}: ${r.slowestRefusal.command}`);
+  }
   if (r.peakRefusalRss) lines.push(`peak RSS of a refusal: ${(r.peakRefusalRss.bytes / 2 ** 20).toFixed(0)} MiB: ${r.peakRefusalRss.command}`);
   if (r.failures.length) {
     const known = r.failures.filter((f) => f.known).length;
