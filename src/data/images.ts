@@ -11,7 +11,7 @@ import { InputError } from '../errors.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
 import { readNpy } from '../formats/npy.js';
 import { checkRegularFile, LABELS_MAX_BYTES, readTextFile } from '../formats/sniff.js';
-import type { Preprocessing } from './preprocessing.js';
+import { checkBatch, type Preprocessing } from './preprocessing.js';
 
 export type { Preprocessing } from './preprocessing.js';
 
@@ -373,4 +373,12 @@ export function decodedOnce(data: Dataset, maxBytes: number): Dataset {
       if (seen === data.size) decoded = { images, labels };
     },
   };
+}
+
+/**
+ * The batch size to read `data` with: the one asked for, no larger than the data set (a bigger
+ * batch would only allocate the difference), and within the input-size bound.
+ */
+export function batchSizeFor(data: Dataset, requested: number): number {
+  return checkBatch(Math.min(requested, data.size), data.itemShape, '--batch-size');
 }

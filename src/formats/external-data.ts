@@ -2,11 +2,11 @@
 // those files, so that every verb applies the same rule as onnxruntime: a location must stay inside
 // the model's folder, after symlinks are resolved.
 
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ExternalFile } from './onnx.js';
-import { statInput } from './sniff.js';
+import { readRangeSync, statInput } from './sniff.js';
 
 /**
  * A reader of the side files `modelPath` names. Each tensor's range is read on its own (one copy,
@@ -23,24 +23,7 @@ export function externalDataReader(modelPath: string): (location: string) => Ext
 
 function openExternal(modelPath: string, location: string): ExternalFile {
   const path = checkedLocation(modelPath, location);
-  const size = statSync(path).size;
-  return {
-    size,
-    read(offset, length) {
-      const out = Buffer.allocUnsafeSlow(length);
-      const fd = openSync(path, 'r');
-      try {
-        for (let done = 0; done < length; ) {
-          const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
-          if (n === 0) throw new InputError(`external data file ${location} shrank while being read`, modelPath);
-          done += n;
-        }
-      } finally {
-        closeSync(fd);
-      }
-      return out;
-    },
-  };
+  return { size: statSync(path).size, read: (offset, length) => readRangeSync(path, offset, length) };
 }
 
 function checkedLocation(modelPath: string, location: string): string {

@@ -1,11 +1,11 @@
 // Writing outputs safely: a half-written file is never left under the output's name, and nothing a
 // command reads is ever overwritten.
 
-import { closeSync, existsSync, openSync, readdirSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { readOnnxSummary } from './onnx-summary.js';
-import { sniffBytes } from './sniff.js';
+import { sniffFileSync, type FileFormat } from './sniff.js';
 
 /** A path a command reads or writes, with what it is to the user (for the message that names both). */
 export interface RolePath {
@@ -86,9 +86,9 @@ function quietReal(path: string): string | undefined {
   }
 }
 
-function sniffQuietly(path: string): ReturnType<typeof sniffBytes> | undefined {
+function sniffQuietly(path: string): FileFormat | undefined {
   try {
-    return sniffBytesOf(path);
+    return sniffFileSync(path);
   } catch {
     return undefined;
   }
@@ -207,16 +207,4 @@ export function writeError(e: unknown, path: string): unknown {
   if (e instanceof InputError) return e;
   const why = WRITE_ERRORS[(e as NodeJS.ErrnoException)?.code ?? ''];
   return why ? new InputError(`cannot write: ${why}`, path) : e;
-}
-
-/** The byte-level format of a regular file, from its first bytes (synchronously: a check before work). */
-function sniffBytesOf(path: string): ReturnType<typeof sniffBytes> {
-  const fd = openSync(path, 'r');
-  try {
-    const head = Buffer.alloc(16);
-    const n = readSync(fd, head, 0, 16, 0);
-    return sniffBytes(head.subarray(0, n), statSync(path).size);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -52,6 +52,25 @@ export async function sniffFile(path: string): Promise<FileFormat> {
   }
 }
 
+/** sniffFile for the synchronous checks made before any work (what an output must not overwrite). */
+export function sniffFileSync(path: string): FileFormat {
+  let fd: number;
+  let st: Stats;
+  try {
+    st = statSync(path);
+    if (!st.isFile()) return 'unknown';
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (e) {
+    return fileError(e, path);
+  }
+  try {
+    const head = Buffer.alloc(HEAD_BYTES);
+    return sniffBytes(head.subarray(0, readSync(fd, head, 0, HEAD_BYTES, 0)), st.size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads a whole input file into one Buffer (offset 0 of its own ArrayBuffer, so views are aligned). */
 export async function readInputFile(path: string): Promise<Buffer> {
   // stat before open: opening a FIFO for reading blocks until a writer appears.
@@ -116,18 +135,40 @@ function readRegularSync(path: string, limit: SizeLimit): Buffer {
   try {
     const st = fstatSync(fd);
     checkRegular(st, path);
-    const buf = allocate(st.size, path, limit);
-    for (let off = 0; off < buf.length; ) {
-      const n = readSync(fd, buf, off, Math.min(buf.length - off, 1 << 30), off);
-      if (n === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
-      off += n;
-    }
-    return buf;
+    return readAt(fd, allocate(st.size, path, limit), 0, path);
   } catch (e) {
     return fileError(e, path);
   } finally {
     closeSync(fd);
   }
+}
+
+/** `length` bytes of a regular input file from `offset` (ONNX external data: one tensor's range). */
+export function readRangeSync(path: string, offset: number, length: number): Buffer {
+  let fd: number;
+  try {
+    checkRegular(statSync(path), path);
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (e) {
+    return fileError(e, path);
+  }
+  try {
+    return readAt(fd, allocate(length, path, MEMORY_LIMIT), offset, path);
+  } catch (e) {
+    return fileError(e, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// Fills `buf` from `offset`, in reads of at most 1 GiB (one read is capped at 2 GiB).
+function readAt(fd: number, buf: Buffer, offset: number, path: string): Buffer {
+  for (let off = 0; off < buf.length; ) {
+    const n = readSync(fd, buf, off, Math.min(buf.length - off, 1 << 30), offset + off);
+    if (n === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
+    off += n;
+  }
+  return buf;
 }
 
 /**

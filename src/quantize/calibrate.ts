@@ -2,13 +2,12 @@
 // to be quantized exposed as extra outputs, and feed each into its HistogramObserver. Only one
 // batch of activations is alive at a time.
 
-import type { Dataset } from '../data/images.js';
+import { batchSizeFor, type Dataset } from '../data/images.js';
 import type { Graph, ValueInfo } from '../graph/graph.js';
 import { inferShapes } from '../graph/shapes.js';
 import { createGraphSession, type ExecutionProvider } from '../runtime/onnxruntime.js';
 import { HistogramObserver, type CalibrationMethod, type Range } from './observer.js';
 import * as ort from 'onnxruntime-node';
-import { checkBatch } from '../data/preprocessing.js';
 
 export interface CalibrationOptions {
   readonly method: CalibrationMethod;
@@ -44,7 +43,7 @@ export async function observeActivations(
   try {
     let done = 0;
     options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now
-    for await (const batch of data.batches(checkBatch(Math.min(options.batchSize ?? 8, data.size), data.itemShape, '--batch-size'))) {
+    for await (const batch of data.batches(batchSizeFor(data, options.batchSize ?? 8))) {
       const x = batch.input.data as Float32Array;
       const out = await session.run({ [inputName]: new ort.Tensor('float32', x, [...batch.input.shape]) }, observed);
       for (const v of observed) observers.get(v)!.observe(out[v].data as Float32Array);

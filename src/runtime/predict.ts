@@ -2,8 +2,7 @@
 // take each batch in turn, so images are decoded once however many models are compared.
 
 import { InputError } from '../errors.js';
-import type { Dataset } from '../data/images.js';
-import { checkBatch } from '../data/preprocessing.js';
+import { batchSizeFor, type Dataset } from '../data/images.js';
 import { concatFloat32, type Tensor } from '../graph/tensor.js';
 
 /** One model: a batch [n, C, H, W] in, its first output out. */
@@ -26,9 +25,7 @@ export async function predict(
   let classes = 0;
   let done = 0;
   options.onProgress?.(0, data.size); // the clock for images/s and the ETA starts now, not after the first batch
-  // a batch larger than the data set would only allocate the difference
-  const batchSize = checkBatch(Math.min(options.batchSize ?? 32, data.size), data.itemShape, '--batch-size');
-  for await (const batch of data.batches(batchSize)) {
+  for await (const batch of data.batches(batchSizeFor(data, options.batchSize ?? 32))) {
     for (let k = 0; k < models.length; k++) {
       const y = await models[k](batch.input);
       const width = y.dims[y.dims.length - 1];

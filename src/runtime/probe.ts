@@ -1,6 +1,7 @@
 // A fixed probe input for a graph, and a function that runs any graph on it: how --verify measures
 // what each pass did to the outputs.
 
+import { MAX_IMAGE_SIZE } from '../data/preprocessing.js';
 import { InputError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
 import { float32, numel, type Tensor } from '../graph/tensor.js';
@@ -36,7 +37,7 @@ export function makeProbe(graph: Graph): (g: Graph) => Promise<Float32Array> {
 export function recordedCrop(metadata: Readonly<Record<string, string>>): number | undefined {
   try {
     const crop = (JSON.parse(metadata.preprocessing ?? '{}') as { crop?: unknown }).crop;
-    return typeof crop === 'number' && Number.isInteger(crop) && crop > 0 && crop <= 4096 ? crop : undefined;
+    return typeof crop === 'number' && Number.isInteger(crop) && crop > 0 && crop <= MAX_IMAGE_SIZE ? crop : undefined;
   } catch {
     return undefined;
   }
