@@ -32,6 +32,7 @@ export interface Judged {
   readonly detail: string;
   readonly code: number | null;
   readonly signal: string | null;
+  /** How long the child ran, by its own clock (from its start to its exit). */
   readonly ms: number;
   readonly rssBytes?: number;
   readonly stderr: string;
@@ -47,9 +48,11 @@ export async function judge(laid: Laid, limits: Limits): Promise<Judged> {
   const outBefore = new Set(listAll(laid.outRoot));
   const rssFile = join(laid.outRoot, '..', 'rss');
   const run = await runChild(laid, limits, rssFile);
-  const rssBytes = existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) : undefined;
+  const probe = existsSync(rssFile) ? (JSON.parse(readFileSync(rssFile, 'utf8')) as { rssBytes: number; ms: number }) : undefined;
   rmSync(rssFile, { force: true });
-  const base = { code: run.code, signal: run.signal, ms: run.ms, rssBytes, stderr: run.stderr };
+  const rssBytes = probe?.rssBytes;
+  // the child's own run time when it reported one (it did unless killed)
+  const base = { code: run.code, signal: run.signal, ms: probe?.ms ?? run.ms, rssBytes, stderr: run.stderr };
   const verdict = (outcome: Outcome, detail = ''): Judged => ({ ...base, outcome, detail });
 
   if (run.timedOut) return verdict('hang', `still running after ${limits.timeoutMs} ms`);

@@ -62,7 +62,10 @@ const report = await runCampaign(seeds, {
   limits: { timeoutMs, heapMiB: 2048, rssBytes: 3 * 2 ** 30 },
   workDir: join(work, 'cli'),
   onCase: (done, _c, j) => {
-    if (done % 100 === 0 || !['refusal', 'success', 'gate-failure'].includes(j.outcome)) process.stderr.write(`${done} cases (last: ${j.outcome})\n`);
+    // the runner's own memory too: it loads every written output in process
+    const rss = `runner RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`;
+    if (done % 100 === 0 || !['refusal', 'success', 'gate-failure'].includes(j.outcome)) process.stderr.write(`${done} cases (last: ${j.outcome}; ${rss})\n`);
+    if (j.ms > 5000) process.stderr.write(`slow: ${j.outcome} in ${j.ms.toFixed(0)} ms at ${new Date().toISOString()}; ${rss}\n`);
   },
 });
 const text = renderReport(report);
