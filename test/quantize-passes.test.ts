@@ -314,6 +314,33 @@ describe('int8 static (QDQ)', () => {
     assert.equal(ops.get('MatMulIntegerToFloat'), count(g, 'MatMul'));
     assertNear(await runAny(q, input), await runAny(g, input), INT8_STATIC_TOLERANCE, 'int8 activations');
   });
+
+  it('vector activation scales (the WebGPU form): the same function as the scalar form, no scale of length 1', async () => {
+    for (const name of ['v1_official', 'v2_official']) {
+      const g = await int8GraphOf(name);
+      const { input } = golden(fixture(name));
+      const ranges = await observeRanges(g, activationsToCalibrate(g), input);
+      const scalar = quantizeStatic(g, ranges, { activationType: 'int8' });
+      const vector = quantizeStatic(g, ranges, { activationType: 'int8', vectorActivationScales: true });
+      assert.deepEqual(checkGraph(vector), []);
+      const made = producers(vector);
+      let activations = 0;
+      for (const n of vector.nodes.filter((x) => x.op === 'QuantizeLinear' || (x.op === 'DequantizeLinear' && made.get(x.inputs[0])?.op === 'QuantizeLinear'))) {
+        const [s, z] = [vector.initializers.get(n.inputs[1])!, vector.initializers.get(n.inputs[2])!];
+        assert.equal(s.shape.length, 1, `${n.name}: a vector scale`);
+        assert.ok(s.shape[0] > 1, `${n.name}: longer than 1 (JSEP reads [1] as per-tensor)`);
+        assert.deepEqual(z.shape, s.shape);
+        assert.equal(z.dtype, 'int8', `${n.name}: int8 (JSEP subtracts uint8 zero points in u32)`);
+        assert.equal(new Set(toFloat32(s)).size, 1, `${n.name}: one value repeated`);
+        activations++;
+      }
+      assert.ok(activations >= 2 * count(g, 'MatMul'));
+      // op by op (no fusion takes vector activation scales), so compare with the scalar form op by op
+      assertNear(await runAny(vector, input), await runAny(scalar, input, 'disabled'), 1e-6, `${name} vector vs scalar scales`);
+    }
+    const g = await int8GraphOf('v1_official');
+    assert.throws(() => quantizeStatic(g, new Map(), { vectorActivationScales: true }), /need int8 activations/);
+  });
 });
 
 describe('quantization parameters (onnxruntime conventions)', () => {

@@ -23,7 +23,8 @@ export function quantizeCommand(program: Command): void {
       .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
       .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
       .addOption(choice('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps; default) | on | off', ['auto', 'on', 'off']))
-      .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit, exact on any x86 CPU)')
+      .addOption(choice('--target <runtime>', 'int8: cpu (default; the form onnxruntime\'s CPU kernels fuse) | webgpu (the form onnxruntime-web\'s WebGPU computes right; unfused on a CPU)', ['cpu', 'webgpu']))
+      .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit on the cpu target, exact on any x86 CPU)')
       .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
       .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
       .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
@@ -43,6 +44,7 @@ export function quantizeCommand(program: Command): void {
   ).action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
+        if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
         const { quantize } = await import('../quantize/index.js');
         const r = await quantize(input, opts.output, {
           to: opts.to,
@@ -54,7 +56,9 @@ export function quantizeCommand(program: Command): void {
           percentile: opts.percentile,
           opTypes: opts.opTypes,
           exclude: opts.exclude,
-          reduceRange: opts.reduceRange,
+          // commander sets --no-reduce-range's default (true): pass it only when given, so that the target chooses
+          reduceRange: opts.reduceRange === false ? false : undefined,
+          target: opts.target,
           equalize: opts.equalize,
           quantizeInputLayer: opts.quantizeInputLayer,
           keepIoTypes: opts.keepIoTypes,

@@ -70,6 +70,15 @@ export interface StaticQuantizeOptions extends WeightQuantizeOptions {
   readonly activationType?: QuantType;
   /** 7-bit weights in [−64, 64] (onnxruntime's reduce_range), see the header. Default true. */
   readonly reduceRange?: boolean;
+  /**
+   * Activation scales and zero points as vectors along a static axis (the one value repeated)
+   * instead of scalars: the same function, in the form onnxruntime-web's WebGPU (JSEP) computes
+   * right. Its DequantizeLinear (1.30) reads a per-tensor 8-bit input wrongly when the size is a
+   * multiple of 4 (word i/4 for the vec4 i: the first four values repeat), and subtracts uint8 zero
+   * points in u32, which wraps below the zero point; int8 with a per-axis scale takes the path that
+   * is right. onnxruntime's CPU fusions want scalars, so there this form runs op by op.
+   */
+  readonly vectorActivationScales?: boolean;
 }
 
 const FLOAT32_TINY = 1.1754943508222875e-38;
@@ -266,13 +275,19 @@ class Rewriter {
     return { value: out, scales: stored.scales };
   }
 
-  /** x → QuantizeLinear → DequantizeLinear; returns the DQ output. */
-  qdq(x: string, base: string, p: QuantParams, type: QuantType): string {
-    const s = this.constant(`${base}.scale`, tensor('float32', [], Float32Array.of(p.scale)));
-    const zData = type === 'uint8' ? Uint8Array.of(p.zeroPoint) : Int8Array.of(p.zeroPoint);
-    const z = this.constant(`${base}.zero_point`, tensor(type, [], zData));
-    const q = this.op('QuantizeLinear', `${base}/QuantizeLinear`, [x, s, z], this.unique(`${base}.quantized`));
-    return this.op('DequantizeLinear', `${base}/DequantizeLinear`, [q, s, z], this.unique(`${base}.dequantized`));
+  /**
+   * x → QuantizeLinear → DequantizeLinear; returns the DQ output. With `vector`, the scale and zero
+   * point are repeated `vector.length` times along `vector.axis` (see vectorActivationScales).
+   */
+  qdq(x: string, base: string, p: QuantParams, type: QuantType, vector?: { axis: number; length: number }): string {
+    const n = vector?.length ?? 1;
+    const shape = vector ? [n] : [];
+    const s = this.constant(`${base}.scale`, tensor('float32', shape, new Float32Array(n).fill(p.scale)));
+    const zData = type === 'uint8' ? new Uint8Array(n).fill(p.zeroPoint) : new Int8Array(n).fill(p.zeroPoint);
+    const z = this.constant(`${base}.zero_point`, tensor(type, shape, zData));
+    const attrs: Node['attrs'] = vector ? { axis: attr.int(vector.axis) } : {};
+    const q = this.op('QuantizeLinear', `${base}/QuantizeLinear`, [x, s, z], this.unique(`${base}.quantized`), attrs);
+    return this.op('DequantizeLinear', `${base}/DequantizeLinear`, [q, s, z], this.unique(`${base}.dequantized`), attrs);
   }
 
   finish(metadata: Record<string, string>): Graph {
@@ -320,6 +335,8 @@ export function quantizeWeightsOnly(graph: Graph, options: WeightQuantizeOptions
 export function quantizeStatic(graph: Graph, ranges: ReadonlyMap<string, Range>, options: StaticQuantizeOptions = {}): Graph {
   requireOpset13(graph);
   const type = options.activationType ?? 'uint8';
+  if (options.vectorActivationScales && type !== 'int8') throw new InputError('vector activation scales need int8 activations (onnxruntime-web\'s WebGPU subtracts uint8 zero points in u32)');
+  const vectorOf = options.vectorActivationScales ? staticAxisOf(graph) : () => undefined;
   const missing = activationsToCalibrate(graph, options).filter((v) => !ranges.has(v));
   if (missing.length) throw new InputError(`no calibration range for ${missing.length} value(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
   const { layers, keptFloat } = selectLayers(graph, options);
@@ -342,7 +359,7 @@ export function quantizeStatic(graph: Graph, ranges: ReadonlyMap<string, Range>,
     let act = quantized.get(x);
     if (!act) {
       const params = paramsOf(x);
-      act = { dq: r.qdq(inputs[0], x, params, type), params };
+      act = { dq: r.qdq(inputs[0], x, params, type, vectorOf(x)), params };
       quantized.set(x, act);
     }
     inputs[0] = act.dq;
@@ -354,12 +371,30 @@ export function quantizeStatic(graph: Graph, ranges: ReadonlyMap<string, Range>,
     if (quantizesOutput(graph, node)) {
       const y = node.outputs[0];
       const params = paramsOf(y);
-      const dq = r.qdq(y, y, params, type);
+      const dq = r.qdq(y, y, params, type, vectorOf(y));
       quantized.set(y, { dq, params });
       readAs.set(y, dq);
     }
   }
   return r.finish(quantizationMetadata(options.mode ?? 'static', options, keptFloat));
+}
+
+/**
+ * For vector activation scales: the longest fixed-size axis of each value past the batch, so the
+ * vector fits any batch (and image size, when that is symbolic). Length 1 will not do: JSEP takes a
+ * one-element scale for a per-tensor one.
+ */
+function staticAxisOf(graph: Graph): (value: string) => { axis: number; length: number } {
+  const shapes = inferShapes(graph);
+  return (value) => {
+    const shape = shapes.get(value)?.shape ?? [];
+    let best: { axis: number; length: number } | undefined;
+    shape.forEach((d, axis) => {
+      if (axis > 0 && typeof d === 'number' && d > 1 && d > (best?.length ?? 0)) best = { axis, length: d };
+    });
+    if (!best) throw new UnsupportedError(`the WebGPU int8 form needs a fixed axis longer than 1 on ${value} (shape [${shape.join(', ')}])`, undefined, 'quantization');
+    return best;
+  };
 }
 
 /** b / (s_x·s_w[c]) rounded into int32, behind a DequantizeLinear with exactly that scale. */

@@ -16,7 +16,7 @@ import { runPipeline } from '../passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, type BudgetOptions, type BudgetReport } from './budget.js';
-import { calibrateInt8, type Int8Recipe } from './int8.js';
+import { calibrateInt8, weightsReduced, type Int8Recipe } from './int8.js';
 import type { CalibrationMethod } from './observer.js';
 
 export { BudgetError, type BudgetReport } from './budget.js';
@@ -141,7 +141,8 @@ export async function quantize(input: string, output: string, options: QuantizeO
         percentile: options.to === 'int8' && method === 'percentile' ? options.percentile ?? 99.99 : null,
         calibration_images: calibration.calibrationImages ?? null,
         channel_equalization: calibration.equalization ?? null,
-        weight_bits: options.to === 'fp16' ? null : options.to === 'int8' && (options.reduceRange ?? true) ? 7 : 8,
+        weight_bits: options.to === 'fp16' ? null : options.to === 'int8' && weightsReduced(options) ? 7 : 8,
+        target: options.to === 'int8' ? options.target ?? 'cpu' : null,
         layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
       }),
     },

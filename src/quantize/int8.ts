@@ -26,11 +26,22 @@ export interface Int8Recipe extends EvaluationOptions {
    * saturate 16-bit sums with full-range weights. false for VNNI, ARM and GPU targets.
    */
   readonly reduceRange?: boolean;
+  /**
+   * The runtime the int8 form is made for: 'cpu' (default) is the one onnxruntime's CPU kernels fuse
+   * (uint8 activations, scalar scales); 'webgpu' is the one onnxruntime-web's WebGPU computes right
+   * (int8 activations, vector scales: see vectorActivationScales), with full 8-bit weights.
+   */
+  readonly target?: Int8Target;
   /** Quantize the layer that reads the image too (by default it stays float). */
   readonly quantizeInputLayer?: boolean;
   /** SmoothQuant-style LayerNorm→pointwise channel equalization: 'auto' uses it when it lowers the error. */
   readonly equalize?: 'auto' | 'on' | 'off';
 }
+
+export type Int8Target = 'cpu' | 'webgpu';
+
+/** 7-bit weights unless asked otherwise, on the CPU target only (the saturation is an x86 CPU kernel's). */
+export const weightsReduced = (options: Pick<Int8Recipe, 'reduceRange' | 'target'>): boolean => options.reduceRange ?? (options.target ?? 'cpu') === 'cpu';
 
 export interface CalibratedInt8 {
   readonly makeQuantized: (exclude: readonly string[]) => Graph;
@@ -52,7 +63,14 @@ export async function calibrateInt8(float: Graph, options: Int8Recipe, data: { p
   // The layer that reads the image stays float by default: it is a sliver of the compute, and its
   // uint8 input costs agreement (Fashion model, 10,000 test images: 99.47 % → 99.57 %).
   const inputLayers = options.quantizeInputLayer ? [] : float.nodes.filter((n) => n.inputs[0] === float.inputs[0].name).map((n) => n.name);
-  const intOptions = { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...inputLayers], reduceRange: options.reduceRange ?? true };
+  const webgpu = options.target === 'webgpu';
+  const intOptions = {
+    opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)],
+    exclude: [...(options.exclude ?? []), ...inputLayers],
+    reduceRange: weightsReduced(options),
+    activationType: webgpu ? ('int8' as const) : ('uint8' as const),
+    vectorActivationScales: webgpu,
+  };
   const values = activationsToCalibrate(float, intOptions);
   if (values.length === 0) throw new InputError('no layer is left to quantize (the --exclude patterns, --op-types and the input layer, which stays float unless --quantize-input-layer, take them all)');
   const onProgress = (what: string) => (d: number, t: number) => options.onProgress?.(what, d, t);
