@@ -32,11 +32,8 @@ import {
 } from '../src/passes/quantize-int8.js';
 import { officialKeys } from './helpers/convnext-keys.js';
 import { assertClose, checkpointFixtures, fixturePath, golden } from './helpers/fixtures.js';
-import { modelBytes, observeRanges, optimizedOps, runAny } from './helpers/quantize.js';
+import { FP16_TOLERANCE, INT8_STATIC_TOLERANCE, INT8_WEIGHTS_TOLERANCE, modelBytes, observeRanges, optimizedOps, runAny } from './helpers/quantize.js';
 
-const FP16_TOLERANCE = 1e-2;
-const INT8_WEIGHTS_TOLERANCE = 6e-2;
-const INT8_STATIC_TOLERANCE = 0.15;
 // Fused kernels vs the same QDQ graph run op by op: float sums in another order move a few
 // activations across a rounding boundary, one step each (measured ≤ 4e-2 over all fixtures); u8×s8
 // saturation with 8-bit weights on AVX2 shows as 0.06–0.28.

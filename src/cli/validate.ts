@@ -4,7 +4,7 @@ import { EXIT, Reporter, runCommand } from './report.js';
 import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
-const PROVIDERS = ['auto', 'webgpu', 'cuda', 'cpu'];
+const PROVIDERS = ['auto', 'webgpu', 'cuda', 'cpu', 'wasm', 'webgl'];
 
 export function validateCommand(program: Command): void {
   preprocessingFlags(
@@ -15,9 +15,11 @@ export function validateCommand(program: Command): void {
       .option('--data <dir>', 'images (folder with labels.txt / CSV / class folders, or a .npy tensor)')
       .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
       .option('--limit <n>', 'use the first N images', positiveInt)
-      .addOption(choice('--ep <provider>', 'onnxruntime execution provider: auto (default) | webgpu | cuda | cpu', PROVIDERS))
+      .addOption(choice('--runtime <where>', 'node (default: onnxruntime-node, TF.js in Node) | browser (onnxruntime-web and TF.js in headless Chromium)', ['node', 'browser']))
+      .option('--browser <path>', 'with --runtime browser: the Chromium or Chrome executable (default: the system\'s)')
+      .addOption(choice('--ep <provider>', 'onnxruntime execution provider: auto (default) | webgpu | cuda | cpu; in a browser auto | wasm | webgpu | webgl', PROVIDERS))
       .addOption(choice('--reference-ep <provider>', "the reference's provider, when it should differ (e.g. cpu, to check a GPU's numerics against the CPU)", PROVIDERS))
-      .addOption(choice('--tfjs-backend <name>', 'TF.js backend: cpu | wasm (default)', ['cpu', 'wasm']))
+      .addOption(choice('--tfjs-backend <name>', 'TF.js backend: cpu | wasm (default); in a browser also webgl | webgpu', ['cpu', 'wasm', 'webgl', 'webgpu']))
       .option('--batch <list>', 'batch sizes to time (comma-separated, default 1,8,32; "none" to skip timing)', batchSizes)
       .option('--max-drop <points>', 'gate: largest top-1 drop against the reference', finiteNumber)
       .option('--min-agreement <pct>', 'gate: smallest top-1 agreement with the reference', finiteNumber)
@@ -35,6 +37,7 @@ export function validateCommand(program: Command): void {
       const reporter = new Reporter({ json: jsonToStdout, quiet: opts.quiet });
       await runCommand(reporter, async () => {
         if (opts.referenceEp && !opts.reference) throw new InputError('--reference-ep needs --reference');
+        if (opts.browser !== undefined && opts.runtime !== 'browser') throw new InputError('--browser needs --runtime browser');
         const { filesValidated, validate } = await import('../validate/index.js');
         const { checkOutputs, writeFilesAtomic } = await import('../formats/files.js');
         // the reports may not land on anything the run reads, checked before the work starts
@@ -53,6 +56,8 @@ export function validateCommand(program: Command): void {
           data: opts.data,
           labels: opts.labels,
           limit: opts.limit,
+          runtime: opts.runtime,
+          browser: opts.browser,
           ep: opts.ep,
           referenceEp: opts.referenceEp,
           tfjsBackend: opts.tfjsBackend,

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { InputError } from '../errors.js';
 import { metadataJson } from '../model/metadata.js';
 import type { Tensor } from '../graph/tensor.js';
+import type { BrowserReport } from './browser/runner.js';
 import { cpuName } from './device.js';
 import { createSession, type ExecutionProvider } from './onnxruntime.js';
 import { probeWebgpuAdapter } from './webgpu-probe.js';
@@ -27,6 +28,13 @@ export interface Runner {
   readonly warnings: readonly string[];
   readonly inputShape: readonly (number | string)[];
   run(input: Tensor): Promise<{ data: Float32Array; dims: readonly number[] }>;
+  /**
+   * One run timed where the model runs, for runtimes whose run() carries more than the run (a
+   * browser page, where the batch crosses the driver): ms, from the batch already held there.
+   */
+  timedRun?(input: Tensor): Promise<number>;
+  /** For a model in a browser: what the browser offered and said. */
+  browser?(): BrowserReport;
   release(): Promise<void>;
 }
 

@@ -11,6 +11,8 @@ import type { Tensor } from '../graph/tensor.js';
 import { predict } from '../runtime/predict.js';
 import { accuracy, agreement, type Accuracy, type Agreement } from '../runtime/metrics.js';
 import type { ProviderChoice, Runner } from '../runtime/runners.js';
+import type { BrowserSession } from '../runtime/browser/chromium.js';
+import type { BrowserReport, WebProvider, WebTfjsBackend } from '../runtime/browser/runner.js';
 import { openModel } from './open.js';
 import { recordedCrop } from '../runtime/probe.js';
 import { filesRead, type RolePath } from '../formats/files.js';
@@ -34,14 +36,19 @@ export interface ValidateOptions extends PreprocessingOverrides {
   readonly data?: string;
   readonly labels?: string;
   readonly limit?: number;
-  readonly ep?: ProviderChoice;
+  /** Where the models run: 'node' (onnxruntime-node, TF.js in Node; default) or 'browser' (headless Chromium). */
+  readonly runtime?: 'node' | 'browser';
+  /** The browser to run in (default: the system's Chromium or Chrome). */
+  readonly browser?: string;
+  /** onnxruntime's provider: in Node auto, webgpu, cuda, cpu; in a browser auto, wasm (cpu), webgpu, webgl. */
+  readonly ep?: ProviderChoice | WebProvider;
   /**
    * The reference's provider, when it should differ: e.g. an fp16 model on WebGPU against the fp32
    * model on the CPU, which also catches what the GPU runtime gets wrong. Default: the model's.
    */
-  readonly referenceEp?: ProviderChoice;
-  /** For TF.js models: the backend (default wasm, the faster of the two in Node). */
-  readonly tfjsBackend?: 'cpu' | 'wasm';
+  readonly referenceEp?: ProviderChoice | WebProvider;
+  /** For TF.js models: the backend (default wasm, the faster of the two in Node); webgl, webgpu in a browser. */
+  readonly tfjsBackend?: WebTfjsBackend;
   /** Batch sizes to time; empty to skip timing. */
   readonly batches?: readonly number[];
   readonly batchSize?: number;
@@ -84,6 +91,8 @@ export interface ValidateReport {
   readonly passed: boolean;
   readonly peakRssBytes: number;
   readonly environment: Record<string, string>;
+  /** Under --runtime browser: what the browser offered (adapter, features, isolation) and its console. */
+  readonly browser?: BrowserReport;
 }
 
 function info(r: Runner): RunnerInfo {
@@ -101,14 +110,23 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
   if ((gates.maxDrop !== undefined || gates.minAgreement !== undefined || gates.minCosine !== undefined) && !options.data) {
     throw new InputError('accuracy gates need images: give --data');
   }
-  const open = (p: string, ep: ProviderChoice) => openModel(p, { ep, tfjsBackend: options.tfjsBackend, imageSize: options.imageSize, stateDictKey: options.stateDictKey });
   options.onStep?.('load');
+  const page = options.runtime === 'browser' ? await (await import('../runtime/browser/chromium.js')).openBrowser({ browser: options.browser }) : undefined;
+  try {
+    return await validateOn(page, modelPath, options, gates);
+  } finally {
+    await page?.close();
+  }
+}
+
+async function validateOn(page: BrowserSession | undefined, modelPath: string, options: ValidateOptions, gates: Gates): Promise<ValidateReport> {
+  const open = (p: string, ep: ProviderChoice | WebProvider) => openModel(p, { ep, tfjsBackend: options.tfjsBackend, imageSize: options.imageSize, stateDictKey: options.stateDictKey, page });
   const model = await open(modelPath, options.ep ?? 'auto');
   let reference: Runner | undefined;
   try {
     // unless told otherwise, the reference runs on the provider the model got (under --ep auto an
     // int8 model takes the CPU), so that speed-ups compare like with like
-    const followModel = (options.ep ?? 'auto') === 'auto' && model.kind === 'onnx' ? (model.provider as ProviderChoice) : undefined;
+    const followModel = (options.ep ?? 'auto') === 'auto' && model.kind === 'onnx' ? (model.provider.replace(/^ort-web-/, '') as ProviderChoice | WebProvider) : undefined;
     if (options.reference) reference = await open(options.reference, options.referenceEp ?? followModel ?? options.ep ?? 'auto');
     let out: Measured = { model: info(model), reference: reference && info(reference) };
     if (options.data) out = { ...out, ...(await measureAccuracy(model, reference, options)) };
@@ -126,6 +144,7 @@ export async function validate(modelPath: string, options: ValidateOptions): Pro
       passed: results.every((g) => g.passed),
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       environment: environment(model),
+      browser: model.browser?.(),
     };
   } finally {
     await model.release();
@@ -208,10 +227,11 @@ function checkGates(r: Measured, g: Gates): GateResult[] {
 }
 
 function environment(model: Runner): Record<string, string> {
+  const browser = model.browser?.();
   return {
     tool: `convnext-toolchain ${TOOL_VERSION}`,
     node: process.version,
-    onnxruntime: ort.env.versions.node ?? '',
+    ...(browser ? { browser: `Chromium ${browser.version}` } : { onnxruntime: ort.env.versions.node ?? '' }),
     platform: `${platform()} ${release()} ${arch()}`,
     device: model.device,
     provider: model.provider,

@@ -16,6 +16,12 @@ export function renderText(r: ValidateReport): string {
   const where = (x: ValidateReport['model']) => `${x.provider} on ${x.device}${x.fallbacks.length ? ` (not ${x.fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ')})` : ''}`;
   lines.push(`model      ${r.model.path}: ${where(r.model)}, loaded in ${ms(r.model.loadMs)}`);
   if (r.reference) lines.push(`reference  ${r.reference.path}: ${where(r.reference)}, loaded in ${ms(r.reference.loadMs)}`);
+  if (r.browser) {
+    const b = r.browser;
+    const gpu = 'features' in b.webgpu ? `WebGPU ${b.webgpu.vendor} ${b.webgpu.architecture}${b.webgpu.features.includes('shader-f16') ? ' (shader-f16)' : ' (no shader-f16)'}` : `no WebGPU (${b.webgpu.error})`;
+    lines.push(`browser    Chromium ${b.version}: ${gpu}, ${b.webgl ? 'WebGL 2' : 'no WebGL 2'}, ${b.crossOriginIsolated ? 'cross-origin isolated' : 'not isolated'}, ${b.hardwareConcurrency} cores; console ${b.consoleErrors} errors, ${b.consoleWarnings} warnings`);
+    for (const l of b.console.slice(0, 3)) lines.push(`             ${l.slice(0, 160)}`);
+  }
   if (r.data) lines.push(`data       ${r.data.source}: ${r.data.images} images${r.data.labelled ? ', labelled' : ''}`);
   if (r.accuracy || r.agreement) {
     lines.push('');

@@ -13,6 +13,11 @@ import { inferShapes } from '../../src/graph/shapes.js';
 import { floatToHalf, halfToFloat, type Tensor } from '../../src/graph/tensor.js';
 import type { Range } from '../../src/passes/quantize-int8.js';
 
+/** What each precision may differ from float32 by, as a share of max |logit| (every runtime's tests use these). */
+export const FP16_TOLERANCE = 1e-2;
+export const INT8_WEIGHTS_TOLERANCE = 6e-2;
+export const INT8_STATIC_TOLERANCE = 0.15;
+
 const modelBytes = (g: Graph) => joinChunks(encodeOnnx(g, { producerVersion: 'test' }).model);
 
 type Level = 'disabled' | 'basic' | 'extended' | 'all';

@@ -1,0 +1,69 @@
+// The page's web server: 127.0.0.1 only, a port the system picks, GET only, and nothing but the
+// folders it is given (the runtimes' files from node_modules, the model's folder). Cross-origin
+// isolated (COOP/COEP), so that onnxruntime-web and TF.js may use threads where the browser allows.
+
+import { createReadStream, realpathSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { extname, join, sep } from 'node:path';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+};
+
+export interface StaticServer {
+  readonly origin: string;
+  /** Serves `folder` under /`prefix`/ (files below it only, after symlinks are resolved). */
+  mount(prefix: string, folder: string): string;
+  close(): Promise<void>;
+}
+
+export async function startServer(page: string): Promise<StaticServer> {
+  const mounts = new Map<string, string>();
+  const server: Server = createServer((req, res) => {
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+    res.setHeader('Cache-Control', 'no-store');
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (req.method !== 'GET') return void res.writeHead(405).end();
+    if (url.pathname === '/') return void res.writeHead(200, { 'Content-Type': TYPES['.html'] }).end(page);
+    const file = resolveMounted(mounts, decodeURIComponent(url.pathname));
+    if (!file) return void res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': statSync(file).size });
+    createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  return {
+    origin,
+    mount(prefix, folder) {
+      mounts.set(prefix, realpathSync(folder));
+      return `/${prefix}/`;
+    },
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** The regular file a URL path names inside a mounted folder, or undefined. */
+function resolveMounted(mounts: ReadonlyMap<string, string>, path: string): string | undefined {
+  const [, prefix, ...rest] = path.split('/');
+  const root = mounts.get(prefix);
+  if (!root || rest.some((p) => p === '..' || p === '' || p.includes('\0'))) return undefined;
+  try {
+    const real = realpathSync(join(root, ...rest));
+    if (!real.startsWith(root + sep) || !statSync(real).isFile()) return undefined;
+    return real;
+  } catch {
+    return undefined;
+  }
+}
