@@ -4,10 +4,13 @@ import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { collect, list, positiveInt } from './parse.js';
+import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
-function checkFormat(opts: { format?: string; weights?: string; gelu?: string }): void {
-  if ((opts.format ?? 'onnx') === 'onnx' && (opts.weights !== undefined || (opts.gelu ?? 'erf') !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
+function checkFormat(opts: { format?: string; weights?: string; gelu?: string; data?: string; dtypes?: string[] }): void {
+  if ((opts.format ?? 'onnx') !== 'tfjs' && (opts.weights !== undefined || (opts.gelu ?? 'erf') !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
+  if (opts.data !== undefined && opts.format !== 'transformers.js') throw new InputError('--data applies to --format transformers.js');
+  checkDtypesFlag(opts);
 }
 
 function passTable(reports: readonly PassReport[]): string[] {
@@ -30,7 +33,7 @@ export function convertCommand(program: Command): void {
       program.command('convert')
       .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX or TF.js')
       .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
-      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
+      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js)')
       .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
       .option('--dynamic-size', 'symbolic input height and width (the image size stays the preprocessing crop)')
       .addOption(choice('--outputs <what>', 'logits (default) | pooled (normalised features before the classifier) | stages (the four stages\' feature maps, NCHW, for detection/segmentation heads)', ['logits', 'pooled', 'stages']))
@@ -43,6 +46,7 @@ export function convertCommand(program: Command): void {
       .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
       .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had', WEIGHT_FORMATS))
       .addOption(choice('--gelu <form>', 'tfjs: erf (exact, default) | tanh (faster approximation)', ['erf', 'tanh']))
+      .option('--data <dir>', "transformers.js: images (labelled, for top-1) to measure the model card's accuracy on")
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
     ),
@@ -51,6 +55,10 @@ export function convertCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         checkFormat(opts);
+        if (opts.format === 'transformers.js') {
+          const { output, dtypes, data, force, imageSize, dynamicSize, outputs, stateDictKey, labels, passes, skipPass, verify } = opts;
+          return runTransformersJs(input, output, { dtypes, data, force, imageSize, dynamicSize, outputs, stateDictKey, labelsFile: labels, ...preprocessingOverrides(opts), passes, skip: skipPass, verify }, reporter);
+        }
         // the verb (and what it needs) loads only when the command runs: --help and --version start fast
         const { convert } = await import('../convert.js');
         const r = await convert(input, opts.output, {

@@ -4,8 +4,11 @@ import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
+import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 
 const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
+// the transformers.js dtype each mode's model is (formats/transformers-js)
+const DTYPE_OF: Record<QuantizeMode, string> = { fp16: 'fp16', int8: 'int8', 'int8-weights': 'q8' };
 
 export function quantizeCommand(program: Command): void {
   preprocessingFlags(
@@ -13,7 +16,7 @@ export function quantizeCommand(program: Command): void {
       program.command('quantize')
       .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
       .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
-      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs)')
+      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js)')
       .addOption(choice('--to <mode>', 'fp16 | int8 | int8-weights', MODES).makeOptionMandatory())
       .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
       .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
@@ -27,7 +30,7 @@ export function quantizeCommand(program: Command): void {
       .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit on the cpu target, exact on any x86 CPU)')
       .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
       .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
-      .option('--data <dir>', 'labelled images to measure the accuracy budget on (default: --calib)')
+      .option('--data <dir>', 'labelled images to measure the accuracy budget (and a transformers.js model card) on (default: --calib)')
       .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
       .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', finiteNumber)
       .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
@@ -39,12 +42,15 @@ export function quantizeCommand(program: Command): void {
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
       ' (TF.js keeps fp16 or per-channel int8 weights; activations float)',
+      "fp32 and --to's",
     ),
     '',
   ).action(async (input: string, opts) => {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
+        checkDtypesFlag(opts);
+        if (opts.format === 'transformers.js') return transformersJs(input, opts, reporter);
         const { quantize } = await import('../quantize/index.js');
         const r = await quantize(input, opts.output, {
           to: opts.to,
@@ -92,4 +98,18 @@ export function quantizeCommand(program: Command): void {
         reporter.result(lines.join('\n'), r);
       });
     });
+}
+
+// The folder holds fp32 and --to's model, or the --dtypes list, which must name --to's.
+function transformersJs(input: string, opts: Record<string, any>, reporter: Reporter): Promise<void> {
+  const mine = DTYPE_OF[opts.to as QuantizeMode];
+  const dtypes: string[] = opts.dtypes ?? ['fp32', mine];
+  if (!dtypes.includes(mine)) throw new InputError(`--to ${opts.to} makes the ${mine} model, which --dtypes ${dtypes.join(',')} leaves out`);
+  if (opts.keepIoTypes === false) throw new InputError('--no-keep-io-types: transformers.js feeds float32 pixel_values to every dtype');
+  const { output, calib, calibSize, method, percentile, opTypes, exclude, reduceRange, equalize, quantizeInputLayer, fp32Ops, data, labels, maxDrop, minAgreement, batchSize, imageSize, stateDictKey, skipPass, force } = opts;
+  return runTransformersJs(input, output, {
+    dtypes, calib, calibSize, method, percentile, opTypes, exclude, reduceRange, equalize, quantizeInputLayer, fp32Ops, data, labels, maxDrop, minAgreement, batchSize, imageSize, stateDictKey, skip: skipPass, force,
+    ...preprocessingOverrides(opts),
+    onProgress: (what, done, total) => reporter.progress(what, done, total),
+  }, reporter);
 }

@@ -1,7 +1,7 @@
 // Writing outputs safely: a half-written file is never left under the output's name, and nothing a
 // command reads is ever overwritten.
 
-import { closeSync, existsSync, openSync, readdirSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { readOnnxSummary } from './onnx-summary.js';
@@ -170,21 +170,61 @@ export function writeFilesAtomic(files: readonly PendingFile[]): void {
     for (const f of files) {
       const tmp = join(dirname(resolve(f.path)), `.${basename(f.path)}.${process.pid}.tmp`);
       temps.push(tmp);
-      const fd = openSync(tmp, 'w');
-      try {
-        for (const c of f.chunks) {
-          let off = 0;
-          // one write call takes at most 2 GiB - 1 bytes
-          while (off < c.byteLength) off += writeSync(fd, c, off, Math.min(c.byteLength - off, 1 << 30));
-        }
-      } finally {
-        closeSync(fd);
-      }
+      writeChunks(tmp, f.chunks);
     }
     for (let i = files.length - 1; i >= 0; i--) renameSync(temps[i], files[i].path);
   } catch (e) {
     for (const t of temps) if (existsSync(t)) unlinkSync(t);
     throw writeError(e, files.find((f) => (e as { dest?: string }).dest === f.path)?.path ?? files[0]?.path ?? '');
+  }
+}
+
+function writeChunks(path: string, chunks: readonly Uint8Array[]): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const c of chunks) {
+      let off = 0;
+      // one write call takes at most 2 GiB - 1 bytes
+      while (off < c.byteLength) off += writeSync(fd, c, off, Math.min(c.byteLength - off, 1 << 30));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes `files` (paths relative to `dir`, subfolders made as needed) as one folder. A folder that
+ * does not exist yet is filled under a temporary name beside it and renamed into place, so it
+ * appears whole or not at all; into an existing one each file goes through writeFilesAtomic (the
+ * first file last: put the one a loader reads first there).
+ */
+export function writeFolderAtomic(dir: string, files: readonly PendingFile[]): void {
+  const target = resolve(dir);
+  if (existsSync(target)) {
+    try {
+      for (const f of files) mkdirSync(dirname(join(target, f.path)), { recursive: true });
+    } catch (err) {
+      throw writeError(err, dir);
+    }
+    writeFilesAtomic(files.map((f) => ({ path: join(target, f.path), chunks: f.chunks })));
+    return;
+  }
+  let tmp: string;
+  try {
+    tmp = mkdtempSync(join(dirname(target), `.${basename(target)}.tmp-`));
+  } catch (err) {
+    throw writeError(err, dir);
+  }
+  try {
+    chmodSync(tmp, 0o777 & ~process.umask()); // mkdtemp makes it private; a model folder is not
+    for (const f of files) {
+      mkdirSync(dirname(join(tmp, f.path)), { recursive: true });
+      writeChunks(join(tmp, f.path), f.chunks);
+    }
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw writeError(err, dir);
   }
 }
 

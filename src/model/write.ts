@@ -55,7 +55,7 @@ export async function writeModel(graph: Graph, output: string, options: WriteOpt
  * Refuses, before any work, a model output (and an ONNX model's side file `<output>.data`) that
  * would overwrite any of `inputs`, the files the command reads.
  */
-export function checkModelOutput(output: string, format: OutputFormat, inputs: readonly RolePath[]): void {
+export function checkModelOutput(output: string, format: OutputFormat | 'transformers.js', inputs: readonly RolePath[]): void {
   const outputs = format === 'onnx'
     ? [{ path: output, what: 'the output model' }, { path: `${output}.data`, what: "the output model's external data" }]
     : [{ path: output, what: 'the output folder', folder: true }];

@@ -83,17 +83,61 @@ export async function quantize(input: string, output: string, options: QuantizeO
   ];
   checkModelOutput(output, options.format ?? 'onnx', reads);
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
-  const budgetData = options.data ?? (options.to === 'int8' ? options.calib : undefined);
-  const budgeted = options.maxDrop !== undefined || options.minAgreement !== undefined;
-  if (budgeted && !budgetData) throw new InputError('an accuracy budget needs data to measure on: give --data DIR');
+  checkBudgetData(options);
   // onnxruntime's int8 kernels are fastest on channels-last MatMuls, its float kernels on 1×1 Convs
   // (passes/pointwise-layout.ts): int8 keeps or puts the pointwise layers back in MatMul form
   const int8 = options.to !== 'fp16' && onnx;
   const prepared = await prepareModel(input, int8 ? { ...options, skip: [...(options.skip ?? []), pointwiseToConv.name] } : options, steps, warnings);
-  const toMatMul = int8 && !(options.skip ?? []).includes(pointwiseToMatMul.name);
   // prepareModel hands its graph over, so the pass may transpose weights in place
-  const float = toMatMul ? (await runPipeline(prepared.graph, [pointwiseToMatMul], { inPlace: true })).graph : prepared.graph;
+  const float = int8 ? await intLayout(prepared.graph, options, true) : prepared.graph;
   if (!onnx) return quantizeForTfjs(float, input, output, options, steps, warnings);
+  const { graph: quantized, method, calibration, keptFloat, budget } = await quantizeFloat(float, options, steps, warnings);
+  // a quantized model is made to be shipped: short names by default (--keep-names keeps them)
+  const written = await writeModel(quantized, output, { ...options, compactNames: options.compactNames ?? true }, steps);
+  return {
+    output,
+    mode: options.to,
+    method,
+    calibrationImages: calibration.calibrationImages,
+    equalization: calibration.equalization,
+    bytesWritten: written.bytesWritten,
+    floatBytes: onnxSize(float),
+    quantizedLayers: quantizableLayers(quantized).length,
+    keptFloat,
+    budget,
+    timings: steps.timings,
+    warnings: warnings.items,
+  };
+}
+
+/** The data an accuracy budget is measured on (int8: the calibration images by default), if a budget is set. */
+function checkBudgetData(options: QuantizeOptions): string | undefined {
+  if (options.maxDrop === undefined && options.minAgreement === undefined) return undefined;
+  const data = options.data ?? (options.to === 'int8' ? options.calib : undefined);
+  if (!data) throw new InputError('an accuracy budget needs data to measure on: give --data DIR');
+  return data;
+}
+
+/** The pointwise layers as MatMuls (unless --skip-pass pointwise-to-matmul): what int8 kernels run fastest. */
+export async function intLayout(float: Graph, options: PrepareOptions, inPlace: boolean): Promise<Graph> {
+  if ((options.skip ?? []).includes(pointwiseToMatMul.name)) return float;
+  return (await runPipeline(float, [pointwiseToMatMul], { inPlace })).graph;
+}
+
+/** The quantized model and the facts of its making, from the float graph in the layout the mode runs fastest in. */
+export interface QuantizedFloat {
+  readonly graph: Graph;
+  readonly method?: CalibrationMethod;
+  readonly calibration: { readonly calibrationImages?: number; readonly equalization?: string };
+  readonly keptFloat: readonly string[];
+  readonly budget?: BudgetReport;
+}
+
+/**
+ * Quantizes `float` (for int8 modes in intLayout) as `options.to`
+ * says, meets the accuracy budget if one is given, and records how in the `quantization` metadata.
+ */
+export async function quantizeFloat(float: Graph, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizedFloat> {
   if (options.to !== 'fp16') {
     if (excludesEveryLayer(float, options.exclude ?? [], options.opTypes)) {
       throw new InputError(`--exclude ${(options.exclude ?? []).map((p) => `'${p}'`).join(' ')} names every layer: nothing would be quantized`);
@@ -118,7 +162,8 @@ export async function quantize(input: string, output: string, options: QuantizeO
   let keptFloat: readonly string[] = [];
   let budget: BudgetReport | undefined;
   let quantized = await steps.run('quantize', () => makeQuantized([]));
-  if (budgeted && budgetData) {
+  const budgetData = checkBudgetData(options);
+  if (budgetData) {
     const data = openDataset(budgetData, { ...images, labelsFile: options.labels });
     checkDataFits(data, float.inputs[0].shape, data.source);
     if (options.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled data (labels.txt, a CSV or class folders)', data.source);
@@ -147,22 +192,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
       }),
     },
   };
-  // a quantized model is made to be shipped: short names by default (--keep-names keeps them)
-  const written = await writeModel(quantized, output, { ...options, compactNames: options.compactNames ?? true }, steps);
-  return {
-    output,
-    mode: options.to,
-    method,
-    calibrationImages: calibration.calibrationImages,
-    equalization: calibration.equalization,
-    bytesWritten: written.bytesWritten,
-    floatBytes: onnxSize(float),
-    quantizedLayers: quantizableLayers(quantized).length,
-    keptFloat,
-    budget,
-    timings: steps.timings,
-    warnings: warnings.items,
-  };
+  return { graph: quantized, method, calibration, keptFloat, budget };
 }
 
 // TF.js runs float kernels only: what it can keep of a quantization is the weight storage (float16,

@@ -3,12 +3,12 @@
 // The graph is translated op by op from ONNX semantics (tfjs-ops.ts) into NHWC (tfjs-layout.ts);
 // the image input is fed as [batch, H, W, C].
 
-import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { InputError, UnsupportedError } from '../../errors.js';
 import { producers, topologicalOrder, type Graph, type Node } from '../../graph/graph.js';
 import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
-import { writeError, writeFilesAtomic } from '../files.js';
+import { writeFolderAtomic } from '../files.js';
 import { Emitter, tfAttr, type TfNode } from './emit.js';
 import { physicalShape, samePerm, transposeBetween } from './layout.js';
 import { TFJS_OPS, unsupportedOutputs } from './ops.js';
@@ -184,9 +184,8 @@ export function tfjsOpCounts(modelJson: TfjsModelJson): Record<string, number> {
 }
 
 /**
- * Writes dir/model.json and its shards. A new folder is filled under a temporary name and renamed
- * into place; in an existing folder each file goes through a temporary name, model.json last, and
- * shards of a previous model that the new one does not use are removed afterwards. A folder with
+ * Writes dir/model.json and its shards through writeFolderAtomic (model.json last); shards of a
+ * previous model that the new one does not use are removed afterwards. A folder with
  * anything besides a TF.js model in it is refused unless `force`.
  */
 export function writeTfjsModel(graph: Graph, dir: string, options: WriteTfjsOptions = {}): { files: string[]; bytes: number; modelJson: TfjsModelJson } {
@@ -204,27 +203,10 @@ export function writeTfjsModel(graph: Graph, dir: string, options: WriteTfjsOpti
   const { modelJson, shards } = encodeTfjs(graph, options);
   const paths = modelJson.weightsManifest[0].paths;
   const files = [
-    { path: join(target, 'model.json'), chunks: [new TextEncoder().encode(JSON.stringify(modelJson))] },
-    ...shards.map((s, k) => ({ path: join(target, paths[k]), chunks: [s] })),
+    { path: 'model.json', chunks: [new TextEncoder().encode(JSON.stringify(modelJson))] },
+    ...shards.map((s, k) => ({ path: paths[k], chunks: [s] })),
   ];
-  if (!exists) {
-    let tmp: string;
-    try {
-      tmp = mkdtempSync(join(parent, `.${basename(target)}.tmp-`));
-    } catch (err) {
-      throw writeError(err, dir);
-    }
-    try {
-      chmodSync(tmp, 0o777 & ~process.umask()); // mkdtemp makes it private; a model folder is not
-      for (const f of files) writeFileSync(join(tmp, basename(f.path)), f.chunks[0]);
-      renameSync(tmp, target);
-    } catch (err) {
-      rmSync(tmp, { recursive: true, force: true });
-      throw writeError(err, dir);
-    }
-  } else {
-    writeFilesAtomic(files);
-    for (const f of previous) if (SHARD_FILE.test(f) && !paths.includes(f)) unlinkSync(join(target, f));
-  }
-  return { files: files.map((f) => f.path), bytes: files.reduce((n, f) => n + f.chunks[0].byteLength, 0), modelJson };
+  writeFolderAtomic(target, files);
+  if (exists) for (const f of previous) if (SHARD_FILE.test(f) && !paths.includes(f)) unlinkSync(join(target, f));
+  return { files: files.map((f) => join(target, f.path)), bytes: files.reduce((n, f) => n + f.chunks[0].byteLength, 0), modelJson };
 }
