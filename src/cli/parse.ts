@@ -73,10 +73,10 @@ export function preprocessingOverrides(opts: { cropPct?: number; mean?: number[]
   return { cropPct: opts.cropPct, mean: opts.mean, std: opts.std };
 }
 
-/** --format, --shard-size and --force: where a command writes ONNX or a TF.js folder. */
+/** --format, --shard-size and --force: where a command writes ONNX, a TF.js folder or a TFLite file. */
 export function outputFormatFlags(command: Command, tfjsNote = ''): Command {
   return command
-    .addOption(choice('--format <format>', `onnx | tfjs${tfjsNote} (default onnx)`, ['onnx', 'tfjs']))
+    .addOption(choice('--format <format>', `onnx | tfjs | tflite${tfjsNote} (default onnx)`, ['onnx', 'tfjs', 'tflite']))
     .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
     .option('--force', 'tfjs: write into a folder that holds other files');
 }
