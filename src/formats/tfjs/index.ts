@@ -12,6 +12,7 @@ import { writeError, writeFilesAtomic } from '../files.js';
 import type { Emitter, TfNode } from './emit.js';
 import { physicalShape } from './layout.js';
 import { lowerToTf } from './lower.js';
+import { structuredMetadata } from '../json-values.js';
 import { SHARD_FILE, shardWeights, WEIGHT_FORMATS, type WeightFormat, type WeightSpec } from './weights.js';
 
 export { WEIGHT_FORMATS, type WeightFormat } from './weights.js';
@@ -102,20 +103,7 @@ function info(e: Emitter, value: string, dtype: string): TensorInfo {
  * so that metadata can never change how the model runs.
  */
 function userMetadata(meta: Readonly<Record<string, string>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(meta)) {
-    if (k === 'signature' || k === 'structuredOutputKeys') continue;
-    let value: unknown = v;
-    if (/^\s*[[{]/.test(v)) {
-      try {
-        value = JSON.parse(v);
-      } catch {
-        value = v;
-      }
-    }
-    out[k] = value;
-  }
-  return out;
+  return structuredMetadata(Object.fromEntries(Object.entries(meta).filter(([k]) => k !== 'signature' && k !== 'structuredOutputKeys')));
 }
 
 /** Op type → count in a model.json, for reports and tests. */

@@ -9,6 +9,7 @@ import { InputError, UnsupportedError } from '../../errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
 import { writeFilesAtomic } from '../files.js';
+import { structuredMetadata } from '../json-values.js';
 import { lowerToTf } from '../tfjs/lower.js';
 import { buildModel } from './schema.js';
 import { TFLITE_OPS, TFLITE_WEIGHTS, TfliteBuilder, type TfliteWeights } from './ops.js';
@@ -59,7 +60,7 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   }
   const inputs = g.inputs.map((v) => m.refs.get(ref(v.name))!);
   const outputs = g.outputs.map((v) => m.input(ref(v.name)));
-  const provenance = m.buffers.push(new TextEncoder().encode(JSON.stringify(metadataValues(graph.metadata)))) - 1;
+  const provenance = m.buffers.push(new TextEncoder().encode(JSON.stringify(structuredMetadata(graph.metadata)))) - 1;
   try {
     return buildModel({
       description: graph.metadata.converter ?? `${TOOL_NAME} ${TOOL_VERSION}`,
@@ -82,19 +83,6 @@ function constOf(dtype: 'float32' | 'int32', shape: readonly number[], bytes: Ui
   const copy = bytes.slice(); // aligned for the typed array view
   const data = dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
   return { dtype, shape: [...shape], data } as const;
-}
-
-/** Graph metadata with JSON values parsed, so that the entry is one JSON object. */
-function metadataValues(meta: Readonly<Record<string, string>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(meta)) {
-    try {
-      out[k] = /^\s*[[{]/.test(v) ? JSON.parse(v) : v;
-    } catch {
-      out[k] = v;
-    }
-  }
-  return out;
 }
 
 /** Encodes and writes atomically (temporary name, then rename). */
