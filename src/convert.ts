@@ -34,10 +34,11 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const reads = [...filesRead(input, 'the input model'), ...(options.labelsFile ? filesRead(options.labelsFile, 'the labels file') : [])];
   checkModelOutput(output, options.format ?? 'onnx', reads);
   const prepared = await prepareModel(input, options, steps, warnings);
-  // TF.js keeps a quantized input's precision in its weight storage unless --weights says otherwise
+  // TF.js and TFLite keep a quantized input's precision in their weight storage unless --weights says otherwise
   const keep = { float32: 'float32', float16: 'float16', int8: 'int8' } as const;
   const tfjs = { ...options.tfjs, weights: options.tfjs?.weights ?? keep[prepared.sourcePrecision] };
-  const written = await writeModel(prepared.graph, output, { ...options, tfjs }, steps);
+  const tflite = { ...options.tflite, weights: options.tflite?.weights ?? keep[prepared.sourcePrecision] };
+  const written = await writeModel(prepared.graph, output, { ...options, tfjs, tflite }, steps);
   const { graph } = prepared;
   return {
     output,

@@ -18,6 +18,7 @@ export type UnsupportedKind =
   | 'dtype'
   | 'file-format'
   | 'tfjs-op'
+  | 'tflite-op'
   | 'quantization'
   | 'architecture'
   | 'other';

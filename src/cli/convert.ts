@@ -2,14 +2,21 @@ import type { Command } from 'commander';
 import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
+import { TFLITE_WEIGHTS } from '../formats/tflite/ops.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { collect, list, positiveInt } from './parse.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
-function checkFormat(opts: { format?: string; weights?: string; gelu?: string; data?: string; dtypes?: string[] }): void {
-  if ((opts.format ?? 'onnx') !== 'tfjs' && (opts.weights !== undefined || (opts.gelu ?? 'erf') !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs');
-  if (opts.data !== undefined && opts.format !== 'transformers.js') throw new InputError('--data applies to --format transformers.js');
+function checkFormat(opts: { format?: string; weights?: string; gelu?: string; batch?: number; dynamicSize?: boolean; data?: string; dtypes?: string[] }): void {
+  const format = opts.format ?? 'onnx';
+  if (format !== 'tfjs' && format !== 'tflite' && (opts.weights !== undefined || (opts.gelu ?? 'erf') !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs and tflite');
+  if (opts.batch !== undefined && format !== 'tflite') throw new InputError('--batch applies to --format tflite (ONNX and TF.js models take any batch)');
+  if (format === 'tflite' && opts.weights !== undefined && !(TFLITE_WEIGHTS as readonly string[]).includes(opts.weights)) {
+    throw new InputError(`--format tflite takes --weights ${TFLITE_WEIGHTS.join(', ')}, not '${opts.weights}'`);
+  }
+  if (format === 'tflite' && opts.dynamicSize) throw new InputError('--format tflite takes a fixed image size (LiteRT compiles static shapes); leave out --dynamic-size');
+  if (opts.data !== undefined && format !== 'transformers.js') throw new InputError('--data applies to --format transformers.js');
   checkDtypesFlag(opts);
 }
 
@@ -31,9 +38,9 @@ export function convertCommand(program: Command): void {
   preprocessingFlags(
     outputFormatFlags(
       program.command('convert')
-      .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX or TF.js')
+      .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX, TF.js or TFLite')
       .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
-      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js)')
+      .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js, a .tflite file with --format tflite)')
       .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
       .option('--dynamic-size', 'symbolic input height and width (the image size stays the preprocessing crop)')
       .addOption(choice('--outputs <what>', 'logits (default) | pooled (normalised features before the classifier) | stages (the four stages\' feature maps, NCHW, for detection/segmentation heads)', ['logits', 'pooled', 'stages']))
@@ -44,8 +51,9 @@ export function convertCommand(program: Command): void {
       .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
       .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
       .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
-      .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); default float32, or what a quantized ONNX input had', WEIGHT_FORMATS))
-      .addOption(choice('--gelu <form>', 'tfjs: erf (exact, default) | tanh (faster approximation)', ['erf', 'tanh']))
+      .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); tflite: float32 | float16 | int8; default float32, or what a quantized ONNX input had', WEIGHT_FORMATS))
+      .addOption(choice('--gelu <form>', 'tfjs, tflite: erf (exact, default) | tanh (faster approximation)', ['erf', 'tanh']))
+      .option('--batch <n>', "tflite: the input's batch size, fixed in the file (default 1)", positiveInt)
       .option('--data <dir>', "transformers.js: images (labelled, for top-1) to measure the model card's accuracy on")
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
@@ -64,6 +72,7 @@ export function convertCommand(program: Command): void {
         const r = await convert(input, opts.output, {
           format: opts.format,
           tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },
+          tflite: { weights: opts.weights, gelu: opts.gelu, batch: opts.batch },
           imageSize: opts.imageSize,
           dynamicSize: opts.dynamicSize,
           outputs: opts.outputs,

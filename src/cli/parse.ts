@@ -73,10 +73,10 @@ export function preprocessingOverrides(opts: { cropPct?: number; mean?: number[]
   return { cropPct: opts.cropPct, mean: opts.mean, std: opts.std };
 }
 
-/** --format, --shard-size, --dtypes and --force: where a command writes ONNX, a TF.js or a transformers.js folder. */
+/** --format, --shard-size, --dtypes and --force: where a command writes ONNX, a TF.js folder, a TFLite file or a transformers.js folder. */
 export function outputFormatFlags(command: Command, tfjsNote = '', dtypesDefault = 'fp32'): Command {
   return command
-    .addOption(choice('--format <format>', `onnx | tfjs${tfjsNote} | transformers.js (a Hugging Face transformers.js model folder) (default onnx)`, ['onnx', 'tfjs', 'transformers.js']))
+    .addOption(choice('--format <format>', `onnx | tfjs | tflite${tfjsNote} | transformers.js (a Hugging Face transformers.js model folder) (default onnx)`, ['onnx', 'tfjs', 'tflite', 'transformers.js']))
     .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
     .option('--dtypes <list>', `transformers.js: precisions to write, fp32 and any of fp16, q8 (int8 weights), int8 (calibrated; quantize --calib) (default ${dtypesDefault})`, list)
     .option('--force', 'tfjs, transformers.js: write into a folder that holds other files');

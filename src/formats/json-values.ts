@@ -19,3 +19,23 @@ export function shown(v: unknown): string {
 export function parseErrorMessage(e: unknown): string {
   return String((e as Error)?.message ?? e).replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ');
 }
+
+/**
+ * Model metadata (string values, as ONNX's metadata_props hold them) with the values that are JSON
+ * objects or arrays parsed, for formats that store structured metadata (TF.js, TFLite).
+ */
+export function structuredMetadata(meta: Readonly<Record<string, string>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(meta)) {
+    let value: unknown = v;
+    if (/^\s*[[{]/.test(v)) {
+      try {
+        value = JSON.parse(v);
+      } catch {
+        value = v;
+      }
+    }
+    out[k] = value;
+  }
+  return out;
+}

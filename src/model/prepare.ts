@@ -50,8 +50,8 @@ export async function prepareModel(input: string, options: PrepareOptions, steps
   let sourcePrecision: SourcePrecision = 'float32';
   if ((await identify(input)).format?.name === 'onnx') {
     let imported = await steps.run('read', () => loadOnnxModel(input));
-    if (options.format === 'tfjs') {
-      // TF.js has float kernels only: a quantized model goes back to float32, its precision noted
+    if (options.format === 'tfjs' || options.format === 'tflite') {
+      // the TF.js and TFLite writers take float graphs: a quantized model goes back to float32, its precision noted
       const float = toFloat32Graph(imported);
       imported = float.graph;
       sourcePrecision = float.precision;

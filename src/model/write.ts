@@ -1,26 +1,29 @@
-// Graph → files on disk, atomically: an ONNX file (with external data when asked or needed) or a
-// TF.js graph-model folder. An input is never overwritten.
+// Graph → files on disk, atomically: an ONNX file (with external data when asked or needed), a
+// TF.js graph-model folder or a TFLite file. An input is never overwritten.
 
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { checkOutputs, writeFilesAtomic, type PendingFile, type RolePath } from '../formats/files.js';
 import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from '../formats/onnx.js';
 import { writeTfjsModel, type WriteTfjsOptions } from '../formats/tfjs/index.js';
+import { writeTfliteModel, type TfliteOptions } from '../formats/tflite/index.js';
 import type { Graph } from '../graph/graph.js';
 import { compactNames } from '../passes/compact-names.js';
 import { recordingContext } from '../passes/pass.js';
 import { TOOL_VERSION } from '../version.js';
 import type { Steps } from './steps.js';
 
-export type OutputFormat = 'onnx' | 'tfjs';
+export type OutputFormat = 'onnx' | 'tfjs' | 'tflite';
 
 export interface WriteOptions {
-  /** 'onnx' (a file) or 'tfjs' (a graph-model folder). */
+  /** 'onnx' (a file), 'tfjs' (a graph-model folder) or 'tflite' (a LiteRT flatbuffer file). */
   readonly format?: OutputFormat;
   /** Keep weights in a side file `<output>.data` even when the model is small. */
   readonly externalData?: boolean;
   /** TF.js output: weight storage, GELU form, shard size, and whether a non-empty folder may be used. */
   readonly tfjs?: WriteTfjsOptions;
+  /** TFLite output: weight storage, GELU form, batch size. */
+  readonly tflite?: TfliteOptions;
   /** ONNX output: short internal value names, layer names kept (see passes/compact-names.ts). */
   readonly compactNames?: boolean;
 }
@@ -47,6 +50,10 @@ export async function writeModel(graph: Graph, output: string, options: WriteOpt
     const named = options.compactNames ? compactNames.run(graph, recordingContext()) : graph;
     return writeOnnxModel(named, output, options.externalData ?? false, steps);
   }
+  if (options.format === 'tflite') {
+    const written = await steps.run('write', () => writeTfliteModel(graph, output, options.tflite));
+    return { bytesWritten: written.bytes, externalDataFile: undefined };
+  }
   const written = await steps.run('write', () => writeTfjsModel(graph, output, options.tfjs));
   return { bytesWritten: written.bytes, externalDataFile: undefined };
 }
@@ -58,6 +65,6 @@ export async function writeModel(graph: Graph, output: string, options: WriteOpt
 export function checkModelOutput(output: string, format: OutputFormat | 'transformers.js', inputs: readonly RolePath[]): void {
   const outputs = format === 'onnx'
     ? [{ path: output, what: 'the output model' }, { path: `${output}.data`, what: "the output model's external data" }]
-    : [{ path: output, what: 'the output folder', folder: true }];
+    : format === 'tflite' ? [{ path: output, what: 'the output model' }] : [{ path: output, what: 'the output folder', folder: true }];
   checkOutputs(outputs, inputs);
 }

@@ -3,7 +3,7 @@
 // whose quantization hurts most go back to float, one by one, until the budget holds (budget.ts).
 
 import { checkDataFits, openDataset } from '../data/images.js';
-import { InputError, Warnings } from '../errors.js';
+import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { filesRead } from '../formats/files.js';
 import { onnxSize } from '../formats/onnx.js';
 import type { Graph } from '../graph/graph.js';
@@ -82,6 +82,9 @@ export async function quantize(input: string, output: string, options: QuantizeO
     ...(options.labelsFile ? filesRead(options.labelsFile, 'the class names file') : []),
   ];
   checkModelOutput(output, options.format ?? 'onnx', reads);
+  if (options.to === 'int8' && options.format === 'tflite') {
+    throw new UnsupportedError('full-integer int8 TFLite (int8 activations) is not written yet; --to int8-weights gives per-channel int8 weights with float activations', undefined, 'quantization');
+  }
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   checkBudgetData(options);
   // onnxruntime's int8 kernels are fastest on channels-last MatMuls, its float kernels on 1×1 Convs
@@ -195,18 +198,18 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   return { graph: quantized, method, calibration, keptFloat, budget };
 }
 
-// TF.js runs float kernels only: what it can keep of a quantization is the weight storage (float16,
-// or int8 per output channel, dequantized in the graph). Activations stay float32.
+// TF.js runs float kernels only, and our TFLite writer float kernels on stored weights: what they
+// keep of a quantization is the weight storage (float16, or int8 per output channel, dequantized in
+// the graph). Activations stay float32. Full-integer TFLite (int8 activations) is not written yet.
 async function quantizeForTfjs(float: Graph, input: string, output: string, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizeResult> {
+  const tflite = options.format === 'tflite';
   if (options.maxDrop !== undefined || options.minAgreement !== undefined) {
-    throw new InputError('--max-drop/--min-agreement apply to ONNX int8; for TF.js, measure the written model with convnext validate');
+    throw new InputError(`--max-drop/--min-agreement apply to ONNX int8; for ${tflite ? 'TFLite' : 'TF.js'}, measure the written model with convnext validate`);
   }
   const weights = options.to === 'fp16' ? 'float16' : 'int8';
-  const graph: Graph = {
-    ...float,
-    metadata: { ...float.metadata, quantization: JSON.stringify({ mode: options.to, tfjs_weights: weights, activations: 'float32' }) },
-  };
-  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights } }, steps);
+  const recorded = tflite ? { mode: options.to, tflite_weights: weights, activations: 'float32' } : { mode: options.to, tfjs_weights: weights, activations: 'float32' };
+  const graph: Graph = { ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded) } };
+  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: { ...options.tflite, weights } }, steps);
   return {
     output,
     mode: options.to,

@@ -71,6 +71,8 @@ export interface Weight {
 export interface EmitOptions {
   readonly weights: WeightFormat;
   readonly gelu: 'erf' | 'tanh';
+  /** Write GELU as one TF `Gelu` op (for targets with a GELU kernel, TFLite) rather than in pieces. */
+  readonly geluOp?: boolean;
 }
 
 // TF node names: [A-Za-z0-9.][A-Za-z0-9_.\-/]*; ':' would be read as an output index.

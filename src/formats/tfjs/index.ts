@@ -5,16 +5,14 @@
 
 import { existsSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { InputError, UnsupportedError } from '../../errors.js';
-import { producers, topologicalOrder, type Graph, type Node } from '../../graph/graph.js';
+import { InputError } from '../../errors.js';
+import type { Graph } from '../../graph/graph.js';
 import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
 import { writeFolderAtomic } from '../files.js';
-import { Emitter, tfAttr, type TfNode } from './emit.js';
-import { physicalShape, samePerm, transposeBetween } from './layout.js';
-import { TFJS_OPS, unsupportedOutputs } from './ops.js';
-import { constantValues } from '../../graph/evaluate.js';
-import { applyPasses } from '../../passes/pipeline.js';
-import { tfjsFoldGeluScales, tfjsFuseGelu } from '../../passes/tfjs-gelu.js';
+import type { Emitter, TfNode } from './emit.js';
+import { physicalShape } from './layout.js';
+import { lowerToTf } from './lower.js';
+import { structuredMetadata } from '../json-values.js';
 import { SHARD_FILE, shardWeights, WEIGHT_FORMATS, type WeightFormat, type WeightSpec } from './weights.js';
 
 export { WEIGHT_FORMATS, type WeightFormat } from './weights.js';
@@ -66,21 +64,11 @@ export function encodeTfjs(graph: Graph, options: TfjsOptions = {}): EncodedTfjs
   if (options.weights !== undefined && !WEIGHT_FORMATS.includes(options.weights)) {
     throw new InputError(`unknown weight format '${options.weights}' (${WEIGHT_FORMATS.join(', ')})`);
   }
-  const g = applyPasses(graph, [tfjsFuseGelu, tfjsFoldGeluScales(gelu)]);
-  const live = liveNodes(g);
-  checkSupported(g, live);
-
-  const e = new Emitter(g, { weights: options.weights ?? 'float32', gelu });
-  for (const [name, t] of constantValues(g)) e.consts.set(name, t);
-  for (const v of g.inputs) e.placeholder(v.name, v.dtype, v.shape.map(size));
-  for (const n of topologicalOrder(g)) if (live.has(n) && !e.fused.has(n)) TFJS_OPS[n.op](n, e);
+  const { emitter: e, graph: g } = lowerToTf(graph, { weights: options.weights ?? 'float32', gelu, geluOp: false }, 'TF.js');
 
   const signature: TfjsModelJson['signature'] = { inputs: {}, outputs: {} };
   for (const v of g.inputs) signature.inputs[v.name] = info(e, v.name, v.dtype);
-  for (const o of g.outputs) {
-    presentOutput(e, o.name);
-    signature.outputs[o.name] = info(e, o.name, o.dtype);
-  }
+  for (const o of g.outputs) signature.outputs[o.name] = info(e, o.name, o.dtype);
 
   const { manifest, shards } = shardWeights(e.weights, options.shardSize ?? DEFAULT_SHARD_SIZE);
   const converter = `${TOOL_NAME} ${TOOL_VERSION}`;
@@ -100,23 +88,6 @@ export function encodeTfjs(graph: Graph, options: TfjsOptions = {}): EncodedTfjs
 
 const size = (d: number | string) => (typeof d === 'number' ? d : -1);
 
-/**
- * Gives a graph output its public node name and layout: NHWC when 4-D (like the input), logical
- * order otherwise. Usually the producing op already has both; else a Transpose or Identity is added.
- */
-function presentOutput(e: Emitter, value: string): void {
-  const want = Emitter.outputLayout(e.get(value).shape.length);
-  if (!samePerm(e.get(value).perm, want)) {
-    const name = e.publicName(value); // renames the producer if it holds the name
-    const v = e.get(value);
-    const perm = e.ints(`${name}/perm`, transposeBetween(v.perm, want));
-    e.define(value, e.op('Transpose', name, [v.ref, perm], { T: tfAttr.float32, Tperm: tfAttr.int32 }), want, v.shape);
-  } else if (e.get(value).ref !== e.reservedName(value)) {
-    const v = e.get(value);
-    e.define(value, e.op('Identity', e.publicName(value), [v.ref], { T: tfAttr.float32 }), want, v.shape);
-  }
-}
-
 function info(e: Emitter, value: string, dtype: string): TensorInfo {
   const v = e.get(value);
   return {
@@ -132,48 +103,7 @@ function info(e: Emitter, value: string, dtype: string): TensorInfo {
  * so that metadata can never change how the model runs.
  */
 function userMetadata(meta: Readonly<Record<string, string>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(meta)) {
-    if (k === 'signature' || k === 'structuredOutputKeys') continue;
-    let value: unknown = v;
-    if (/^\s*[[{]/.test(v)) {
-      try {
-        value = JSON.parse(v);
-      } catch {
-        value = v;
-      }
-    }
-    out[k] = value;
-  }
-  return out;
-}
-
-/** Nodes that the outputs depend on; the rest would only bloat the model. */
-function liveNodes(g: Graph): Set<Node> {
-  const producedBy = producers(g);
-  const live = new Set<Node>();
-  const stack = g.outputs.map((o) => o.name);
-  while (stack.length) {
-    const n = producedBy.get(stack.pop()!);
-    if (!n || live.has(n)) continue;
-    live.add(n);
-    stack.push(...n.inputs.filter(Boolean));
-  }
-  return live;
-}
-
-/** One error naming every op (and an example node) that the writer cannot translate. */
-function checkSupported(g: Graph, live: Set<Node>): void {
-  const used = new Set([...g.outputs.map((o) => o.name), ...[...live].flatMap((n) => n.inputs)]);
-  const problems = new Map<string, string>();
-  for (const n of g.nodes) {
-    if (!live.has(n)) continue;
-    const what = n.domain !== '' && n.domain !== 'ai.onnx' ? `${n.domain}::${n.op}` : !TFJS_OPS[n.op] ? n.op : unsupportedOutputs(n, (v) => used.has(v));
-    if (what && !problems.has(what)) problems.set(what, n.name);
-  }
-  if (problems.size === 0) return;
-  const list = [...problems].map(([op, node]) => `${op} (node ${node})`).join(', ');
-  throw new UnsupportedError(`TF.js export does not support ${problems.size === 1 ? 'op' : 'ops'} ${list}`, undefined, 'tfjs-op');
+  return structuredMetadata(Object.fromEntries(Object.entries(meta).filter(([k]) => k !== 'signature' && k !== 'structuredOutputKeys')));
 }
 
 /** Op type → count in a model.json, for reports and tests. */

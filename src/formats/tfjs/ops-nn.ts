@@ -302,7 +302,12 @@ function emitGelu(n: Node, e: Emitter, approximate: 'erf' | 'tanh', a: number, b
 /** GELU: the writer's fused node (with folded scales) or ONNX's own Gelu (opset 20). */
 const gelu: Handler = (n, e) => {
   const form = attrString(n, 'approximate', 'none') === 'tanh' ? 'tanh' : e.options.gelu;
-  emitGelu(n, e, form, attrFloat(n, 'in_scale', 1), attrFloat(n, 'out_scale', 1));
+  const [a, b] = [attrFloat(n, 'in_scale', 1), attrFloat(n, 'out_scale', 1)];
+  if (e.options.geluOp && a === 1 && b === 1) {
+    const v = e.get(n.inputs[0]);
+    return e.define(out(n), e.op('Gelu', e.nameFor(out(n)), [v.ref], { ...F32, approximate: tfAttr.bool(form === 'tanh') }), v.perm, v.shape);
+  }
+  emitGelu(n, e, form, a, b);
 };
 
 export const NN_OPS: Readonly<Record<string, Handler>> = {

@@ -1,0 +1,93 @@
+// The TFLite (LiteRT) writer: one `.tflite` flatbuffer from our graph, through the NHWC lowering the
+// TF.js writer uses (formats/tfjs/lower.ts) and a translation of its TF ops into TFLite builtins
+// (ops.ts). The image input is float32 [batch, H, W, 3], the batch fixed in the file (1 by default:
+// LiteRT's compiled models take static shapes); layer weights are float32, or float16 / per-channel
+// int8 constants DEQUANTIZE'd in the graph. Our metadata (labels, preprocessing, source, converter, quantization) travels as a TFLite
+// metadata entry `convnext_toolchain` holding the same JSON values as ONNX's metadata_props.
+
+import { InputError, UnsupportedError } from '../../errors.js';
+import type { Graph } from '../../graph/graph.js';
+import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
+import { writeFilesAtomic } from '../files.js';
+import { structuredMetadata } from '../json-values.js';
+import { lowerToTf } from '../tfjs/lower.js';
+import { buildModel } from './schema.js';
+import { TFLITE_OPS, TFLITE_WEIGHTS, TfliteBuilder, type TfliteWeights } from './ops.js';
+
+export { TFLITE_WEIGHTS, type TfliteWeights } from './ops.js';
+
+export interface TfliteOptions {
+  /** Storage of conv and fully connected weights; default 'float32'. */
+  readonly weights?: TfliteWeights;
+  /** Exact GELU ('erf', default) or the tanh approximation (GELU's `approximate`). */
+  readonly gelu?: 'erf' | 'tanh';
+  /**
+   * The input's batch size, fixed in the file (default 1): LiteRT's compiled models take only
+   * static shapes (LiteRT.js refuses a tensor for an input of shape [−1, H, W, 3]).
+   */
+  readonly batch?: number;
+}
+
+/** The name of the metadata entry holding our JSON metadata. */
+export const METADATA_NAME = 'convnext_toolchain';
+
+export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Array {
+  const weights = options.weights ?? 'float32';
+  const gelu = options.gelu ?? 'erf';
+  if (!TFLITE_WEIGHTS.includes(weights)) throw new InputError(`TFLite weights are ${TFLITE_WEIGHTS.join(', ')}, not '${weights}'`);
+  if (gelu !== 'erf' && gelu !== 'tanh') throw new InputError(`unknown GELU form '${gelu}' (erf or tanh)`);
+  const batch = options.batch ?? 1;
+  if (!Number.isInteger(batch) || batch < 1) throw new InputError(`the batch size must be a positive whole number, not ${batch}`);
+  for (const v of graph.inputs) {
+    if (v.shape.slice(1).some((d) => typeof d !== 'number')) {
+      throw new UnsupportedError(`TFLite export takes a fixed image size; input ${v.name} is [${v.shape.join(', ')}] (convert without --dynamic-size)`, undefined, 'tflite-op');
+    }
+  }
+  const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu, geluOp: true }, 'TFLite');
+  const consts = new Map(e.weights.map((w) => [w.spec.name, constOf(w.spec.dtype, w.spec.shape, w.bytes)]));
+  const m = new TfliteBuilder(consts, weights);
+  const ref = (value: string) => e.get(value).ref;
+  for (const n of e.nodes) {
+    if (n.op === 'Placeholder') {
+      const dims = n.attr.shape && 'shape' in n.attr.shape ? (n.attr.shape.shape.dim ?? []).map((d) => Number(d.size)) : [];
+      const shape = dims.map((d, i) => (i === 0 && d === -1 ? batch : d));
+      m.refs.set(n.name, m.addTensor(n.name, 0, shape));
+      continue;
+    }
+    const handler = TFLITE_OPS[n.op];
+    if (!handler) throw new UnsupportedError(`TFLite export does not support TF op ${n.op} (from node ${n.name})`, n.name, 'tflite-op');
+    handler(n, m);
+  }
+  const inputs = g.inputs.map((v) => m.refs.get(ref(v.name))!);
+  const outputs = g.outputs.map((v) => m.input(ref(v.name)));
+  const provenance = m.buffers.push(new TextEncoder().encode(JSON.stringify(structuredMetadata(graph.metadata)))) - 1;
+  try {
+    return buildModel({
+      description: graph.metadata.converter ?? `${TOOL_NAME} ${TOOL_VERSION}`,
+      operatorCodes: m.codes,
+      tensors: m.tensors,
+      inputs,
+      outputs,
+      operators: m.operators,
+      buffers: m.buffers,
+      metadata: [{ name: METADATA_NAME, buffer: provenance }],
+      signature: { key: 'serving_default', inputs: g.inputs.map((v) => v.name), outputs: g.outputs.map((v) => v.name) },
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new UnsupportedError('TFLite models over 2 GiB (one flatbuffer) are not supported; use --weights float16 or int8', undefined, 'other');
+    throw err;
+  }
+}
+
+function constOf(dtype: 'float32' | 'int32', shape: readonly number[], bytes: Uint8Array) {
+  const copy = bytes.slice(); // aligned for the typed array view
+  const data = dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
+  return { dtype, shape: [...shape], data } as const;
+}
+
+/** Encodes and writes atomically (temporary name, then rename). */
+export function writeTfliteModel(graph: Graph, path: string, options: TfliteOptions = {}): { bytes: number } {
+  const bytes = encodeTflite(graph, options);
+  writeFilesAtomic([{ path, chunks: [bytes] }]);
+  return { bytes: bytes.byteLength };
+}

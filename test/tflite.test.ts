@@ -1,0 +1,209 @@
+// The TFLite writer, checked by a real runtime: every checkpoint and ONNX fixture converted to
+// .tflite (float32, float16 and int8 weights) and run in LiteRT.js (Google's LiteRT in wasm, on
+// XNNPACK) gives PyTorch's outputs; the file holds only builtins, no Transpose, one GELU per block,
+// our metadata and a serving signature; the Fashion model keeps its accuracy on 1,000 real images.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { convert } from '../src/convert.js';
+import { openDataset } from '../src/data/images.js';
+import { UnsupportedError } from '../src/errors.js';
+import { readNpy } from '../src/formats/npy.js';
+import { encodeTflite, METADATA_NAME, type TfliteWeights } from '../src/formats/tflite/index.js';
+import { GraphBuilder } from '../src/graph/graph.js';
+import { float32, tensor } from '../src/graph/tensor.js';
+import { quantize } from '../src/quantize/index.js';
+import { accuracy, agreement } from '../src/runtime/metrics.js';
+import { predict } from '../src/runtime/predict.js';
+import { loadTfjsModel } from '../src/runtime/tfjs.js';
+import { assertClose, checkpointFixtures, fixturePath, golden, manifest, type ModelFixture } from './helpers/fixtures.js';
+import { assertCliRefused, runCli } from './helpers/cli.js';
+import { loadTflite } from './helpers/litert.js';
+import { readTflite, type TfliteSummary } from './helpers/tflite-read.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'convnext-tflite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const fixtures = [...checkpointFixtures, ...manifest.models.filter((m) => m.format === 'onnx')];
+const BOUNDS: Record<TfliteWeights, number> = { float32: 1e-4, float16: 1e-3, int8: 5e-2 };
+
+async function convertFixture(m: ModelFixture, weights: TfliteWeights, batch: number): Promise<string> {
+  const out = join(dir, `${m.name}-${weights}-${batch}.tflite`);
+  const checkpoint = m.format !== 'onnx';
+  await convert(fixturePath(m.path), out, {
+    format: 'tflite',
+    tflite: { weights, batch },
+    ...(checkpoint ? { stateDictKey: m.state_dict_key ?? undefined, imageSize: m.image_size } : {}),
+  });
+  return out;
+}
+
+const summary = async (m: ModelFixture, weights: TfliteWeights) => readTflite(readFileSync(await convertFixture(m, weights, 1)));
+
+async function runFile(path: string, input: Parameters<Awaited<ReturnType<typeof loadTflite>>['run']>[0]) {
+  const model = await loadTflite(readFileSync(path));
+  try {
+    return await model.run(input);
+  } finally {
+    model.delete();
+  }
+}
+
+describe('LiteRT runs every fixture converted to .tflite and matches PyTorch', () => {
+  for (const m of fixtures) {
+    it(`${m.name} (${m.format} ${m.version}, ${m.dtype})`, async (t) => {
+      const { input, output } = golden(m);
+      const sizes: string[] = [];
+      for (const weights of ['float32', 'float16', 'int8'] as const) {
+        const path = await convertFixture(m, weights, input.shape[0]);
+        const y = await runFile(path, input);
+        assert.deepEqual(y.dims, output.shape);
+        const ratio = assertClose(y.data, output, `${m.name} ${weights}`, BOUNDS[weights]);
+        assert.equal(agreement(y.data, output.data as Float32Array, output.shape[1]).top1Agreement, 100, `${m.name} ${weights}: top-1 kept`);
+        sizes.push(`${weights} ${statSync(path).size} B, max |error| ${ratio.toExponential(2)} × max |logit|`);
+      }
+      t.diagnostic(sizes.join('; '));
+    });
+  }
+});
+
+describe('the .tflite file', () => {
+  const m = manifest.models.find((x) => x.name === 'v2_official')!;
+
+  it('holds builtins only: no TRANSPOSE, one GELU per block, DEQUANTIZE only for stored weights; NHWC input and the signature', async () => {
+    const depth = m.depths.reduce((a, b) => a + b, 0);
+    const files: Record<TfliteWeights, TfliteSummary> = { float32: await summary(m, 'float32'), float16: await summary(m, 'float16'), int8: await summary(m, 'int8') };
+    const f32 = files.float32;
+    assert.equal(f32.identifier, 'TFL3');
+    assert.equal(f32.version, 3);
+    assert.equal(f32.ops.GELU, depth);
+    assert.equal(f32.ops.TRANSPOSE, undefined);
+    assert.equal(f32.ops.DEQUANTIZE, undefined);
+    assert.ok(Object.keys(f32.ops).every((k) => !k.startsWith('builtin')), `unknown ops ${Object.keys(f32.ops)}`);
+    assert.deepEqual(f32.tensors[f32.inputs[0]].shape, [1, 64, 64, 3]);
+    assert.deepEqual(f32.tensors[f32.outputs[0]].shape, [1, 10]);
+    assert.deepEqual(f32.signature, { key: 'serving_default', inputs: ['pixel_values'], outputs: ['logits'] });
+    const layers = f32.ops.CONV_2D + f32.ops.DEPTHWISE_CONV_2D + f32.ops.FULLY_CONNECTED;
+    for (const [w, type] of [['float16', 'FLOAT16'], ['int8', 'INT8']] as const) {
+      assert.equal(files[w].ops.DEQUANTIZE, layers, `${w}: one DEQUANTIZE per layer weight`);
+      assert.equal(files[w].tensors.filter((x) => x.type === type).length, layers);
+      const { DEQUANTIZE: _, ...rest } = files[w].ops;
+      assert.deepEqual(rest, f32.ops, `${w}: the same compute ops`);
+    }
+  });
+
+  it('carries our metadata (labels, preprocessing, source, converter) as one JSON entry', async () => {
+    const hf = manifest.models.find((x) => x.name === 'v1_hf')!;
+    const file = readTflite(readFileSync(await convertFixture(hf, 'float32', 1)));
+    const meta = JSON.parse(new TextDecoder().decode(file.metadata[METADATA_NAME]));
+    assert.equal(meta.labels.length, 10);
+    assert.deepEqual(Object.keys(meta.preprocessing).sort(), ['crop', 'interpolation', 'mean', 'resize', 'std']);
+    assert.equal(meta.source.layout, 'hf');
+    assert.match(meta.converter, /^convnext-toolchain /);
+  });
+
+  it('int8 weights are read as written: LiteRT gives what TF.js computes from the same integers and scales', async () => {
+    const { input } = golden(m);
+    const tflite = await runFile(await convertFixture(m, 'int8', 2), input);
+    const folder = join(dir, 'tfjs-int8');
+    await convert(fixturePath(m.path), folder, { format: 'tfjs', tfjs: { weights: 'int8' }, stateDictKey: m.state_dict_key ?? undefined, imageSize: m.image_size });
+    const model = await loadTfjsModel(folder, 'cpu');
+    try {
+      const y = await model.run({ data: input.data as Float32Array, shape: input.shape });
+      assertClose(tflite.data, float32(y.dims, y.data), 'int8 TFLite vs TF.js', 1e-5);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('is byte-for-byte the same for the same input', () => {
+    const make = () => {
+      const g = new GraphBuilder('conv');
+      const w = g.constant('w', tensor('float32', [2, 3, 1, 1], Float32Array.from({ length: 6 }, (_, i) => i / 6)));
+      g.op('Conv', 'conv', ['x', w], {}, 'y');
+      return g.build([{ name: 'x', dtype: 'float32', shape: [1, 3, 4, 4] }], [{ name: 'y', dtype: 'float32', shape: [1, 2, 4, 4] }]);
+    };
+    assert.deepEqual(encodeTflite(make()), encodeTflite(make()));
+  });
+
+  it('refuses an op TFLite has no builtin for, naming it', () => {
+    const g = new GraphBuilder('erf');
+    g.op('Erf', 'erf', ['x'], {}, 'y');
+    const graph = g.build([{ name: 'x', dtype: 'float32', shape: [1, 4] }], [{ name: 'y', dtype: 'float32', shape: [1, 4] }]);
+    assert.throws(() => encodeTflite(graph), (e: unknown) => e instanceof UnsupportedError && /TFLite export does not support TF op Erf/.test(e.message));
+  });
+});
+
+describe('Fashion-MNIST ConvNeXt as .tflite in LiteRT, 1,000 validation images', () => {
+  const F = (p: string) => fixturePath(join('fashion', p));
+  const meta = JSON.parse(readFileSync(F('meta.json'), 'utf8'));
+
+  it('float32 gives PyTorch’s logits and top-1; fp16 and int8 weights keep it; sizes against float32', async (t) => {
+    const pth = F('convnext_fashion.pth');
+    const files = { float32: join(dir, 'fashion.tflite'), float16: join(dir, 'fashion-fp16.tflite'), int8: join(dir, 'fashion-int8.tflite') };
+    await convert(pth, files.float32, { format: 'tflite', imageSize: 32, cropPct: 1 });
+    await quantize(pth, files.float16, { to: 'fp16', format: 'tflite', imageSize: 32, cropPct: 1 });
+    await quantize(pth, files.int8, { to: 'int8-weights', format: 'tflite', imageSize: 32, cropPct: 1 });
+    const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
+    const models = await Promise.all(Object.values(files).map((f) => loadTflite(readFileSync(f))));
+    try {
+      // the files take one image; predict's batches are run image by image
+      const runners = models.map((model) => async (input: { shape: readonly number[]; data: unknown }) => {
+        const [n, ...rest] = input.shape;
+        const per = rest.reduce((a, b) => a * b, 1);
+        const out: Float32Array[] = [];
+        for (let i = 0; i < n; i++) out.push((await model.run(tensor('float32', [1, ...rest], (input.data as Float32Array).subarray(i * per, (i + 1) * per)))).data);
+        return { data: Float32Array.from(out.flatMap((o) => [...o])), dims: [n, out[0].length] };
+      });
+      const p = await predict(runners as never, data);
+      const torch = readNpy(F('val_logits.npy'));
+      const ratio = assertClose(p.logits[0], torch, 'fashion float32 vs PyTorch');
+      const fp32 = accuracy(p.logits[0], 10, p.labels).top1;
+      assert.equal(fp32, 100 * meta.val_accuracy, 'float32 top-1 equals PyTorch’s');
+      const lines = [`float32: top-1 ${fp32.toFixed(2)} %, max |error| vs PyTorch ${ratio.toExponential(2)} × max |logit|, ${statSync(files.float32).size} B`];
+      for (const [k, w] of [[1, 'float16'], [2, 'int8']] as const) {
+        const top1 = accuracy(p.logits[k], 10, p.labels).top1;
+        const agree = agreement(p.logits[k], p.logits[0], 10).top1Agreement;
+        const size = statSync(files[w]).size / statSync(files.float32).size;
+        lines.push(`${w}: top-1 ${top1.toFixed(2)} % (drop ${(fp32 - top1).toFixed(2)}), agreement ${agree.toFixed(2)} %, ${size.toFixed(3)} × float32`);
+        assert.ok(fp32 - top1 <= (w === 'int8' ? 0.1 : 0.05) + 1e-9, `${w} drop ${fp32 - top1}`);
+        assert.ok(agree >= 99.5, `${w} agreement ${agree}`);
+        // on a model this small the per-channel scales, zero points and biases weigh (README: TFLite)
+        assert.ok(size <= (w === 'int8' ? 0.31 : 0.52), `${w} size ${size}`);
+      }
+      t.diagnostic(lines.join('; '));
+    } finally {
+      for (const model of models) model.delete();
+    }
+  });
+});
+
+describe('convnext convert/quantize --format tflite (CLI)', () => {
+  const pth = fixturePath('v1/torchvision.pth');
+
+  it('writes a .tflite file that LiteRT runs', async () => {
+    const out = join(dir, 'cli.tflite');
+    const r = runCli('convert', pth, '-o', out, '--format', 'tflite', '--weights', 'float16', '--image-size', '64', '-q');
+    assert.equal(r.code, 0, r.stderr);
+    const m = manifest.models.find((x) => x.name === 'v1_torchvision')!;
+    const { input, output } = golden(m);
+    const one = tensor('float32', [1, 3, 64, 64], (input.data as Float32Array).subarray(0, 3 * 64 * 64));
+    const y = await runFile(out, one);
+    assertClose(y.data, float32([1, 10], (output.data as Float32Array).subarray(0, 10)), 'cli fp16', 1e-3);
+  });
+
+  it('refuses, with one line and exit 2, what it cannot write', () => {
+    const out = join(dir, 'refused.tflite');
+    const cases: [string[], RegExp][] = [
+      [['convert', pth, '-o', out, '--format', 'tflite', '--weights', 'uint8'], /--format tflite takes --weights float32, float16, int8, not 'uint8'/],
+      [['convert', pth, '-o', out, '--format', 'tflite', '--dynamic-size'], /fixed image size/],
+      [['convert', pth, '-o', out, '--batch', '2'], /--batch applies to --format tflite/],
+      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8'], /full-integer int8 TFLite .* not written yet; --to int8-weights/],
+      [['convert', pth, '-o', pth, '--format', 'tflite'], /would overwrite the input/],
+    ];
+    for (const [args, pattern] of cases) assertCliRefused(runCli(...args), pattern, dir, args[2] === out ? out : undefined);
+  });
+});
