@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
+import { formatBytes, formatMs, quietOnnxruntime, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
 import { TFLITE_WEIGHTS } from '../formats/tflite/ops.js';
@@ -63,6 +63,8 @@ export function convertCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         checkFormat(opts);
+        // only these run onnxruntime (plain conversion starts faster without loading it)
+        if (opts.verify || opts.format === 'transformers.js') await quietOnnxruntime();
         if (opts.format === 'transformers.js') {
           const { output, dtypes, data, force, imageSize, dynamicSize, outputs, stateDictKey, labels, passes, skipPass, verify } = opts;
           return runTransformersJs(input, output, { dtypes, data, force, imageSize, dynamicSize, outputs, stateDictKey, labelsFile: labels, ...preprocessingOverrides(opts), passes, skip: skipPass, verify }, reporter);

@@ -3,7 +3,7 @@ import type { QuantizeMode } from '../quantize/index.js';
 import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
-import { formatBytes, formatMs, Reporter, runCommand } from './report.js';
+import { formatBytes, formatMs, quietOnnxruntime, Reporter, runCommand } from './report.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 
 const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
@@ -50,6 +50,7 @@ export function quantizeCommand(program: Command): void {
       await runCommand(reporter, async () => {
         if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
         checkDtypesFlag(opts);
+        await quietOnnxruntime();
         if (opts.format === 'transformers.js') return transformersJs(input, opts, reporter);
         const { quantize } = await import('../quantize/index.js');
         const r = await quantize(input, opts.output, {

@@ -107,6 +107,15 @@ export function formatBytes(n: number): string {
 export const EXIT = { ok: 0, failed: 1, badInput: 2, internal: 3 } as const;
 
 /** Runs a command body with the one catch that maps errors to exit codes and one-line messages. */
+/**
+ * onnxruntime's own log lines (a provider that cannot start, a telemetry ID it cannot save) would
+ * break the one-line contract on stderr: a process-wide setting, so the program's, not the library's.
+ * Called by the verbs that run onnxruntime, before their first session.
+ */
+export async function quietOnnxruntime(): Promise<void> {
+  (await import('onnxruntime-node')).env.logLevel = 'fatal';
+}
+
 export async function runCommand(reporter: Reporter, body: () => Promise<number | void>): Promise<void> {
   try {
     await reporter.ready();

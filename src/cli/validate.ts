@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
-import { EXIT, Reporter, runCommand } from './report.js';
+import { EXIT, quietOnnxruntime, Reporter, runCommand } from './report.js';
 import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
@@ -47,9 +47,7 @@ export function validateCommand(program: Command): void {
           ...(opts.html ? [{ path: opts.html, what: 'the --html report' }] : []),
         ];
         checkOutputs(reports, filesValidated(model, opts));
-        // process-wide settings are the program's to make, not the library's: onnxruntime's own log
-        // lines (a provider that cannot start, as under --ep auto) would break the one-line contract
-        (await import('onnxruntime-node')).env.logLevel = 'fatal';
+        await quietOnnxruntime();
         const { renderHtml, renderJunit, renderText } = await import('../validate/report.js');
         const report = await validate(model, {
           reference: opts.reference,
