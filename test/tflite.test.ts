@@ -4,7 +4,7 @@
 // our metadata and a serving signature; the Fashion model keeps its accuracy on 1,000 real images.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -205,5 +205,47 @@ describe('convnext convert/quantize --format tflite (CLI)', () => {
       [['convert', pth, '-o', pth, '--format', 'tflite'], /would overwrite the input/],
     ];
     for (const [args, pattern] of cases) assertCliRefused(runCli(...args), pattern, dir, args[2] === out ? out : undefined);
+  });
+});
+
+describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
+  const F = fixturePath('fashion');
+
+  it('measures accuracy against the fp32 ONNX model and speed, by the usual gates', () => {
+    const tfl = join(dir, 'validate-fashion.tflite');
+    const onnx = join(dir, 'validate-fashion.onnx');
+    const common = ['--image-size', '32', '--crop-pct', '1', '--labels', join(F, 'classes.txt'), '-q'];
+    assert.equal(runCli('convert', join(F, 'convnext_fashion.pth'), '-o', tfl, '--format', 'tflite', '--batch', '4', ...common).code, 0);
+    assert.equal(runCli('convert', join(F, 'convnext_fashion.pth'), '-o', onnx, ...common).code, 0);
+    const json = join(dir, 'validate-tflite.json');
+    // 50 images: batches of 32 run as 8 pieces of the file's batch 4, the last one padded
+    const r = runCli('validate', tfl, '--reference', onnx, '--data', join(F, 'val'), '--limit', '50', '--batch', '1,4', '--min-agreement', '100', '--min-cosine', '0.99999', '--json', json, '-q');
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    assert.equal(report.model.provider, 'litert-wasm');
+    assert.equal(report.model.kind, 'tflite');
+    assert.equal(report.data.images, 50);
+    assert.ok(report.accuracy.model.top1 > 80, `top-1 ${report.accuracy.model.top1}`);
+    assert.ok(report.agreement.maxAbsError < 1e-4, `max |error| ${report.agreement.maxAbsError}`);
+    assert.deepEqual(report.speed.model.map((s: { batch: number }) => s.batch), [1, 4]);
+  });
+
+  it('refuses a broken .tflite file with one line and exit 2', () => {
+    const good = readFileSync(join(dir, 'validate-fashion.tflite'));
+    const cases: [Uint8Array, RegExp][] = [
+      [good.subarray(0, 64), /not a readable \.tflite file|no subgraph|no input tensor/],
+      [Buffer.concat([good.subarray(0, 4), Buffer.from('TFL3'), Buffer.alloc(56, 0xff)]), /not a readable \.tflite file/],
+    ];
+    cases.forEach(([bytes, pattern], i) => {
+      const path = join(dir, `broken-${i}.tflite`);
+      writeFileSync(path, bytes);
+      const r = runCli('validate', path, '--data', join(F, 'val'), '--limit', '4', '--batch', 'none');
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    });
+    const r = runCli('inspect', join(dir, 'validate-fashion.tflite'));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /LiteRT \(\.tflite\) model, not a checkpoint/);
   });
 });

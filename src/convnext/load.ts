@@ -56,6 +56,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   if (probe.folder && format?.name !== 'hf') throw new InputError('a folder must be a Hugging Face model folder with config.json', path);
   if (!probe.folder && probe.size === 0) throw new InputError('file is empty', path);
   if (format?.name === 'onnx') throw new InputError('this is an ONNX model, not a checkpoint', path);
+  if (format?.name === 'tflite') throw new InputError('this is a LiteRT (.tflite) model, not a checkpoint (validate runs it)', path);
   if (format?.name === 'hf') {
     hf = await readHfFolder(path);
     tensors = hf.tensors;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { sniffFile, statInput, type FileFormat } from './sniff.js';
 
-export type ModelFormatName = 'onnx' | 'pth' | 'safetensors' | 'hf' | 'tfjs';
+export type ModelFormatName = 'onnx' | 'pth' | 'safetensors' | 'hf' | 'tfjs' | 'tflite';
 
 /** What a probe of a path saw: a folder, or a file with its size and byte-level format. */
 export interface Probe {
@@ -31,6 +31,7 @@ export const MODEL_FORMATS: readonly ModelFormat[] = [
   { name: 'safetensors', description: 'a .safetensors file', checkpoint: true, match: (p) => !p.folder && p.bytes === 'safetensors' },
   // torch ≥ 1.6 writes a zip holding a pickle; older files are raw pickles, which the reader refuses with how to re-save
   { name: 'pth', description: 'a PyTorch .pth/.bin', checkpoint: true, match: (p) => !p.folder && (p.bytes === 'zip' || p.bytes === 'legacy-pickle') },
+  { name: 'tflite', description: 'a LiteRT (.tflite) model', checkpoint: false, match: (p) => !p.folder && p.bytes === 'tflite' },
   { name: 'tfjs', description: 'a TF.js graph-model folder (model.json)', checkpoint: false, match: (p) => p.folder && existsSync(join(p.path, 'model.json')) },
   { name: 'hf', description: 'a Hugging Face model folder (config.json)', checkpoint: true, match: (p) => p.folder && existsSync(join(p.path, 'config.json')) },
 ];

@@ -7,7 +7,7 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, sta
 import { open, stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 
-export type FileFormat = 'zip' | 'legacy-pickle' | 'safetensors' | 'onnx' | 'npy' | 'unknown';
+export type FileFormat = 'zip' | 'legacy-pickle' | 'safetensors' | 'onnx' | 'npy' | 'tflite' | 'unknown';
 
 /** The safetensors reference implementation refuses headers above 100 MB; so do we. */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
@@ -19,6 +19,8 @@ export function sniffBytes(head: Uint8Array, fileSize: number): FileFormat {
   const b = head;
   if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6))) return 'zip';
   if (b.length >= 6 && b[0] === 0x93 && String.fromCharCode(...b.subarray(1, 6)) === 'NUMPY') return 'npy';
+  // a flatbuffer's file identifier follows its root offset
+  if (b.length >= 8 && String.fromCharCode(...b.subarray(4, 8)) === 'TFL3') return 'tflite';
   // A binary pickle starts with PROTO n; torch < 1.6 wrote raw pickles (protocol 2).
   if (b.length >= 2 && b[0] === 0x80 && b[1] >= 2 && b[1] <= 5) return 'legacy-pickle';
   if (b.length >= 9) {

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { InputError } from '../errors.js';
 import { metadataJson } from '../model/metadata.js';
 import type { Tensor } from '../graph/tensor.js';
-import type { BrowserReport } from './browser/runner.js';
+import type { BrowserReport } from './browser/chromium.js';
 import { cpuName } from './device.js';
 import { createSession, type ExecutionProvider } from './onnxruntime.js';
 import { probeWebgpuAdapter } from './webgpu-probe.js';
@@ -15,7 +15,7 @@ export type ProviderChoice = 'auto' | ExecutionProvider;
 
 export interface Runner {
   readonly label: string;
-  readonly kind: 'onnx' | 'tfjs';
+  readonly kind: 'onnx' | 'tfjs' | 'tflite';
   /** The provider or backend that runs it: cpu, webgpu, cuda (ONNX); tfjs-cpu, tfjs-wasm. */
   readonly provider: string;
   readonly device: string;

@@ -21,7 +21,7 @@ export interface OpenOptions {
   readonly page?: BrowserSession;
 }
 
-/** ONNX file, TF.js model folder, or checkpoint (converted in memory). */
+/** ONNX file, TF.js model folder, LiteRT (.tflite) file, or checkpoint (converted in memory). */
 export async function openModel(path: string, options: OpenOptions): Promise<Runner> {
   const { format } = await identify(path);
   if (options.page) return openInBrowser(path, format?.name, options.page, options);
@@ -32,6 +32,10 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
     if (backend === 'webgl' || backend === 'webgpu') throw new InputError(`--tfjs-backend ${backend} runs in a browser: add --runtime browser`);
     const { tfjsRunner } = await import('../runtime/tfjs-runner.js');
     return tfjsRunner(path, backend);
+  }
+  if (format?.name === 'tflite') {
+    const { tfliteRunner } = await import('../runtime/tflite-runner.js');
+    return tfliteRunner(path);
   }
   if (format?.name === 'onnx') {
     // metadata and input shape without decoding the weights; onnxruntime reads the file itself, by
@@ -49,6 +53,7 @@ export async function openModel(path: string, options: OpenOptions): Promise<Run
 async function openInBrowser(path: string, format: string | undefined, page: BrowserSession, options: OpenOptions): Promise<Runner> {
   const { browserOnnxRunner, browserTfjsRunner } = await import('../runtime/browser/runner.js');
   if (format === 'tfjs') return browserTfjsRunner(page, path, options.tfjsBackend ?? 'wasm');
+  if (format === 'tflite') throw new InputError('--runtime browser runs ONNX models and TF.js folders; a .tflite model is validated in Node (LiteRT.js)', path);
   if (format !== 'onnx') throw new InputError('--runtime browser runs ONNX models and TF.js folders: convert the checkpoint first (convnext convert)', path);
   const ep = options.ep;
   if (ep === 'cuda') throw new InputError("--ep cuda is onnxruntime-node's; in a browser: auto, wasm, webgpu or webgl");

@@ -108,6 +108,35 @@ export async function openBrowser(options: { browser?: string }): Promise<Browse
   };
 }
 
+/** What the browser offered and said, for the report. */
+export interface BrowserReport {
+  readonly browser: string;
+  readonly version: string;
+  readonly crossOriginIsolated: boolean;
+  readonly hardwareConcurrency: number;
+  readonly webgpu: PageEnvironment['webgpu'];
+  readonly webgl?: string;
+  readonly consoleErrors: number;
+  readonly consoleWarnings: number;
+  /** The first console lines (errors and warnings), for the user to read. */
+  readonly console: readonly string[];
+}
+
+export function browserReport(s: BrowserSession): BrowserReport {
+  const e = s.environment;
+  return {
+    browser: s.browser,
+    version: s.version,
+    crossOriginIsolated: e.crossOriginIsolated,
+    hardwareConcurrency: e.hardwareConcurrency,
+    webgpu: e.webgpu,
+    webgl: e.webgl,
+    consoleErrors: s.console.filter((l) => l.type !== 'warning').length,
+    consoleWarnings: s.console.filter((l) => l.type === 'warning').length,
+    console: s.console.slice(0, 20).map((l) => `${l.type}: ${l.text}`),
+  };
+}
+
 // onnxruntime's wasm log lines carry ANSI colours and a timestamp
 const cleanConsole = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '').replace(/^\d{4}-\d\d-\d\d [\d:.]+ /, '').slice(0, 500);
 

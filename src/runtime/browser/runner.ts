@@ -9,41 +9,12 @@ import { readOnnxSummary } from '../../formats/onnx-summary.js';
 import { readTfjsFolder } from '../../formats/tfjs-folder.js';
 import type { Tensor } from '../../graph/tensor.js';
 import type { Runner } from '../runners.js';
-import type { BrowserSession } from './chromium.js';
+import { browserReport, type BrowserSession } from './chromium.js';
 import { holdInputInPage, openOnnxInPage, openTfjsInPage, releaseInPage, runInPage, timeInPage, type OpenedInPage } from './in-page.js';
 import { webgpuCannotRun } from './webgpu-limits.js';
 
 export type WebProvider = 'wasm' | 'webgpu' | 'webgl';
 export type WebTfjsBackend = 'cpu' | 'wasm' | 'webgl' | 'webgpu';
-
-/** What the browser offered and said, for the report. */
-export interface BrowserReport {
-  readonly browser: string;
-  readonly version: string;
-  readonly crossOriginIsolated: boolean;
-  readonly hardwareConcurrency: number;
-  readonly webgpu: BrowserSession['environment']['webgpu'];
-  readonly webgl?: string;
-  readonly consoleErrors: number;
-  readonly consoleWarnings: number;
-  /** The first console lines (errors and warnings), for the user to read. */
-  readonly console: readonly string[];
-}
-
-export function browserReport(s: BrowserSession): BrowserReport {
-  const e = s.environment;
-  return {
-    browser: s.browser,
-    version: s.version,
-    crossOriginIsolated: e.crossOriginIsolated,
-    hardwareConcurrency: e.hardwareConcurrency,
-    webgpu: e.webgpu,
-    webgl: e.webgl,
-    consoleErrors: s.console.filter((l) => l.type !== 'warning').length,
-    consoleWarnings: s.console.filter((l) => l.type === 'warning').length,
-    console: s.console.slice(0, 20).map((l) => `${l.type}: ${l.text}`),
-  };
-}
 
 let nextId = 0;
 

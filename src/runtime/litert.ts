@@ -1,0 +1,67 @@
+// LiteRT.js (@litertjs/core: Google's LiteRT compiled to wasm, XNNPACK on the CPU) run in Node. The
+// package is written for browsers and loads its wasm glue with importScripts, so that is provided
+// here, reading the script from node_modules. Nothing is fetched; the wasm runs with one thread.
+// Loaded lazily: only validate of a .tflite model and the tests need it.
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InputError } from '../errors.js';
+import { transposeTensor } from '../formats/tfjs/layout.js';
+import { tensor, type Tensor } from '../graph/tensor.js';
+
+type LiteRt = typeof import('@litertjs/core');
+let loading: Promise<LiteRt> | undefined;
+
+export function liteRt(): Promise<LiteRt> {
+  loading ??= (async () => {
+    let entry: string;
+    try {
+      entry = fileURLToPath(import.meta.resolve('@litertjs/core'));
+    } catch (e) {
+      throw new InputError(`.tflite models need the npm package @litertjs/core installed (${(e as Error).message})`);
+    }
+    const g = globalThis as Record<string, unknown>;
+    g.self ??= globalThis;
+    // the emscripten glue declares `var ModuleFactory` for a classic script; run it as a function instead
+    g.importScripts = (url: string) => {
+      const code = readFileSync(url, 'utf8');
+      g.ModuleFactory = new Function('require', '__dirname', '__filename', `${code}\nreturn ModuleFactory;`)(createRequire(url), dirname(url), url);
+    };
+    // LiteRT logs an INFO line per model compiled; warnings and errors still reach stderr
+    const quiet = (line: string) => void (/^INFO: /.test(line) || process.stderr.write(`${line}\n`));
+    g.Module = { print: quiet, printErr: quiet };
+    const lrt = await import('@litertjs/core');
+    // no WebGPU in Node: LiteRT.js runs on wasm
+    await lrt.loadLiteRt(join(dirname(entry), '..', 'wasm') + '/');
+    return lrt;
+  })();
+  return loading;
+}
+
+export interface TfliteModel {
+  /** Runs NCHW input (as our graphs and goldens hold it) fed NHWC; returns the first output. */
+  run(input: Tensor): Promise<{ data: Float32Array; dims: number[] }>;
+  delete(): void;
+}
+
+export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
+  const lrt = await liteRt();
+  const model = await lrt.loadAndCompile(bytes, { accelerator: 'wasm' });
+  return {
+    async run(input) {
+      const x = transposeTensor(tensor('float32', input.shape, input.data), [0, 2, 3, 1]);
+      const t = new lrt.Tensor(x.data as Float32Array<ArrayBuffer>, [...x.shape]);
+      try {
+        const [y, ...rest] = await model.run(t);
+        const out = { data: (y.toTypedArray() as Float32Array).slice(), dims: [...y.type.layout.dimensions] };
+        for (const r of [y, ...rest]) r.delete();
+        return out;
+      } finally {
+        t.delete();
+      }
+    },
+    delete: () => model.delete(),
+  };
+}
