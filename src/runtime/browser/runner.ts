@@ -24,7 +24,7 @@ export async function browserOnnxRunner(session: BrowserSession, path: string, c
   const graph = loadOnnxModel(path);
   const { externalData } = readOnnxSummary(path);
   const fallbacks: { provider: string; reason: string }[] = [];
-  const folder = session.server.mount(`model${nextId}`, dirname(path));
+  const folder = session.server.mount(`model${nextId}`, dirname(path), [basename(path), ...externalData]);
   for (const provider of candidates) {
     const reason = cannotRun(session, provider, () => webgpuCannotRun(graph, adapterFeatures(session)));
     if (reason) {
@@ -35,14 +35,14 @@ export async function browserOnnxRunner(session: BrowserSession, path: string, c
     try {
       // onnxruntime-web's default build: WebGPU through JSEP, WebGL and wasm in one bundle
       const ortDir = session.serve('onnxruntime-web', 'dist');
-      const opened = await session.page.evaluate(openOnnxInPage, {
+      const opened = await answerWithin(session.page.evaluate(openOnnxInPage, {
         id,
         ortUrl: `${ortDir}ort.all.min.mjs`,
         ortDir,
         modelUrl: `${folder}${basename(path)}`,
         ep: provider,
         externalData: externalData.map((f) => ({ path: f, url: `${folder}${f.split('/').map(encodeURIComponent).join('/')}` })),
-      });
+      }), PAGE_TIMEOUT_MS);
       return pageRunner(session, id, { label: path, kind: 'onnx', provider: `ort-web-${provider}`, metadata: graph.metadata, inputShape: graph.inputs[0]?.shape ?? [], fallbacks }, opened);
     } catch (e) {
       fallbacks.push({ provider: `ort-web-${provider}`, reason: pageError(e) });
@@ -60,10 +60,11 @@ export async function browserTfjsRunner(session: BrowserSession, folder: string,
   const id = `m${nextId++}`;
   const dist = (pkg: string) => session.serve(`@tensorflow/tfjs-${pkg}`, 'dist');
   const scripts = [`${dist('core')}tf-core.min.js`, `${dist('converter')}tf-converter.min.js`, `${dist(`backend-${backend}`)}tf-backend-${backend}.min.js`];
-  const served = session.server.mount(`model${nextId}`, folder);
+  const shards = ((read.modelJson.weightsManifest ?? []) as { paths: string[] }[]).flatMap((g) => g.paths);
+  const served = session.server.mount(`model${nextId}`, folder, [basename(read.modelJsonPath), ...shards]);
   let opened: OpenedInPage;
   try {
-    opened = await session.page.evaluate(openTfjsInPage, { id, scripts, wasmDir: dist('backend-wasm'), modelUrl: `${served}${basename(read.modelJsonPath)}`, backend });
+    opened = await answerWithin(session.page.evaluate(openTfjsInPage, { id, scripts, wasmDir: dist('backend-wasm'), modelUrl: `${served}${basename(read.modelJsonPath)}`, backend }), PAGE_TIMEOUT_MS);
   } catch (e) {
     throw new InputError(`TF.js (${backend}) cannot load this model in the browser: ${pageError(e)}`, folder);
   }
@@ -98,7 +99,7 @@ function pageRunner(session: BrowserSession, id: string, d: Described, opened: O
   let held: Tensor | undefined;
   const call = async <T>(work: () => Promise<T>, doing: string): Promise<T> => {
     try {
-      return await work();
+      return await answerWithin(work(), PAGE_TIMEOUT_MS);
     } catch (e) {
       if (isUserError(e)) throw e;
       throw new InputError(`${d.provider} cannot ${doing} in the browser (${pageError(e)})`, d.label);
@@ -123,6 +124,17 @@ function pageRunner(session: BrowserSession, id: string, d: Described, opened: O
     },
     release: () => session.page.evaluate(releaseInPage, id).catch(() => undefined),
   };
+}
+
+/** How long one call into the page may take: a WebGPU run that hangs must not hang validate. */
+const PAGE_TIMEOUT_MS = 10 * 60_000;
+
+function answerWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the page did not answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 const toBase64 = (t: Tensor) => {

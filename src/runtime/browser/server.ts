@@ -16,13 +16,16 @@ const TYPES: Record<string, string> = {
 
 export interface StaticServer {
   readonly origin: string;
-  /** Serves `folder` under /`prefix`/ (files below it only, after symlinks are resolved). */
-  mount(prefix: string, folder: string): string;
+  /**
+   * Serves `folder` under /`prefix`/: files below it only, after symlinks are resolved, and of those
+   * only the ones `only` names (relative paths) when given — a model's folder may hold other files.
+   */
+  mount(prefix: string, folder: string, only?: readonly string[]): string;
   close(): Promise<void>;
 }
 
 export async function startServer(page: string): Promise<StaticServer> {
-  const mounts = new Map<string, string>();
+  const mounts = new Map<string, Mount>();
   const server: Server = createServer((req, res) => {
     res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
     res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
@@ -43,8 +46,8 @@ export async function startServer(page: string): Promise<StaticServer> {
   const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   return {
     origin,
-    mount(prefix, folder) {
-      mounts.set(prefix, realpathSync(folder));
+    mount(prefix, folder, only) {
+      mounts.set(prefix, { root: realpathSync(folder), only: only && new Set(only) });
       return `/${prefix}/`;
     },
     close: () => new Promise<void>((resolve) => {
@@ -54,11 +57,18 @@ export async function startServer(page: string): Promise<StaticServer> {
   };
 }
 
+interface Mount {
+  readonly root: string;
+  readonly only?: ReadonlySet<string>;
+}
+
 /** The regular file a URL path names inside a mounted folder, or undefined. */
-function resolveMounted(mounts: ReadonlyMap<string, string>, path: string): string | undefined {
+function resolveMounted(mounts: ReadonlyMap<string, Mount>, path: string): string | undefined {
   const [, prefix, ...rest] = path.split('/');
-  const root = mounts.get(prefix);
-  if (!root || rest.some((p) => p === '..' || p === '' || p.includes('\0'))) return undefined;
+  const mount = mounts.get(prefix);
+  if (!mount || rest.some((p) => p === '..' || p === '' || p.includes('\0'))) return undefined;
+  if (mount.only && !mount.only.has(rest.join('/'))) return undefined;
+  const { root } = mount;
   try {
     const real = realpathSync(join(root, ...rest));
     if (!real.startsWith(root + sep) || !statSync(real).isFile()) return undefined;
