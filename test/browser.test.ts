@@ -92,6 +92,9 @@ const top1 = (logits: Float32Array, classes: number) =>
     return best;
   });
 
+/** Top-1 accuracy in % against the validation labels. */
+const top1Accuracy = (logits: Float32Array, classes: number, labels: readonly number[]) => `${((100 * top1(logits, classes).filter((p, i) => p === labels[i]).length) / (logits.length / classes)).toFixed(1)} %`;
+
 /** max |a − b| / max |b|, and the share of images whose top-1 agree. */
 function compare(a: Float32Array, b: Float32Array, classes: number) {
   let err = 0;
@@ -127,7 +130,7 @@ describe('onnxruntime-web in Chromium', { skip }, () => {
   // what was validated in Node
   const precisions: [string, number][] = [['fp32', 1e-4], ['fp16', FP16_TOLERANCE], ['int8', INT8_STATIC_TOLERANCE], ['int8-webgpu', INT8_STATIC_TOLERANCE], ['int8-weights', INT8_WEIGHTS_TOLERANCE]];
   for (const ep of ['wasm', 'webgpu'] as const satisfies readonly WebProvider[]) {
-    it(`Fashion on ${ep}: every precision that can run here agrees with Node; the others are refused with the reason`, async () => {
+    it(`Fashion on ${ep}: every precision that can run here agrees with Node; the others are refused with the reason`, async (t) => {
       const features = 'features' in session.environment.webgpu ? session.environment.webgpu.features : [];
       for (const [name, tolerance] of precisions) {
         const path = models[name];
@@ -138,8 +141,9 @@ describe('onnxruntime-web in Chromium', { skip }, () => {
         }
         const node = await onnxRunner(path, path, loadOnnxModel(path).metadata, [], 'cpu');
         const web = await browserOnnxRunner(session, path, ep);
-        const { logits, classes } = await logitsOf([web, node], ep === 'webgpu' ? GPU_IMAGES : CPU_IMAGES);
+        const { logits, classes, labels } = await logitsOf([web, node], ep === 'webgpu' ? GPU_IMAGES : CPU_IMAGES);
         const c = compare(logits[0], logits[1], classes);
+        t.diagnostic(`${name} on ${ep}, ${logits[0].length / classes} images: ${c.relative.toExponential(2)} × max |logit| from Node, top-1 agreement ${(100 * c.agreement).toFixed(2)} %, top-1 ${top1Accuracy(logits[0], classes, labels)} vs Node ${top1Accuracy(logits[1], classes, labels)}`);
         // int8 in Node runs fused kernels (the CPU form) or op by op (the WebGPU form); the page runs them op by op
         assert.ok(c.relative <= tolerance, `${name} on ${ep}: ${c.relative.toExponential(2)} × max |logit| from Node, over ${tolerance}`);
         assert.ok(c.agreement >= (name.startsWith('int8') ? 0.99 : 1), `${name} on ${ep}: top-1 agreement with Node ${(100 * c.agreement).toFixed(1)} %`);
@@ -159,13 +163,14 @@ describe('onnxruntime-web in Chromium', { skip }, () => {
 
 describe('TF.js in Chromium', { skip }, () => {
   for (const backend of ['cpu', 'wasm', 'webgl', 'webgpu'] as const satisfies readonly WebTfjsBackend[]) {
-    it(`every weight precision on ${backend} gives what TF.js gives in Node`, async () => {
+    it(`every weight precision on ${backend} gives what TF.js gives in Node`, async (t) => {
       for (const weights of ['float32', 'float16', 'uint8', 'int8']) {
         const folder = models[`tfjs-${weights}`];
         const web = await browserTfjsRunner(session, folder, backend);
         const node = await tfjsRunner(folder, 'cpu');
-        const { logits, classes } = await logitsOf([web, node], backend === 'webgpu' || backend === 'webgl' ? GPU_IMAGES : FULL ? 1000 : 200);
+        const { logits, classes, labels } = await logitsOf([web, node], backend === 'webgpu' || backend === 'webgl' ? GPU_IMAGES : FULL ? 1000 : 200);
         const c = compare(logits[0], logits[1], classes);
+        t.diagnostic(`tfjs ${weights} on ${backend}, ${logits[0].length / classes} images: ${c.relative.toExponential(2)} × max |logit| from Node, top-1 ${top1Accuracy(logits[0], classes, labels)} vs Node ${top1Accuracy(logits[1], classes, labels)}`);
         // the same weights, other kernels (and float16 textures on some WebGL GPUs): float sums only
         assert.ok(c.relative <= 1e-4, `${weights} on ${backend}: ${c.relative.toExponential(2)} × max |logit| from Node`);
         assert.ok(c.sameTop1, `${weights} on ${backend}: top-1 differs from Node`);
