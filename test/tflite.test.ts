@@ -23,6 +23,8 @@ import { assertClose, checkpointFixtures, fixturePath, golden, manifest, type Mo
 import { assertCliRefused, runCli } from './helpers/cli.js';
 import { loadTflite } from './helpers/litert.js';
 import { readTflite, type TfliteSummary } from './helpers/tflite-read.js';
+import { ByteBuffer } from 'flatbuffers';
+import { openZip } from '../src/formats/zip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'convnext-tflite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -221,6 +223,7 @@ describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
     // 50 images: batches of 32 run as 8 pieces of the file's batch 4, the last one padded
     const r = runCli('validate', tfl, '--reference', onnx, '--data', join(F, 'val'), '--limit', '50', '--batch', '1,4', '--min-agreement', '100', '--min-cosine', '0.99999', '--json', json, '-q');
     assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', 'LiteRT says nothing on stderr under -q');
     const report = JSON.parse(readFileSync(json, 'utf8'));
     assert.equal(report.model.provider, 'litert-wasm');
     assert.equal(report.model.kind, 'tflite');
@@ -247,5 +250,52 @@ describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
     const r = runCli('inspect', join(dir, 'validate-fashion.tflite'));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /LiteRT \(\.tflite\) model, not a checkpoint/);
+  });
+});
+
+describe('Android metadata (TFLITE_METADATA, labels.txt packed in)', () => {
+  it('names the normalisation on the pixel scale and the labels file; the labels are a zip appended to the model; LiteRT still runs it', async () => {
+    const F = fixturePath('fashion');
+    const out = join(dir, 'android.tflite');
+    const r = runCli('convert', join(F, 'convnext_fashion.pth'), '-o', out, '--format', 'tflite', '--image-size', '32', '--crop-pct', '1', '--labels', join(F, 'classes.txt'), '-q');
+    assert.equal(r.code, 0, r.stderr);
+    const bytes = readFileSync(out);
+    const entry = readTflite(bytes).metadata.TFLITE_METADATA;
+    assert.ok(entry, 'a TFLITE_METADATA entry');
+    // read with the slot numbers of tflite-support's metadata_schema.fbs, independent of the writer
+    const bb = new ByteBuffer(entry);
+    assert.equal(new TextDecoder().decode(entry.subarray(4, 8)), 'M001');
+    const field = (t: number, slot: number) => bb.__offset(t, 4 + 2 * slot);
+    const tables = (t: number, slot: number) => {
+      const o = field(t, slot);
+      return o ? Array.from({ length: bb.__vector_len(t + o) }, (_, i) => bb.__indirect(bb.__vector(t + o) + 4 * i)) : [];
+    };
+    const floats = (t: number, slot: number) => {
+      const o = field(t, slot);
+      return Array.from({ length: bb.__vector_len(t + o) }, (_, i) => bb.readFloat32(bb.__vector(t + o) + 4 * i));
+    };
+    const str = (t: number, slot: number) => bb.__string(t + field(t, slot)) as string;
+    const sub = (t: number, slot: number) => bb.__indirect(t + field(t, slot));
+    const root = bb.readInt32(0);
+    const [graph] = tables(root, 3);
+    const [input] = tables(graph, 2);
+    const [output] = tables(graph, 3);
+    const content = sub(input, 3);
+    assert.equal(bb.readInt8(content + field(content, 0)), 2, 'input content: ImageProperties');
+    const [unit] = tables(input, 4);
+    assert.equal(bb.readInt8(unit + field(unit, 0)), 1, 'a NormalizationOptions unit');
+    const norm = sub(unit, 1);
+    const mean = floats(norm, 0);
+    const std = floats(norm, 1);
+    [0.485, 0.456, 0.406].forEach((m, i) => assert.ok(Math.abs(mean[i] - 255 * m) < 1e-3, `mean ${mean}`));
+    [0.229, 0.224, 0.225].forEach((s, i) => assert.ok(Math.abs(std[i] - 255 * s) < 1e-3, `std ${std}`));
+    const [file] = tables(output, 6);
+    assert.equal(str(file, 0), 'labels.txt');
+    assert.equal(bb.readInt8(file + field(file, 2)), 2, 'TENSOR_AXIS_LABELS');
+
+    const zip = openZip(bytes, out);
+    assert.deepEqual(zip.read('labels.txt', true).toString('utf8').trim().split('\n'), readFileSync(join(F, 'classes.txt'), 'utf8').trim().split('\n'));
+    const y = await runFile(out, float32([1, 3, 32, 32]));
+    assert.equal(y.dims.join(), '1,10');
   });
 });

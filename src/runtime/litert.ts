@@ -29,12 +29,19 @@ export function liteRt(): Promise<LiteRt> {
       const code = readFileSync(url, 'utf8');
       g.ModuleFactory = new Function('require', '__dirname', '__filename', `${code}\nreturn ModuleFactory;`)(createRequire(url), dirname(url), url);
     };
-    // LiteRT logs an INFO line per model compiled; warnings and errors still reach stderr
-    const quiet = (line: string) => void (/^INFO: /.test(line) || process.stderr.write(`${line}\n`));
+    // LiteRT logs an INFO line per model compiled, and warns that it has no NPU here: neither is
+    // news; other warnings and errors still reach stderr
+    const quiet = (line: string) => void (/^INFO: |NPU accelerator could not be loaded/.test(line) || process.stderr.write(`${line}\n`));
     g.Module = { print: quiet, printErr: quiet };
     const lrt = await import('@litertjs/core');
-    // no WebGPU in Node: LiteRT.js runs on wasm
-    await lrt.loadLiteRt(join(dirname(entry), '..', 'wasm') + '/');
+    // no WebGPU in Node: LiteRT.js says so with a console warning, then runs on wasm, as asked
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => void (String(args[0]).startsWith('Failed to create default WebGPU device') || warn(...args));
+    try {
+      await lrt.loadLiteRt(join(dirname(entry), '..', 'wasm') + '/');
+    } finally {
+      console.warn = warn;
+    }
     return lrt;
   })();
   return loading;

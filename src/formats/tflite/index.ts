@@ -12,6 +12,8 @@ import { writeFilesAtomic } from '../files.js';
 import { structuredMetadata } from '../json-values.js';
 import { lowerToTf } from '../tfjs/lower.js';
 import { buildModel } from './schema.js';
+import { ANDROID_METADATA_NAME, LABELS_FILE, modelMetadata, storedZip } from './android-metadata.js';
+import { labelsOf, metadataJson } from '../../model/metadata.js';
 import { TFLITE_OPS, TFLITE_WEIGHTS, TfliteBuilder, type TfliteWeights } from './ops.js';
 
 export { TFLITE_WEIGHTS, type TfliteWeights } from './ops.js';
@@ -61,8 +63,22 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   const inputs = g.inputs.map((v) => m.refs.get(ref(v.name))!);
   const outputs = g.outputs.map((v) => m.input(ref(v.name)));
   const provenance = m.buffers.push(new TextEncoder().encode(JSON.stringify(structuredMetadata(graph.metadata)))) - 1;
+  const labels = labelsOf(graph.metadata);
+  const [, h, w] = m.tensors[inputs[0]].shape;
+  const variant = metadataJson<{ variant?: string }>(graph.metadata, 'source')?.variant;
+  const android = m.buffers.push(modelMetadata({
+    name: variant ? `ConvNeXt ${variant}` : 'ConvNeXt',
+    description: 'ConvNeXt image classifier',
+    version: `${TOOL_NAME} ${TOOL_VERSION}`,
+    inputName: g.inputs[0].name,
+    outputName: g.outputs[0].name,
+    size: [h, w],
+    preprocessing: metadataJson<{ mean: number[]; std: number[] }>(graph.metadata, 'preprocessing'),
+    hasLabels: labels !== undefined,
+  })) - 1;
+  let model: Uint8Array;
   try {
-    return buildModel({
+    model = buildModel({
       description: graph.metadata.converter ?? `${TOOL_NAME} ${TOOL_VERSION}`,
       operatorCodes: m.codes,
       tensors: m.tensors,
@@ -70,13 +86,19 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
       outputs,
       operators: m.operators,
       buffers: m.buffers,
-      metadata: [{ name: METADATA_NAME, buffer: provenance }],
+      metadata: [{ name: METADATA_NAME, buffer: provenance }, { name: ANDROID_METADATA_NAME, buffer: android }],
       signature: { key: 'serving_default', inputs: g.inputs.map((v) => v.name), outputs: g.outputs.map((v) => v.name) },
     });
   } catch (err) {
     if (err instanceof RangeError) throw new UnsupportedError('TFLite models over 2 GiB (one flatbuffer) are not supported; use --weights float16 or int8', undefined, 'other');
     throw err;
   }
+  if (!labels) return model;
+  const zip = storedZip([{ name: LABELS_FILE, data: new TextEncoder().encode(`${labels.map((l) => l.replace(/[\r\n]+/g, ' ')).join('\n')}\n`) }], model.length);
+  const out = new Uint8Array(model.length + zip.length);
+  out.set(model);
+  out.set(zip, model.length);
+  return out;
 }
 
 function constOf(dtype: 'float32' | 'int32', shape: readonly number[], bytes: Uint8Array) {

@@ -118,13 +118,13 @@ export interface ModelSpec {
 
 // --- helpers over the Builder ------------------------------------------------------------------
 
-function int32Vector(b: Builder, values: readonly number[]): number {
+export function int32Vector(b: Builder, values: readonly number[]): number {
   b.startVector(4, values.length, 4);
   for (let i = values.length - 1; i >= 0; i--) b.addInt32(values[i]);
   return b.endVector();
 }
 
-function offsetVector(b: Builder, offsets: readonly number[]): number {
+export function offsetVector(b: Builder, offsets: readonly number[]): number {
   b.startVector(4, offsets.length, 4);
   for (let i = offsets.length - 1; i >= 0; i--) b.addOffset(offsets[i]);
   return b.endVector();
