@@ -32,6 +32,8 @@ describe('convnext quantize', () => {
     assert.equal(q.method, 'minmax');
     assert.equal(q.calibration_images, 2);
     assert.equal(q.weight_bits, 7);
+    assert.equal(q.target, 'cpu-avx2', 'the default target, recorded');
+    assert.deepEqual(summary.target, { name: 'cpu-avx2', weightBits: 7 });
     assert.ok(q.layers_kept_float.includes('head.fc'), 'the excluded head stays float');
     // names are compacted by default, the layers' kept; --keep-names keeps them all
     const names = (p: string) => decodeOnnx(readFileSync(p), { source: p }).nodes.filter((n) => n.op === 'DequantizeLinear').map((n) => n.outputs[0]);
@@ -39,6 +41,26 @@ describe('convnext quantize', () => {
     const named = join(dir, 'int8-named.onnx');
     assert.equal(cli('quantize', ckpt, '-o', named, '--to', 'int8', '--calib', calib, '--image-size', '64', '--keep-names', '-q').code, 0);
     assert.ok(names(named).every((v) => v.endsWith('.dequantized')), names(named).join(' '));
+  });
+
+  it('--target sets the weight bits and the form, and says so; the WebGPU form warns that it is not faster there', () => {
+    const expected: [string, number, string][] = [['cpu-vnni', 8, 'uint8'], ['arm64', 8, 'uint8'], ['wasm', 7, 'uint8'], ['webgpu', 8, 'int8']];
+    for (const [target, bits, activations] of expected) {
+      const out = join(dir, `int8-${target}.onnx`);
+      const r = cli('quantize', ckpt, '-o', out, '--to', 'int8', '--calib', calib, '--image-size', '64', '--target', target);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`for ${target} \\(${bits}-bit weights`));
+      assert.equal(target === 'webgpu', /warning: int8 for WebGPU: .*not faster/.test(r.stderr), r.stderr);
+      const q = meta(out);
+      assert.equal(q.target, target);
+      assert.equal(q.weight_bits, bits);
+      const g = decodeOnnx(readFileSync(out), { source: out });
+      const zeroPoints = g.nodes.filter((n) => n.op === 'QuantizeLinear').map((n) => g.initializers.get(n.inputs[2])!.dtype);
+      assert.ok(zeroPoints.length > 0 && zeroPoints.every((d) => d === activations), `${target}: ${[...new Set(zeroPoints)]}`);
+    }
+    const r = cli('quantize', ckpt, '-o', join(dir, 'x.onnx'), '--to', 'fp16', '--target', 'webgpu');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--target applies to ONNX int8/);
   });
 
   it('fp16 and int8-weights write smaller models', () => {

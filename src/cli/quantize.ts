@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { QuantizeMode } from '../quantize/index.js';
+import { INT8_TARGETS } from '../quantize/targets.js';
 import { InputError } from '../errors.js';
 import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
@@ -26,8 +27,8 @@ export function quantizeCommand(program: Command): void {
       .option('--exclude <name>', 'node name or glob to keep float (repeatable)', collect, [])
       .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
       .addOption(choice('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps; default) | on | off', ['auto', 'on', 'off']))
-      .addOption(choice('--target <runtime>', 'int8: cpu (default; the form onnxruntime\'s CPU kernels fuse) | webgpu (the form onnxruntime-web\'s WebGPU computes right; unfused on a CPU)', ['cpu', 'webgpu']))
-      .option('--no-reduce-range', 'int8: full 8-bit weights (for VNNI, ARM or GPU targets; default 7-bit on the cpu target, exact on any x86 CPU)')
+      .addOption(choice('--target <runtime>', 'int8: where the model will run, which sets weight bits and QDQ form: cpu-avx2 (default; 7-bit, exact on any x86 CPU) | cpu-vnni | arm64 (8-bit) | wasm (7-bit) | webgpu (the form onnxruntime-web\'s WebGPU computes right; unfused on a CPU)', Object.keys(INT8_TARGETS)))
+      .option('--no-reduce-range', 'int8: full 8-bit weights whatever the target')
       .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
       .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
       .option('--data <dir>', 'labelled images to measure the accuracy budget (and a transformers.js model card) on (default: --calib)')
@@ -86,7 +87,7 @@ export function quantizeCommand(program: Command): void {
         reporter.finishStep();
         for (const w of r.warnings) reporter.warn(w);
         const lines = [
-          `${input} → ${r.output}: ${r.mode}${r.method ? ` (${r.method}, ${r.calibrationImages} calibration images${r.equalization ? `, channel equalization ${r.equalization}` : ''})` : ''}`,
+          `${input} → ${r.output}: ${r.mode}${r.method ? ` (${r.method}, ${r.calibrationImages} calibration images${r.equalization ? `, channel equalization ${r.equalization}` : ''})` : ''}${r.target ? `, for ${r.target.name} (${r.target.weightBits}-bit weights; --target for another)` : ''}`,
           `  ${formatBytes(r.bytesWritten)} (${((100 * r.bytesWritten) / r.floatBytes).toFixed(1)} % of fp32), ${r.quantizedLayers} layers on int8 weights, ${formatMs(Object.values(r.timings).reduce((a, b) => a + b, 0))}`,
         ];
         if (r.budget) {

@@ -16,7 +16,8 @@ import { runPipeline } from '../passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, type BudgetOptions, type BudgetReport } from './budget.js';
-import { calibrateInt8, weightsReduced, type Int8Recipe } from './int8.js';
+import { calibrateInt8, type Int8Recipe } from './int8.js';
+import { DEFAULT_INT8_TARGET, INT8_TARGETS, weightsReduced, type Int8Target } from './targets.js';
 import type { CalibrationMethod } from './observer.js';
 
 export { BudgetError, type BudgetReport } from './budget.js';
@@ -58,6 +59,8 @@ export interface QuantizeResult {
   readonly output: string;
   readonly mode: QuantizeMode;
   readonly method?: CalibrationMethod;
+  /** For int8: the target the form was made for, and its weight bits. */
+  readonly target?: { readonly name: Int8Target; readonly weightBits: number };
   readonly calibrationImages?: number;
   /** Whether channel equalization was used, and why. */
   readonly equalization?: string;
@@ -72,6 +75,7 @@ export interface QuantizeResult {
 
 export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
   const warnings = new Warnings();
+  if (options.to === 'int8' && options.target === 'webgpu') warnings.add(`int8 for WebGPU: ${INT8_TARGETS.webgpu.note}`);
   const steps = new Steps(options.onStep);
   const onnx = (options.format ?? 'onnx') === 'onnx';
   const reads = [
@@ -101,6 +105,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     output,
     mode: options.to,
     method,
+    target: options.to === 'int8' ? { name: options.target ?? DEFAULT_INT8_TARGET, weightBits: weightsReduced(options) ? 7 : 8 } : undefined,
     calibrationImages: calibration.calibrationImages,
     equalization: calibration.equalization,
     bytesWritten: written.bytesWritten,
@@ -190,7 +195,7 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
         calibration_images: calibration.calibrationImages ?? null,
         channel_equalization: calibration.equalization ?? null,
         weight_bits: options.to === 'fp16' ? null : options.to === 'int8' && weightsReduced(options) ? 7 : 8,
-        target: options.to === 'int8' ? options.target ?? 'cpu' : null,
+        target: options.to === 'int8' ? options.target ?? DEFAULT_INT8_TARGET : null,
         layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
       }),
     },

@@ -12,6 +12,7 @@ import { limited, meanSquaredError, predictFloat, type EvaluationOptions } from 
 import { calibrate, ChannelAbsMax, observeActivations } from './calibrate.js';
 import type { CalibrationMethod } from './observer.js';
 import type { Preprocessing } from '../data/preprocessing.js';
+import { DEFAULT_INT8_TARGET, INT8_TARGETS, weightsReduced, type Int8Target } from './targets.js';
 
 export interface Int8Recipe extends EvaluationOptions {
   /** Calibration images (folder or .npy). */
@@ -26,22 +27,13 @@ export interface Int8Recipe extends EvaluationOptions {
    * saturate 16-bit sums with full-range weights. false for VNNI, ARM and GPU targets.
    */
   readonly reduceRange?: boolean;
-  /**
-   * The runtime the int8 form is made for: 'cpu' (default) is the one onnxruntime's CPU kernels fuse
-   * (uint8 activations, scalar scales); 'webgpu' is the one onnxruntime-web's WebGPU computes right
-   * (int8 activations, vector scales: see vectorActivationScales), with full 8-bit weights.
-   */
+  /** The runtime the int8 form is made for (see INT8_TARGETS); default cpu-avx2, which is exact on any x86 CPU. */
   readonly target?: Int8Target;
   /** Quantize the layer that reads the image too (by default it stays float). */
   readonly quantizeInputLayer?: boolean;
   /** SmoothQuant-style LayerNorm→pointwise channel equalization: 'auto' uses it when it lowers the error. */
   readonly equalize?: 'auto' | 'on' | 'off';
 }
-
-export type Int8Target = 'cpu' | 'webgpu';
-
-/** 7-bit weights unless asked otherwise, on the CPU target only (the saturation is an x86 CPU kernel's). */
-export const weightsReduced = (options: Pick<Int8Recipe, 'reduceRange' | 'target'>): boolean => options.reduceRange ?? (options.target ?? 'cpu') === 'cpu';
 
 export interface CalibratedInt8 {
   readonly makeQuantized: (exclude: readonly string[]) => Graph;
@@ -63,7 +55,7 @@ export async function calibrateInt8(float: Graph, options: Int8Recipe, data: { p
   // The layer that reads the image stays float by default: it is a sliver of the compute, and its
   // uint8 input costs agreement (Fashion model, 10,000 test images: 99.47 % → 99.57 %).
   const inputLayers = options.quantizeInputLayer ? [] : float.nodes.filter((n) => n.inputs[0] === float.inputs[0].name).map((n) => n.name);
-  const webgpu = options.target === 'webgpu';
+  const webgpu = INT8_TARGETS[options.target ?? DEFAULT_INT8_TARGET].form === 'webgpu';
   const intOptions = {
     opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)],
     exclude: [...(options.exclude ?? []), ...inputLayers],
