@@ -10,14 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { env, pipeline } from '@huggingface/transformers';
 import { convert } from '../src/convert.js';
-import { loadOnnxModel } from '../src/convnext/import-onnx.js';
-import { loadImage } from '../src/data/images.js';
-import { float32 } from '../src/graph/tensor.js';
-import { preprocessingOf } from '../src/model/metadata.js';
 import { exportTransformersJs } from '../src/quantize/transformers-js.js';
 import { findBrowser, openBrowser, type BrowserSession } from '../src/runtime/browser/chromium.js';
-import { onnxRunner } from '../src/runtime/runners.js';
 import { fixturePath } from './helpers/fixtures.js';
+import { nodeTop5, type Top } from './helpers/top5.js';
 
 const browser = (() => {
   try {
@@ -35,8 +31,6 @@ const valNames = [...valLabels.keys()];
 // SwiftShader's WebGPU takes seconds per image: it sees the first few only
 const GPU_IMAGES = 8;
 const EXACT_IMAGES = 8;
-
-type Top = { label: string; score: number }[];
 
 /**
  * Runs in the page: imports transformers.js (once, with an import map for the bare specifiers its
@@ -164,23 +158,13 @@ describe('the transformers.js folder in Chromium', { skip }, () => {
   // top-5 scores of the page against our runner in Node, on images no resizer changes
   for (const [device, dtype, file] of [['wasm', 'int8', 'model_int8.onnx'], ['wasm', 'fp32', 'model.onnx'], ['webgpu', 'fp32', 'model.onnx']] as const) {
     it(`${device} ${dtype}: the top-5 labels and scores are our runner's (≤ 1e-4) on images at the input size`, async () => {
-      const model = join(folder, 'onnx', file);
-      const graph = loadOnnxModel(model);
-      const runner = await onnxRunner(dtype, model, {}, graph.inputs[0].shape, 'cpu');
       const images = exact.slice(0, device === 'webgpu' ? 4 : EXACT_IMAGES);
       const { tops } = await inBrowser(device, dtype, images.map((p) => `${urls.exact}${basename(p)}`), 5);
+      const ours = await nodeTop5(join(folder, 'onnx', file), images, classes);
       let worst = 0;
-      try {
-        for (const [i, image] of images.entries()) {
-          const logits = [...(await runner.run(float32([1, 3, 32, 32], await loadImage(image, preprocessingOf(graph, {}))))).data];
-          const e = logits.map((v) => Math.exp(v - Math.max(...logits)));
-          const sum = e.reduce((a, b) => a + b, 0);
-          const ours = e.map((v, c) => ({ label: classes[c], score: v / sum })).sort((a, b) => b.score - a.score).slice(0, 5);
-          assert.deepEqual(tops[i].map((t) => t.label), ours.map((t) => t.label), image);
-          for (let k = 0; k < 5; k++) worst = Math.max(worst, Math.abs(tops[i][k].score - ours[k].score));
-        }
-      } finally {
-        await runner.release();
+      for (const [i, image] of images.entries()) {
+        assert.deepEqual(tops[i].map((t) => t.label), ours[i].map((t) => t.label), image);
+        for (let k = 0; k < 5; k++) worst = Math.max(worst, Math.abs(tops[i][k].score - ours[i][k].score));
       }
       process.stdout.write(`# browser ${device} ${dtype}: ${images.length} images, max top-5 score difference from our runner ${worst.toExponential(2)}\n`);
       assert.ok(worst <= 1e-4, `max score difference ${worst}`);
