@@ -111,6 +111,18 @@ describe('convnext serve in Chromium', { skip, timeout: 240_000 }, () => {
     assert.equal(await exited, 0);
   });
 
+  it('an int8 model in the CPU form runs on wasm, the page saying why not on WebGPU', async () => {
+    const { child, url } = await startServe(join(folder, 'onnx', 'model_int8.onnx'));
+    try {
+      const { shown, meta, backend } = await classifyOnPage(url, IMAGES.slice(0, 1));
+      assert.equal(backend, 'wasm');
+      if (!('error' in session!.environment.webgpu)) assert.match(meta, /not WebGPU: onnxruntime-web's WebGPU provider computes .*--target webgpu/);
+      assertSameTop5(shown, await nodeTop5(join(folder, 'onnx', 'model_int8.onnx'), IMAGES.slice(0, 1), classes));
+    } finally {
+      child.kill('SIGINT');
+    }
+  });
+
   it('--write-page writes a static page beside a transformers.js folder; it runs the wasm dtype the folder names', async () => {
     const r = runCli('serve', folder, '--write-page', '-q');
     assert.equal(r.code, 0, r.stderr);
