@@ -5,7 +5,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadOnnxModel } from '../convnext/import-onnx.js';
 import type { Preprocessing } from '../data/preprocessing.js';
@@ -105,8 +105,8 @@ function deviceFiles(dir: string): { wasm: string; webgpu: string } {
   }
   const fileFor = (device: string) => {
     const dtype = config['transformers.js_config']?.device_config?.[device]?.dtype;
-    const file = TJS_DTYPES.includes(dtype as TjsDtype) ? join('onnx', onnxFile(dtype as TjsDtype)) : undefined;
-    return file && existsSync(join(dir, file)) ? file : join('onnx', onnxFile('fp32'));
+    const file = TJS_DTYPES.includes(dtype as TjsDtype) ? `onnx/${onnxFile(dtype as TjsDtype)}` : undefined;
+    return file && existsSync(join(dir, file)) ? file : `onnx/${onnxFile('fp32')}`;
   };
   return { wasm: fileFor('wasm'), webgpu: fileFor('webgpu') };
 }
@@ -138,7 +138,7 @@ table{border-collapse:collapse;margin-top:12px;width:100%}td{padding:3px 6px}td.
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The page's own modules, as the build wrote them (page.js imports ../data/pixels.js). */
-const PAGE_MODULES = [join('web', 'page.js'), join('data', 'pixels.js')];
+const PAGE_MODULES = ['web/page.js', 'data/pixels.js'];
 /** What onnxruntime-web's default build (WebGPU through JSEP, and wasm) fetches. */
 const RUNTIME_FILES = ['ort.all.min.mjs', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
 
@@ -166,10 +166,14 @@ export async function serveDemo(model: DemoModel, port = 0): Promise<DemoServer>
     const code = (e as { code?: string }).code;
     throw new InputError(code === 'EADDRINUSE' ? 'port in use: give another --port (or 0 for any free one)' : `cannot listen there (${(e as Error).message})`, `127.0.0.1:${port}`);
   }
-  server.mount('model', model.root);
-  server.mount('ort', ort);
-  server.mount('web', join(here));
-  server.mount('data', join(here, '..', 'data'));
+  // of the model's folder only the files the page loads: it may hold anything else
+  const { wasm, webgpu } = model.config;
+  const side = (m: PageModelFile) => [m.file, ...m.externalData.map((f) => posix.join(posix.dirname(m.file), f))];
+  server.mount('model', model.root, [...side(wasm), ...side(webgpu)]);
+  // the same files --write-page copies, and nothing else of dist/ or node_modules
+  server.mount('ort', ort, RUNTIME_FILES);
+  server.mount('web', here, ['page.js']);
+  server.mount('data', join(here, '..', 'data'), ['pixels.js']);
   return { url: `${server.origin}/`, close: () => server.close() };
 }
 
