@@ -15,6 +15,7 @@ const VERBS: Record<string, (file: string) => boolean> = {
   inspect: (f) => f === 'inspect.ts',
   quantize: (f) => f.startsWith('quantize/'),
   validate: (f) => f.startsWith('validate/'),
+  serve: (f) => f.startsWith('web/'),
 };
 const MAY_IMPORT_VERBS = (f: string) => f.startsWith('cli/') || f === 'index.ts';
 

@@ -6,6 +6,7 @@ import { TOOL_VERSION } from '../version.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { quantizeCommand } from './quantize.js';
+import { serveCommand } from './serve.js';
 import { validateCommand } from './validate.js';
 import { EXIT } from './report.js';
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   quantizeCommand(program);
   validateCommand(program);
   inspectCommand(program);
+  serveCommand(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

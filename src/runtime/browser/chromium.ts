@@ -3,6 +3,7 @@
 // machine without one, from SwiftShader. Console errors and warnings are kept for the report.
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -49,8 +50,11 @@ export interface BrowserSession {
   readonly environment: PageEnvironment;
   /** The page's console errors and warnings, and uncaught errors, in order. */
   readonly console: ConsoleLine[];
-  /** A folder of node_modules package `name`, served under its own prefix (once). */
-  serve(name: string, subfolder: string): string;
+  /**
+   * A folder of node_modules package `name`, served under its own prefix (once); `within`: the copy
+   * package `within` depends on (@huggingface/transformers pins its own onnxruntime-web).
+   */
+  serve(name: string, subfolder: string, within?: string): string;
   close(): Promise<void>;
 }
 
@@ -93,10 +97,10 @@ export async function openBrowser(options: { browser?: string }): Promise<Browse
     version: context.browser()?.version() ?? /Chrome\/([\d.]+)/.exec(environment.userAgent)?.[1] ?? '',
     environment,
     console: lines,
-    serve(name, subfolder) {
-      const key = `${name}/${subfolder}`;
+    serve(name, subfolder, within) {
+      const key = `${within ?? ''}>${name}/${subfolder}`;
       if (!served.has(key)) {
-        const root = packageRoot(name);
+        const root = packageRoot(name, within);
         served.set(key, server.mount(`pkg${served.size}`, join(root, subfolder)));
       }
       return served.get(key)!;
@@ -141,8 +145,9 @@ export function browserReport(s: BrowserSession): BrowserReport {
 const cleanConsole = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '').replace(/^\d{4}-\d\d-\d\d [\d:.]+ /, '').slice(0, 500);
 
 /** The installed folder of npm package `name` (some, like onnxruntime-web, export no package.json). */
-function packageRoot(name: string): string {
-  let dir = dirname(fileURLToPath(import.meta.resolve(name)));
+function packageRoot(name: string, within?: string): string {
+  const from = within === undefined ? undefined : createRequire(join(packageRoot(within), 'package.json'));
+  let dir = dirname(from ? from.resolve(name) : fileURLToPath(import.meta.resolve(name)));
   for (;;) {
     const manifest = join(dir, 'package.json');
     if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === name) return dir;

@@ -12,6 +12,11 @@ const TYPES: Record<string, string> = {
   '.mjs': 'text/javascript',
   '.wasm': 'application/wasm',
   '.json': 'application/json',
+  '.css': 'text/css',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
 };
 
 export interface StaticServer {
@@ -24,7 +29,8 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-export async function startServer(page: string): Promise<StaticServer> {
+/** `port`: 0 (the default) lets the system pick a free one. */
+export async function startServer(page: string, port = 0): Promise<StaticServer> {
   const mounts = new Map<string, Mount>();
   const server: Server = createServer((req, res) => {
     res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
@@ -40,7 +46,7 @@ export async function startServer(page: string): Promise<StaticServer> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(port, '127.0.0.1', () => resolve());
   });
   const address = server.address();
   const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
