@@ -13,6 +13,8 @@
 //                  vs onnxruntime-node (bench/tfjs.ts)                              → tfjs_convnext_tiny.json
 //   tfjs-accuracy  TF.js wasm, Fashion model: top-1 on the 1,000 val images per weight format
 //                                                                                   → tfjs_fashion_accuracy.json
+//   tflite         LiteRT.js, ConvNeXt-T: .tflite size per weight format, batch-1 latency vs
+//                  onnxruntime-node (1 thread) and TF.js wasm (bench/tflite.ts)      → tflite_convnext_tiny.json
 //   profile        onnxruntime's profiler: kernel time by op type, fp32 and int8 ConvNeXt-T, batch 1 and 32
 //                  (bench/profile.ts; `npm run bench -- profile`)                     → profile_convnext_tiny.json
 // memory, accuracy and tfjs-accuracy need fixtures/fashion/ (made by fixtures/make_fashion.py); they
@@ -35,7 +37,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path';
 import { envFlag, envNumber, fmtS, loadLine, median, mib, outDir as out, python, root, runChild, say } from './common.js';
 
-const PARTS = ['convert', 'int8', 'memory', 'accuracy', 'tfjs', 'tfjs-accuracy', 'profile'] as const;
+const PARTS = ['convert', 'int8', 'memory', 'accuracy', 'tfjs', 'tfjs-accuracy', 'tflite', 'profile'] as const;
 type Part = (typeof PARTS)[number];
 // parts by name: BENCH_ONLY=a,b or as arguments (npm run bench -- profile)
 const named = [...(process.env.BENCH_ONLY?.split(',') ?? []), ...process.argv.slice(2)].map((s) => s.trim()).filter(Boolean);
@@ -137,7 +139,7 @@ if (wanted('convert')) {
 }
 
 // ---- the ConvNeXt-T parts need the checkpoint and our fp32 ONNX, whether or not convert ran ------------
-if (wanted('int8') || wanted('tfjs') || wanted('profile')) {
+if (wanted('int8') || wanted('tfjs') || wanted('tflite') || wanted('profile')) {
   if (!existsSync(ckpt)) {
     if (!py) throw new Error('bench: ConvNeXt-T checkpoint missing and no python3-torch to make it');
     execFileSync(py, [join(root, 'bench', 'make_convnext_tiny.py'), out], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -161,6 +163,7 @@ if (wanted('memory') && needsFashion('memory')) await benchCalibrationMemory(env
 if (wanted('accuracy') && needsFashion('accuracy')) await benchInt8Accuracy({ py, skipFx: envFlag('BENCH_SKIP_FX') });
 if (wanted('tfjs')) await benchTfjsConvNextTiny({ ckpt, fp32: ours, runs: envNumber('BENCH_TFJS_RUNS', 10), loadRuns: envNumber('BENCH_TFJS_LOAD_RUNS', 3) });
 if (wanted('tfjs-accuracy') && needsFashion('tfjs-accuracy')) await benchTfjsFashionAccuracy();
+if (wanted('tflite')) await (await import('./tflite.js')).benchTfliteConvNextTiny({ ckpt, fp32: ours, runs: envNumber('BENCH_TFLITE_RUNS', 5) });
 if (wanted('profile')) {
   // the int8 model the int8 part writes, made here with its defaults when that part did not run
   const int8 = join(out, 'convnext_tiny.int8.onnx');
