@@ -1,7 +1,7 @@
 // The inspect verb: what a checkpoint or ONNX model is, without converting it.
 
 import { loadCheckpoint, type Assumption } from './convnext/load.js';
-import { parameterCount } from './convnext/spec.js';
+import { parameterCount, tapWidth } from './convnext/spec.js';
 import { Warnings } from './errors.js';
 import { decodeOnnx } from './formats/onnx.js';
 import { externalDataReader } from './formats/external-data.js';
@@ -28,6 +28,8 @@ export interface CheckpointInfo {
   readonly labels: number;
   /** Constants the weights do not hold, and where each value came from. */
   readonly assumed: readonly Assumption[];
+  /** A backbone's feature maps (what convert gives by default): channels and stride from the input. */
+  readonly outFeatures?: readonly { name: string; channels: number; stride: number; norm: boolean }[];
   readonly warnings: readonly string[];
 }
 
@@ -70,6 +72,9 @@ export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> 
     imageSize: c.imageSize,
     labels: c.labels?.length ?? 0,
     assumed: c.assumed,
+    ...(c.features && {
+      outFeatures: c.features.map((f) => ({ name: f.name, channels: tapWidth(spec, f.tap), stride: spec.patchSize * 2 ** Math.max(0, f.tap - 1), norm: f.norm })),
+    }),
     warnings: warnings.items,
   };
 }

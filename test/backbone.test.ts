@@ -2,18 +2,24 @@
 // stage's blocks) and --outputs pooled the normalised pooled features, equal to PyTorch's
 // (fixtures/make_backbone_goldens.py, the official definition) for a V1 and a V2 checkpoint, with a
 // static and a dynamic spatial size, the dynamic one run at two sizes; in onnxruntime and TF.js.
+// Backbone checkpoints (fixtures/backbone/manifest.json: HF ConvNextBackbone/V2 folders, a
+// UperNet-style backbone.-prefixed .pth, an official det-style .pth) convert by default to exactly
+// their feature maps, each through its own LayerNorm, equal to PyTorch's; the refusals exit 2.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { convert } from '../src/convert.js';
+import { inspect } from '../src/inspect.js';
+import { quantize } from '../src/quantize/index.js';
 import { readNpy } from '../src/formats/npy.js';
 import { readOnnxSummary } from '../src/formats/onnx-summary.js';
 import type { Tensor } from '../src/graph/tensor.js';
 import { createSession } from '../src/runtime/onnxruntime.js';
 import { loadTfjsModel, tfjs } from '../src/runtime/tfjs.js';
+import { assertCliRefused, runCli } from './helpers/cli.js';
 import { assertClose, fixturePath } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'convnext-backbone-'));
@@ -78,5 +84,128 @@ describe('backbone export', () => {
     } finally {
       loaded.dispose();
     }
+  });
+});
+
+interface BackboneFixture {
+  name: string;
+  path: string;
+  layout: string;
+  input: string;
+  image_size: number;
+  state_dict_key?: string;
+  dropped?: string[];
+  features: { name: string; channels: number; shape: number[]; golden: string }[];
+}
+const backbones = (JSON.parse(readFileSync(fixturePath('backbone/manifest.json'), 'utf8')) as { models: BackboneFixture[] }).models;
+
+async function matchFeatures(m: BackboneFixture, outs: Record<string, { dims: readonly number[]; data: unknown }>, what: string, tolerance?: number): Promise<string> {
+  const errors: string[] = [];
+  for (const f of m.features) {
+    const want = readNpy(fixturePath(f.golden));
+    assert.deepEqual(outs[f.name].dims, want.shape, `${what} ${f.name} shape`);
+    errors.push(`${f.name} ${assertClose(outs[f.name].data as Float32Array, want, `${what} ${f.name}`, tolerance).toExponential(1)}`);
+  }
+  return errors.join(', ');
+}
+
+describe('backbone checkpoints', () => {
+  for (const m of backbones) {
+    it(`${m.name}: converts by default to its feature maps ${m.features.map((f) => f.name).join(', ')}, each matching PyTorch`, async (t) => {
+      const out = join(dir, `${m.name}.onnx`);
+      const result = await convert(fixturePath(m.path), out, { imageSize: m.image_size });
+      const onnx = await inspect(out);
+      assert.ok(onnx.kind === 'onnx');
+      assert.deepEqual(onnx.outputs.map((o) => [o.name, ...o.shape]), m.features.map((f) => [f.name, 'batch', ...f.shape.slice(1)]));
+      const ys = await runAll(out, readNpy(fixturePath(m.input)));
+      assert.deepEqual(Object.keys(ys).sort(), m.features.map((f) => f.name).sort());
+      t.diagnostic(`max |error| / max |golden|: ${await matchFeatures(m, ys, m.name)}`);
+      for (const head of m.dropped ?? []) assert.ok(result.warnings.some((w) => w.includes('dropped') && w.includes(head)), `a warning names ${head}: ${result.warnings}`);
+      if (!m.dropped) assert.deepEqual(result.warnings, []);
+    });
+
+    it(`${m.name}: inspect gives the layout and the feature maps`, async () => {
+      const info = await inspect(fixturePath(m.path));
+      assert.equal(info.kind, 'checkpoint');
+      if (info.kind !== 'checkpoint') return;
+      assert.equal(info.layout, m.layout);
+      assert.deepEqual(info.outFeatures?.map((f) => [f.name, f.channels, f.norm]), m.features.map((f) => [f.name, f.channels, true]));
+      if (m.state_dict_key) assert.equal(info.stateDictKey, `${m.state_dict_key}.backbone`);
+    });
+  }
+
+  const hf = backbones.find((m) => m.name === 'hf_v2')!;
+
+  it('fp16: a V2 backbone quantized to fp16 keeps float32 feature maps close to PyTorch', async (t) => {
+    const out = join(dir, 'hf_v2-fp16.onnx');
+    await quantize(fixturePath(hf.path), out, { to: 'fp16', imageSize: 64 });
+    const ys = await runAll(out, readNpy(fixturePath(hf.input)));
+    for (const f of hf.features) assert.equal(ys[f.name].type, 'float32');
+    t.diagnostic(`fp16, max |error| / max |golden|: ${await matchFeatures(hf, ys, 'fp16', 1e-2)}`);
+  });
+
+  it('TF.js: the feature maps of a V1 HF backbone (stem included), NHWC', async (t) => {
+    const m = backbones.find((b) => b.name === 'hf_v1')!;
+    const folder = join(dir, 'hf_v1-tfjs');
+    await convert(fixturePath(m.path), folder, { imageSize: 64, format: 'tfjs' });
+    const { tf } = await tfjs();
+    const loaded = await loadTfjsModel(folder, 'cpu');
+    try {
+      const x = readNpy(fixturePath(m.input));
+      const nhwc = tf.transpose(tf.tensor(x.data as Float32Array, [...x.shape]), [0, 2, 3, 1]);
+      const names = m.features.map((f) => f.name);
+      const outs = loaded.model.execute(nhwc, names) as import('@tensorflow/tfjs-core').Tensor[];
+      const ys: Record<string, { dims: readonly number[]; data: unknown }> = {};
+      for (let i = 0; i < names.length; i++) {
+        const nchw = tf.transpose(outs[i], [0, 3, 1, 2]);
+        ys[names[i]] = { dims: nchw.shape, data: await nchw.data() };
+      }
+      t.diagnostic(`TF.js, max |error| / max |golden|: ${await matchFeatures(m, ys, 'tfjs')}`);
+    } finally {
+      loaded.dispose();
+    }
+  });
+
+  describe('refusals: exit 2, one line', () => {
+    const withConfig = (name: string, edit: (c: Record<string, unknown>) => void) => {
+      const folder = join(dir, name);
+      cpSync(fixturePath('backbone/hf_v1'), folder, { recursive: true });
+      const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as Record<string, unknown>;
+      edit(config);
+      writeFileSync(join(folder, 'config.json'), JSON.stringify(config));
+      return folder;
+    };
+    const refused = (input: string, pattern: RegExp, ...flags: string[]) => {
+      const out = join(dir, 'refused.onnx');
+      assertCliRefused(runCli('convert', input, '-o', out, ...flags), pattern, dir, out);
+    };
+
+    it('an out_feature that is not a stage', () => {
+      const folder = withConfig('bad-stage', (c) => {
+        c.out_features = ['stem', 'stage7'];
+        delete c.out_indices;
+      });
+      refused(folder, /config\.json: out_features has 'stage7', which is not a stage \(the stages are stem, stage1, stage2, stage3, stage4\)/);
+    });
+
+    it('norms for a stage that out_features does not list', () => {
+      const folder = withConfig('extra-norms', (c) => {
+        c.out_features = ['stage4'];
+        c.out_indices = [4];
+      });
+      refused(folder, /hidden_states_norms for stem, stage2, which out_features \[stage4\] does not list/);
+    });
+
+    it('out_features and out_indices naming different stages', () => {
+      refused(withConfig('disagree', (c) => (c.out_indices = [0, 2, 3])), /out_features \[stem, stage2, stage4\] and out_indices \[0, 2, 3\] name different stages/);
+    });
+
+    it('a checkpoint of task heads alone', () => {
+      refused(fixturePath('backbone/head_only.pth'), /head_only\.pth: holds only task heads \(decode_head, auxiliary_head\), no backbone/);
+    });
+
+    it('logits or pooled features of a backbone, which has no head', () => {
+      refused(fixturePath('backbone/det_v1.pth'), /has no head for --outputs logits; --outputs stages, its default, gives the feature maps/, '--outputs', 'logits');
+    });
   });
 });

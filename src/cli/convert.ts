@@ -93,7 +93,7 @@ export function convertCommand(program: Command): void {
         const c = r.checkpoint;
         const total = Object.values(r.timings).reduce((a, b) => a + b, 0);
         const what = c
-          ? `ConvNeXt ${c.variant} (${c.layout} layout, ${c.format}), ${(c.parameters / 1e6).toFixed(2)} M parameters`
+          ? `ConvNeXt ${c.variant} (${c.layout} layout, ${c.format}${c.features ? `, backbone: ${c.features.map((f) => f.name).join(', ')}` : ''}), ${(c.parameters / 1e6).toFixed(2)} M parameters`
           : `ONNX model (opset ${r.onnxInput?.opset}, ${r.onnxInput?.nodes} nodes)`;
         reporter.result(
           [

@@ -54,7 +54,9 @@ function describeCheckpoint(i: CheckpointInfo): string {
     `  model       ConvNeXt ${i.version.toUpperCase()} ${i.variant}${i.layerScale ? ', LayerScale' : ''}`,
     `  depths      ${i.depths.join(', ')}`,
     `  widths      ${i.widths.join(', ')}`,
-    `  classes     ${i.numClasses || 'none (feature extractor)'}${i.labels ? `, ${i.labels} labels` : ''}`,
+    i.outFeatures
+      ? `  backbone    ${i.outFeatures.map((f) => `${f.name} (${f.channels} channels, stride ${f.stride}${f.norm ? ', normed' : ''})`).join(', ')}`
+      : `  classes     ${i.numClasses || 'none (feature extractor)'}${i.labels ? `, ${i.labels} labels` : ''}`,
     `  parameters  ${i.parameters.toLocaleString('en-US')} (${counts(i.dtypes)})`,
     `  image size  ${i.imageSize}`,
     ...i.assumed.map((a, k) => `  ${k === 0 ? 'assumed' : ''}`.padEnd(14) + `${a.what} ${a.value}: ${a.why}`),

@@ -3,6 +3,8 @@
 //   stage s   [s>0: LayerNorm over C → Conv(2×2, s=2)] → blocks
 //   block     x + LS·fc2(GRN(GELU(fc1(LN(dwconv7×7(x))))))     (LS in V1, GRN in V2)
 //   head      mean over H,W → LayerNorm → Gemm
+//   backbone  (--outputs stages) the feature maps after the stem or a stage, each through its own
+//             LayerNorm over C where the checkpoint has one (convnext/backbone.ts)
 // LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back). The block's
 // pointwise layers (PyTorch's Linear over channels) are 1×1 Convs in NCHW with PyTorch's own weight
 // layout, the form onnxruntime runs fastest (see passes/pointwise-layout.ts, which moves graphs from
@@ -12,7 +14,8 @@
 
 import { attr, GraphBuilder, type Graph } from '../graph/graph.js';
 import { float32, reshape } from '../graph/tensor.js';
-import { blockParams as bp, names, type ConvNextModel } from './spec.js';
+import { stageMaps, type FeatureMap, type ModelOutputs } from './backbone.js';
+import { blockParams as bp, names, tapWidth, type ConvNextModel } from './spec.js';
 
 export interface BuildOptions {
   /** Height and width of the input image (recorded as the preprocessing's crop when dynamic). */
@@ -25,10 +28,12 @@ export interface BuildOptions {
    * segmentation heads.
    */
   readonly outputs?: ModelOutputs;
+  /** The feature maps `stages` returns (a backbone checkpoint's own); default: each stage's output. */
+  readonly features?: readonly FeatureMap[];
   readonly metadata?: Record<string, string>;
 }
 
-export type ModelOutputs = 'logits' | 'pooled' | 'stages';
+export type { ModelOutputs } from './backbone.js';
 
 export const INPUT_NAME = 'pixel_values';
 export const LOGITS_NAME = 'logits';
@@ -104,7 +109,8 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
 
   let x = conv(names.stemConv, INPUT_NAME, spec.patchSize, spec.patchSize, 0);
   x = layerNorm2d(names.stemNorm, x);
-  const stageOutputs: string[] = [];
+  // taps[0] is the stem's output, taps[s + 1] stage s's
+  const taps: string[] = [x];
   for (let s = 0; s < spec.depths.length; s++) {
     if (s > 0) {
       x = layerNorm2d(names.downsampleNorm(s), x);
@@ -122,21 +128,22 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
       if (spec.layerScale) h = g.op('Mul', `${b}.${bp.layerScale}/Mul`, [h, channelParam(`${b}.${bp.layerScale}`)]);
       x = g.op('Add', `${b}/residual`, [x, h]);
     }
-    stageOutputs.push(x);
+    taps.push(x);
   }
   const inputShape = ['batch', spec.inChannels, ...(options.dynamicSize ? ['height', 'width'] : [options.imageSize, options.imageSize])];
   if (options.outputs === 'stages') {
-    // stem stride = patch size, then each downsampling halves (kernel 2, stride 2, no padding: floor)
-    let side = Math.floor(options.imageSize / spec.patchSize);
-    const outputs = stageOutputs.map((value, s) => {
-      if (s > 0) side = Math.floor(side / 2);
-      const name = `stage${s}`;
+    // stem stride = patch size, then each downsampling after stage 0 halves (kernel 2, stride 2, no padding: floor)
+    const sides = [Math.floor(options.imageSize / spec.patchSize)];
+    for (let tap = 1; tap < taps.length; tap++) sides.push(tap === 1 ? sides[0] : Math.floor(sides[tap - 1] / 2));
+    const outputs = (options.features ?? stageMaps(spec)).map(({ name, tap, norm }) => {
+      const value = norm ? layerNorm2d(names.outputNorm(tap), taps[tap]) : taps[tap];
       g.op('Identity', `${name}/output`, [value], {}, name);
-      const dims = options.dynamicSize ? [`${name}_height`, `${name}_width`] : [side, side];
-      return { name, dtype: 'float32' as const, shape: ['batch', spec.widths[s], ...dims] };
+      const dims = options.dynamicSize ? [`${name}_height`, `${name}_width`] : [sides[tap], sides[tap]];
+      return { name, dtype: 'float32' as const, shape: ['batch', tapWidth(spec, tap), ...dims] };
     });
     return g.build([{ name: INPUT_NAME, dtype: 'float32', shape: inputShape }], outputs, options.metadata ?? {});
   }
+  if (!spec.headNorm) throw new Error('a backbone without a head can only give its feature maps (checkpointOutputs refuses the rest)');
   const pooled = g.op('ReduceMean', 'head.pool', [x], { axes: attr.ints([2, 3]), keepdims: attr.int(0) });
   const width = spec.widths[spec.widths.length - 1];
   const headless = spec.numClasses === 0 || options.outputs === 'pooled';

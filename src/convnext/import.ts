@@ -37,6 +37,11 @@ const WRAPPERS = ['model', 'model_ema', 'state_dict', 'state_dict_ema', 'ema', '
  * weights, in this order; --state-dict-key takes another, and the summary names the ones left.
  */
 const PLAIN_WEIGHTS = ['model', 'state_dict'];
+/**
+ * What detection and segmentation models keep beside their `backbone.` (mmdet/mmseg, the official
+ * repo's det/seg checkpoints, transformers' UperNet): a checkpoint of these alone has no ConvNeXt.
+ */
+const TASK_HEADS = ['decode_head', 'auxiliary_head', 'neck', 'rpn_head', 'roi_head', 'bbox_head', 'mask_head', 'panoptic_head', 'panoptic_fusion_head', 'sem_seg_head', 'query_head'];
 const DEFAULT_EPS = 1e-6;
 
 export function importConvNext(stateDict: StateDict, options: ImportOptions): ImportResult {
@@ -50,6 +55,9 @@ export function importConvNext(stateDict: StateDict, options: ImportOptions): Im
     storedDtypes[stored.dtype] = (storedDtypes[stored.dtype] ?? 0) + stored.data.length;
   }
   checkFinite(params, match.sources, options);
+  if (match.dropped.length) {
+    options.warnings?.add(`took the ConvNeXt under '${match.stateDictKey}'; dropped what is not part of it: ${match.dropped.join(', ')}`);
+  }
   if (options.stateDictKey === undefined && match.stateDictKey !== undefined && match.otherWeightSets.length) {
     const others = match.otherWeightSets.map((w) => `'${w}'`).join(', ');
     options.warnings?.add(`took the weights under '${match.stateDictKey}'; the checkpoint also holds ${others}: --state-dict-key ${match.otherWeightSets[0]} takes those instead`);
@@ -65,6 +73,8 @@ export interface ArchitectureMatch {
   readonly stateDictKey?: string;
   /** Other weight sets of a training checkpoint, left for --state-dict-key (e.g. model_ema). */
   readonly otherWeightSets: readonly string[];
+  /** Beside a `backbone.`: the task heads left out, each with its tensor count ("decode_head (12 tensors)"). */
+  readonly dropped: readonly string[];
 }
 
 /**
@@ -72,7 +82,9 @@ export interface ArchitectureMatch {
  * classes. Throws one InputError listing every missing, unexpected or misshapen key.
  */
 export function matchArchitecture(shapes: ReadonlyMap<string, readonly number[]>, options: ImportOptions): ArchitectureMatch {
-  const { tensors, key, alternatives } = unwrap(shapes, options);
+  const unwrapped = unwrap(shapes, options);
+  const { tensors, key, dropped } = takeBackbone(unwrapped.tensors, unwrapped.key, options);
+  const { alternatives } = unwrapped;
   const keys = [...tensors.keys()];
   const { layout, matched } = detectLayout(keys);
   if (matched === 0) {
@@ -93,7 +105,29 @@ export function matchArchitecture(shapes: ReadonlyMap<string, readonly number[]>
   }
   const spec = readSpec(canonical, layout, options);
   const sources = checkShapes(spec, canonical, unknown, layout, options.source);
-  return { layout: layout.name, spec, sources, stateDictKey: key, otherWeightSets: alternatives };
+  return { layout: layout.name, spec, sources, stateDictKey: key, otherWeightSets: alternatives, dropped };
+}
+
+// A detector or segmenter keeps its ConvNeXt under `backbone.` and its heads beside it; the heads
+// are not ours to convert, so they are left out and named. A file of heads alone is refused here,
+// where its entries can still be named, rather than as "no key matches".
+function takeBackbone<T>(tensors: ReadonlyMap<string, T>, key: string | undefined, options: ImportOptions): { tensors: ReadonlyMap<string, T>; key?: string; dropped: string[] } {
+  const groups = new Map<string, number>();
+  for (const k of tensors.keys()) {
+    const head = k.split('.', 1)[0];
+    groups.set(head, (groups.get(head) ?? 0) + 1);
+  }
+  if (!groups.has('backbone')) {
+    const heads = [...groups.keys()].filter((g) => TASK_HEADS.includes(g));
+    if (heads.length > 0 && heads.length === groups.size) {
+      throw new InputError(`holds only task heads (${heads.join(', ')}), no backbone: not a ConvNeXt checkpoint; convert the checkpoint that has the backbone.* weights`, options.source);
+    }
+    return { tensors, key, dropped: [] };
+  }
+  const inner = new Map<string, T>();
+  for (const [k, v] of tensors) if (k.startsWith('backbone.')) inner.set(k.slice('backbone.'.length), v);
+  const dropped = [...groups].filter(([g]) => g !== 'backbone').sort(([a], [b]) => (a < b ? -1 : 1)).map(([g, n]) => `${g} (${n} tensor${n > 1 ? 's' : ''})`);
+  return { tensors: inner, key: key === undefined ? 'backbone' : `${key}.backbone`, dropped };
 }
 
 function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): { tensors: ReadonlyMap<string, T>; key?: string; alternatives: string[] } {
@@ -154,6 +188,8 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
   const dw = shape(`${names.block(0, 0)}.${blockParams.dwconv}.weight`)!;
   const keys = [...canonical.keys()];
   const fc = shape(`${names.headFc}.weight`);
+  const outputNorms: number[] = [];
+  for (let tap = 0; tap <= depths.length; tap++) if (canonical.has(`${names.outputNorm(tap)}.weight`)) outputNorms.push(tap);
   return {
     version: keys.some((k) => k.endsWith(blockParams.grnGamma)) ? 'v2' : 'v1',
     depths,
@@ -167,6 +203,9 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
     // transformers' ConvNextConfig defaults layer_norm_eps to 1e-12, and only the head LayerNorm uses it
     headEps: options.headEps ?? (layout.name === 'hf' ? 1e-12 : DEFAULT_EPS),
     grnEps: 1e-6,
+    outputNorms,
+    // a backbone (it has feature-map norms) comes without a head; anything else must have its final norm
+    headNorm: outputNorms.length === 0 || fc !== undefined || canonical.has(`${names.headNorm}.weight`),
   };
 }
 

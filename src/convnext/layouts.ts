@@ -37,6 +37,9 @@ const official: Layout = {
     [/^stages\.(\d+)\.(\d+)\.grn\.beta$/, (m) => block(m[1], m[2], bp.grnBeta)],
     [new RegExp(`^norm\\.${wb}$`), (m) => `${names.headNorm}.${m[1]}`],
     [new RegExp(`^head\\.${wb}$`), (m) => `${names.headFc}.${m[1]}`],
+    // the detection/segmentation backbone (object_detection/mmdet/models/backbones/convnext.py):
+    // normI is the LayerNorm on stage I's output
+    [new RegExp(`^norm([0-9])\\.${wb}$`), (m) => `${names.outputNorm(int(m[1]) + 1)}.${m[2]}`],
   ],
 };
 
@@ -86,7 +89,7 @@ const torchvision: Layout = {
 const hfPrefix = '(?:convnext(?:v2)?\\.)?';
 const hf: Layout = {
   name: 'hf',
-  description: 'Hugging Face transformers (ConvNextForImageClassification, ConvNextV2…, bare models)',
+  description: 'Hugging Face transformers (ConvNextForImageClassification, ConvNextV2…, bare models, ConvNextBackbone)',
   rules: [
     [new RegExp(`^${hfPrefix}embeddings\\.patch_embeddings\\.${wb}$`), (m) => `${names.stemConv}.${m[1]}`],
     [new RegExp(`^${hfPrefix}embeddings\\.layernorm\\.${wb}$`), (m) => `${names.stemNorm}.${m[1]}`],
@@ -100,6 +103,9 @@ const hf: Layout = {
     [new RegExp(`^${hfPrefix}encoder\\.stages\\.(\\d+)\\.layers\\.(\\d+)\\.grn\\.(weight|gamma)$`), (m) => block(m[1], m[2], bp.grnGamma)],
     [new RegExp(`^${hfPrefix}encoder\\.stages\\.(\\d+)\\.layers\\.(\\d+)\\.grn\\.(bias|beta)$`), (m) => block(m[1], m[2], bp.grnBeta)],
     [new RegExp(`^${hfPrefix}layernorm\\.${wb}$`), (m) => `${names.headNorm}.${m[1]}`],
+    // ConvNextBackbone's stage_names: stem (the embeddings' output), stage1 … stageN (stage N-1's)
+    [new RegExp(`^hidden_states_norms\\.stem\\.${wb}$`), (m) => `${names.outputNorm(0)}.${m[1]}`],
+    [new RegExp(`^hidden_states_norms\\.stage([1-9]\\d*)\\.${wb}$`), (m) => `${names.outputNorm(int(m[1]))}.${m[2]}`],
     [new RegExp(`^classifier\\.${wb}$`), (m) => `${names.headFc}.${m[1]}`],
   ],
 };

@@ -10,6 +10,7 @@ import { readPytorchCheckpoint } from '../formats/pytorch.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
+import { backboneFeatures, type FeatureMap } from './backbone.js';
 import { importConvNext } from './import.js';
 import { timmArchitecture } from './timm.js';
 import type { LayoutName } from './layouts.js';
@@ -33,6 +34,8 @@ export interface LoadedCheckpoint {
   readonly fileBytes: number;
   /** Constants the weights do not hold, with where each value came from (inspect shows them). */
   readonly assumed: readonly Assumption[];
+  /** A backbone checkpoint's feature maps (what `--outputs stages`, its default, returns). */
+  readonly features?: readonly FeatureMap[];
 }
 
 export interface Assumption {
@@ -83,6 +86,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   });
   const { model } = imported;
   if (hf) checkConfigAgrees(hf.config, model, path);
+  const features = backboneFeatures(model.spec, imported.layout, hf?.config, path);
   const variant = variantName(model.spec);
   const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
   const labels = hf?.config.labels;
@@ -96,11 +100,17 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     : 'the value every ConvNeXt release uses (official repositories, timm, torchvision)';
   const assumed: Assumption[] = [
     { what: 'LayerNorm eps', value: model.spec.eps.toExponential(), why: epsWhy },
-    {
-      what: 'head LayerNorm eps',
-      value: model.spec.headEps.toExponential(),
-      why: hf?.config.writer === 'transformers' ? "config.json layer_norm_eps (transformers' default 1e-12 when absent)" : epsWhy,
-    },
+    model.spec.headNorm
+      ? {
+          what: 'head LayerNorm eps',
+          value: model.spec.headEps.toExponential(),
+          why: hf?.config.writer === 'transformers' ? "config.json layer_norm_eps (transformers' default 1e-12 when absent)" : epsWhy,
+        }
+      : {
+          what: 'feature-map LayerNorm eps',
+          value: model.spec.eps.toExponential(),
+          why: imported.layout === 'hf' ? "transformers' ConvNextLayerNorm default (hidden_states_norms are built without eps)" : 'the official detection/segmentation backbone (norm0…norm3, eps 1e-6)',
+        },
     { what: 'GELU', value: 'exact (erf)', why: 'every published ConvNeXt uses nn.GELU() without approximation' },
     {
       what: 'image size',
@@ -127,6 +137,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     preprocessing,
     fileBytes,
     assumed,
+    features,
   };
 }
 

@@ -22,6 +22,13 @@ export interface ConvNextSpec {
   readonly headEps: number;
   /** GRN's epsilon, added to the channel mean of the spatial L2 norms. */
   readonly grnEps: number;
+  /**
+   * Taps (see `names.outputNorm`) whose feature map has its own channels-first LayerNorm in the
+   * weights: a detection/segmentation backbone's. Empty for a classifier.
+   */
+  readonly outputNorms: readonly number[];
+  /** False for a backbone checkpoint, which has no head at all (no final LayerNorm, no classifier). */
+  readonly headNorm: boolean;
 }
 
 /** A ConvNeXt with its float32 weights under canonical names (see `names`). */
@@ -40,6 +47,11 @@ export const names = {
   block: (s: number, i: number) => `stages.${s}.blocks.${i}`,
   headNorm: 'head.norm',
   headFc: 'head.fc',
+  /**
+   * The LayerNorm a backbone applies to the feature map at a tap: 0 is the stem's output, s + 1
+   * the output of stage s's blocks (transformers' hidden_states order).
+   */
+  outputNorm: (tap: number) => (tap === 0 ? 'stem.out_norm' : `stages.${tap - 1}.out_norm`),
 };
 
 /** Block sub-parameters, relative to `names.block(s, i)`. */
@@ -90,10 +102,16 @@ export function expectedParams(spec: ConvNextSpec): Map<string, number[]> {
       }
     }
   }
+  for (const tap of spec.outputNorms) norm(names.outputNorm(tap), tapWidth(spec, tap));
   const last = widths[widths.length - 1];
-  norm(names.headNorm, last);
+  if (spec.headNorm) norm(names.headNorm, last);
   if (spec.numClasses > 0) linear(names.headFc, spec.numClasses, last);
   return out;
+}
+
+/** Channels of the feature map at a tap (the stem's output has the first stage's width). */
+export function tapWidth(spec: Pick<ConvNextSpec, 'widths'>, tap: number): number {
+  return spec.widths[Math.max(0, tap - 1)];
 }
 
 interface Variant {

@@ -29,6 +29,11 @@ export interface HfConfig {
   /** transformers: the head LayerNorm's eps (1e-12 by default); timm: undefined (the architecture says). */
   readonly layerNormEps?: number;
   readonly imageSize?: number;
+  /** transformers: the model class, e.g. ConvNextBackbone (a backbone's out_features matter then). */
+  readonly architectures?: readonly string[];
+  /** transformers' backbone settings (BackboneConfigMixin), as written; src/convnext/backbone.ts aligns them. */
+  readonly outFeatures?: readonly string[];
+  readonly outIndices?: readonly number[];
 }
 
 export interface HfPreprocessing {
@@ -152,7 +157,15 @@ function parseConfig(raw: unknown, where: string): HfConfig {
     // transformers' ConvNextConfig default; a LayerNorm eps of 0.1 or more would be a different model.
     layerNormEps: f.real('layer_norm_eps', (x) => x > 0 && x < 0.1, 'a number between 0 and 0.1 (exclusive)') ?? 1e-12,
     imageSize: f.integer('image_size', 1, MAX_IMAGE_SIDE),
+    architectures: f.get('architectures', isStrings, 'a list of class names') as string[] | undefined,
+    outFeatures: f.get('out_features', isStrings, 'a list of stage names') as string[] | undefined,
+    // negative indices count from the end, as in Python
+    outIndices: f.integers('out_indices', -1000, 1000),
   };
+}
+
+function isStrings(v: unknown): boolean {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
 // timm's save_config_for_hf: architecture, num_classes, num_features, global_pool, pretrained_cfg

@@ -70,6 +70,7 @@ export function modelMetadata(loaded: LoadedCheckpoint, input: string): Record<s
       version: spec.version,
       depths: spec.depths,
       widths: spec.widths,
+      ...(loaded.features && { out_features: loaded.features.map((f) => f.name) }),
     }),
   };
   if (loaded.labels) meta.labels = JSON.stringify(loaded.labels);

@@ -1,5 +1,6 @@
 // Checkpoint or ONNX file → the optimised float32 graph every verb starts from.
 
+import { checkpointOutputs } from '../convnext/backbone.js';
 import { buildConvNextGraph, type ModelOutputs } from '../convnext/build.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../convnext/load.js';
 import { parameterCount } from '../convnext/spec.js';
@@ -74,7 +75,9 @@ export async function prepareModel(input: string, options: PrepareOptions, steps
     loaded = checkpoint;
     const metadata = modelMetadata(checkpoint, input);
     if (options.labelsFile) metadata.labels = JSON.stringify(readClassNames(options.labelsFile, checkpoint.model.spec.numClasses));
-    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, dynamicSize: options.dynamicSize, outputs: options.outputs, metadata }));
+    const outputs = checkpointOutputs(checkpoint.model.spec, checkpoint.features, options.outputs, input);
+    const { features } = checkpoint;
+    built = await steps.run('build', () => buildConvNextGraph(checkpoint.model, { imageSize: checkpoint.imageSize, dynamicSize: options.dynamicSize, outputs, features, metadata }));
     // the user's preprocessing flags are recorded, so calibration and validation use them later
     built = { ...built, metadata: { ...metadata, preprocessing: JSON.stringify(preprocessingOf(built, options)) } };
   }
