@@ -20,7 +20,7 @@ export function webgpuCannotRun(graph: Graph, adapterFeatures: readonly string[]
     const perTensor = !scale || numel(scale.shape) <= 1;
     const unsigned = !zero || zero.dtype === 'uint8'; // no zero point: QuantizeLinear's default, uint8
     if (perTensor || unsigned) {
-      return `onnxruntime-web's WebGPU provider computes ${node.name}'s ${unsigned ? 'uint8' : 'per-tensor'} DequantizeLinear wrongly (an int8 model in the CPU form); make the WebGPU form with quantize --to int8 --target webgpu`;
+      return `onnxruntime-web's WebGPU provider computes the ${unsigned ? 'uint8' : 'per-tensor'} DequantizeLinear ${node.name} wrongly (an int8 model in the CPU form); make the WebGPU form with quantize --to int8 --target webgpu`;
     }
   }
   return undefined;
