@@ -2,7 +2,9 @@
 //   stem      Conv(k=p, s=p) → LayerNorm over C
 //   stage s   [s>0: LayerNorm over C → Conv(2×2, s=2)] → blocks
 //   block     x + LS·fc2(GRN(GELU(fc1(LN(dwconv7×7(x))))))     (LS in V1, GRN in V2)
-//   head      mean over H,W → LayerNorm → Gemm
+//   head      mean over H,W → LayerNorm → Gemm; timm's forms: MLP head (NormMlpClassifierHead with a
+//             hidden layer) … → LayerNorm → Gemm → GELU → Gemm; head_norm_first LayerNorm over C
+//             → mean over H,W → Gemm
 //   backbone  (--outputs stages) the feature maps after the stem or a stage, each through its own
 //             LayerNorm over C where the checkpoint has one (convnext/backbone.ts)
 // LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back). The block's
@@ -58,15 +60,15 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     grnEps: spec.version === 'v2' ? scalar('const.grn_eps', spec.grnEps) : '',
   };
 
-  const layerNorm = (name: string, x: string, eps: number) =>
+  const layerNorm = (name: string, x: string, eps: number, out?: string) =>
     g.op('LayerNormalization', name, [x, param(`${name}.weight`), param(`${name}.bias`)], {
       axis: attr.int(-1),
       epsilon: attr.float(eps),
-    });
+    }, out);
   // LayerNorm2d: normalise over channels of an NCHW tensor.
-  const layerNorm2d = (name: string, x: string) => {
+  const layerNorm2d = (name: string, x: string, eps = spec.eps) => {
     const nhwc = g.op('Transpose', `${name}/to_nhwc`, [x], { perm: attr.ints(TO_NHWC) });
-    const y = layerNorm(name, nhwc, spec.eps);
+    const y = layerNorm(name, nhwc, eps);
     return g.op('Transpose', `${name}/to_nchw`, [y], { perm: attr.ints(TO_NCHW) });
   };
   const conv = (name: string, x: string, kernel: number, stride: number, pad: number, group = 1) =>
@@ -88,12 +90,15 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     const t = params.get(name)!;
     return g.constant(name, reshape(t, [t.shape[t.shape.length - 1], 1, 1]));
   };
-  const gelu = (name: string, x: string) => {
+  // PyTorch's Linear on [N, C]
+  const linear = (name: string, x: string, out?: string) =>
+    g.op('Gemm', name, [x, param(`${name}.weight`), param(`${name}.bias`)], { transB: attr.int(1) }, out);
+  const gelu = (name: string, x: string, out?: string) => {
     const scaled = g.op('Div', `${name}/Div`, [x, consts.sqrt2]);
     const erf = g.op('Erf', `${name}/Erf`, [scaled]);
     const onePlus = g.op('Add', `${name}/Add`, [erf, consts.one]);
     const times = g.op('Mul', `${name}/Mul`, [x, onePlus]);
-    return g.op('Mul', `${name}/Mul_half`, [times, consts.half]);
+    return g.op('Mul', `${name}/Mul_half`, [times, consts.half], {}, out);
   };
   // GRN(x) = γ·(x·Nx) + β + x,  Nx = ‖x‖₂,HW / (mean_C ‖x‖₂,HW + ε)   (x is NCHW)
   const grn = (name: string, x: string) => {
@@ -144,20 +149,19 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     return g.build([{ name: INPUT_NAME, dtype: 'float32', shape: inputShape }], outputs, options.metadata ?? {});
   }
   if (!spec.headNorm) throw new Error('a backbone without a head can only give its feature maps (checkpointOutputs refuses the rest)');
-  const pooled = g.op('ReduceMean', 'head.pool', [x], { axes: attr.ints([2, 3]), keepdims: attr.int(0) });
-  const width = spec.widths[spec.widths.length - 1];
   const headless = spec.numClasses === 0 || options.outputs === 'pooled';
   const outName = headless ? FEATURES_NAME : LOGITS_NAME;
-  let out: string;
-  if (headless) {
-    out = g.op('LayerNormalization', names.headNorm, [pooled, param(`${names.headNorm}.weight`), param(`${names.headNorm}.bias`)], {
-      axis: attr.int(-1),
-      epsilon: attr.float(spec.headEps),
-    }, outName);
-  } else {
-    const normed = layerNorm(names.headNorm, pooled, spec.headEps);
-    out = g.op('Gemm', names.headFc, [normed, param(`${names.headFc}.weight`), param(`${names.headFc}.bias`)], { transB: attr.int(1) }, outName);
-  }
+  const width = spec.headHidden || spec.widths[spec.widths.length - 1];
+  // The head as a chain whose last step writes the graph output: the forms differ only in which
+  // steps there are (timm's head_norm_first moves the norm onto the map; its MLP head adds a layer).
+  const head: ((v: string, out?: string) => string)[] = [];
+  if (spec.headNormFirst) head.push((v) => layerNorm2d(names.normPre, v, spec.headEps));
+  head.push((v, out) => g.op('ReduceMean', 'head.pool', [v], { axes: attr.ints([2, 3]), keepdims: attr.int(0) }, out));
+  if (!spec.headNormFirst) head.push((v, out) => layerNorm(names.headNorm, v, spec.headEps, out));
+  if (spec.headHidden) head.push((v) => linear(names.headPreLogits, v), (v, out) => gelu(`${names.headPreLogits}.act`, v, out));
+  if (!headless) head.push((v, out) => linear(names.headFc, v, out));
+  let out = x;
+  head.forEach((step, i) => (out = step(out, i === head.length - 1 ? outName : undefined)));
   return g.build(
     [{ name: INPUT_NAME, dtype: 'float32', shape: inputShape }],
     [{ name: out, dtype: 'float32', shape: ['batch', headless ? width : spec.numClasses] }],

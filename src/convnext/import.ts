@@ -188,6 +188,8 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
   const dw = shape(`${names.block(0, 0)}.${blockParams.dwconv}.weight`)!;
   const keys = [...canonical.keys()];
   const fc = shape(`${names.headFc}.weight`);
+  const hidden = shape(`${names.headPreLogits}.weight`);
+  const headNormFirst = canonical.has(`${names.normPre}.weight`);
   const outputNorms: number[] = [];
   for (let tap = 0; tap <= depths.length; tap++) if (canonical.has(`${names.outputNorm(tap)}.weight`)) outputNorms.push(tap);
   return {
@@ -205,7 +207,9 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
     grnEps: 1e-6,
     outputNorms,
     // a backbone (it has feature-map norms) comes without a head; anything else must have its final norm
-    headNorm: outputNorms.length === 0 || fc !== undefined || canonical.has(`${names.headNorm}.weight`),
+    headNorm: outputNorms.length === 0 || fc !== undefined || canonical.has(`${names.headNorm}.weight`) || headNormFirst,
+    headNormFirst,
+    headHidden: hidden ? hidden[0] : 0,
   };
 }
 

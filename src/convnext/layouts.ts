@@ -60,6 +60,8 @@ const timm: Layout = {
     [/^stages\.(\d+)\.blocks\.(\d+)\.mlp\.grn\.(weight|gamma)$/, (m) => block(m[1], m[2], bp.grnGamma)],
     [/^stages\.(\d+)\.blocks\.(\d+)\.mlp\.grn\.(bias|beta)$/, (m) => block(m[1], m[2], bp.grnBeta)],
     [new RegExp(`^head\\.norm\\.${wb}$`), (m) => `${names.headNorm}.${m[1]}`],
+    [new RegExp(`^norm_pre\\.${wb}$`), (m) => `${names.normPre}.${m[1]}`],
+    [new RegExp(`^head\\.pre_logits\\.fc\\.${wb}$`), (m) => `${names.headPreLogits}.${m[1]}`],
     [new RegExp(`^head\\.fc\\.${wb}$`), (m) => `${names.headFc}.${m[1]}`],
   ],
 };

@@ -12,7 +12,7 @@ import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { backboneFeatures, type FeatureMap } from './backbone.js';
 import { importConvNext } from './import.js';
-import { timmArchitecture } from './timm.js';
+import { checkTimmHead, timmArchitecture } from './timm.js';
 import type { LayoutName } from './layouts.js';
 import { variantName, type ConvNextModel } from './spec.js';
 
@@ -86,6 +86,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   });
   const { model } = imported;
   if (hf) checkConfigAgrees(hf.config, model, path);
+  if (timm) checkTimmHead(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
   const features = backboneFeatures(model.spec, imported.layout, hf?.config, path);
   const variant = variantName(model.spec);
   const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');

@@ -29,6 +29,13 @@ export interface ConvNextSpec {
   readonly outputNorms: readonly number[];
   /** False for a backbone checkpoint, which has no head at all (no final LayerNorm, no classifier). */
   readonly headNorm: boolean;
+  /**
+   * timm's head_norm_first (`*_hnf`): the final LayerNorm runs channels-first on the feature map
+   * (`names.normPre`) before the pooling, and the head is the classifier alone.
+   */
+  readonly headNormFirst: boolean;
+  /** Width of timm's NormMlpClassifierHead hidden layer (`names.headPreLogits`, then GELU); 0: none. */
+  readonly headHidden: number;
 }
 
 /** A ConvNeXt with its float32 weights under canonical names (see `names`). */
@@ -46,6 +53,10 @@ export const names = {
   downsampleConv: (s: number) => `stages.${s}.downsample.conv`,
   block: (s: number, i: number) => `stages.${s}.blocks.${i}`,
   headNorm: 'head.norm',
+  /** timm's norm_pre: the head-norm-first models' final LayerNorm, on the feature map. */
+  normPre: 'norm_pre',
+  /** The hidden Linear of timm's NormMlpClassifierHead (head.pre_logits.fc). */
+  headPreLogits: 'head.pre_logits',
   headFc: 'head.fc',
   /**
    * The LayerNorm a backbone applies to the feature map at a tap: 0 is the stem's output, s + 1
@@ -104,8 +115,9 @@ export function expectedParams(spec: ConvNextSpec): Map<string, number[]> {
   }
   for (const tap of spec.outputNorms) norm(names.outputNorm(tap), tapWidth(spec, tap));
   const last = widths[widths.length - 1];
-  if (spec.headNorm) norm(names.headNorm, last);
-  if (spec.numClasses > 0) linear(names.headFc, spec.numClasses, last);
+  if (spec.headNorm) norm(spec.headNormFirst ? names.normPre : names.headNorm, last);
+  if (spec.headHidden > 0) linear(names.headPreLogits, spec.headHidden, last);
+  if (spec.numClasses > 0) linear(names.headFc, spec.numClasses, spec.headHidden || last);
   return out;
 }
 
