@@ -188,14 +188,17 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
   const meta = JSON.parse(readFileSync(F('meta.json'), 'utf8'));
   const LAYERS = ['CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED'];
   const files = { float32: join(dir, 'fashion-int8-ref.tflite'), int8: join(dir, 'fashion-full-int8.tflite') };
-  const made = (async () => {
-    const pth = F('convnext_fashion.pth');
-    await convert(pth, files.float32, { format: 'tflite', imageSize: 32, cropPct: 1 });
-    await quantize(pth, files.int8, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib') });
-  })();
+  // made once, by whichever test runs first (not at load: a filtered run would leave it running)
+  let made: Promise<void> | undefined;
+  const make = () =>
+    (made ??= (async () => {
+      const pth = F('convnext_fashion.pth');
+      await convert(pth, files.float32, { format: 'tflite', imageSize: 32, cropPct: 1 });
+      await quantize(pth, files.int8, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib') });
+    })());
 
   it('keeps top-1 within 0.3 points and agrees with float32 on ≥ 99 % of images', async (t) => {
-    await made;
+    await make();
     const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
     assert.equal(data.size, 1000);
     const models = await Promise.all(Object.values(files).map((f) => loadTflite(readFileSync(f))));
@@ -223,7 +226,7 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
   });
 
   it('writes every int8 layer with valid quantization: int8 in and out, per-channel symmetric weights, int32 bias at input × weight scale', async () => {
-    await made;
+    await make();
     const f = readTflite(readFileSync(files.int8));
     const ref = readTflite(readFileSync(files.float32));
     const layers = f.operators.filter((o) => LAYERS.includes(o.op));
