@@ -42,7 +42,7 @@ export function quantizeCommand(program: Command): void {
       .option('--skip-pass <name>', 'leave a pass out of the convert pipeline (repeatable)', collect, [])
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
-      ' (TF.js and TFLite keep fp16 or per-channel int8 weights; activations float; tflite takes fp16 and int8-weights)',
+      ' (TF.js keeps fp16 or per-channel int8 weights, activations float; TFLite also full-integer int8 with --to int8 --calib)',
       "fp32 and --to's",
     ),
     '',

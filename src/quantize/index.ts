@@ -16,7 +16,7 @@ import { runPipeline } from '../passes/pipeline.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, type BudgetOptions, type BudgetReport } from './budget.js';
-import { calibrateInt8, type Int8Recipe } from './int8.js';
+import { calibrateInt8, calibrateTfliteInt8, type Int8Recipe } from './int8.js';
 import { DEFAULT_INT8_TARGET, INT8_TARGETS, weightsReduced, type Int8Target } from './targets.js';
 import type { CalibrationMethod } from './observer.js';
 
@@ -86,9 +86,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     ...(options.labelsFile ? filesRead(options.labelsFile, 'the class names file') : []),
   ];
   checkModelOutput(output, options.format ?? 'onnx', reads);
-  if (options.to === 'int8' && options.format === 'tflite') {
-    throw new UnsupportedError('full-integer int8 TFLite (int8 activations) is not written yet; --to int8-weights gives per-channel int8 weights with float activations', undefined, 'quantization');
-  }
+  if (options.to === 'int8' && options.format === 'tflite') checkTfliteInt8(options);
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   checkBudgetData(options);
   // onnxruntime's int8 kernels are fastest on channels-last MatMuls, its float kernels on 1×1 Convs
@@ -203,21 +201,48 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   return { graph: quantized, method, calibration, keptFloat, budget };
 }
 
-// TF.js runs float kernels only, and our TFLite writer float kernels on stored weights: what they
-// keep of a quantization is the weight storage (float16, or int8 per output channel, dequantized in
-// the graph). Activations stay float32. Full-integer TFLite (int8 activations) is not written yet.
+/** What full-integer TFLite does not take yet: refused by name rather than ignored. */
+function checkTfliteInt8(options: Int8Options): void {
+  const unsupported = [
+    options.exclude?.length && '--exclude',
+    options.opTypes && '--op-types',
+    options.equalize && options.equalize !== 'off' && options.equalize !== 'auto' && '--equalize on',
+  ].filter(Boolean);
+  if (unsupported.length) throw new UnsupportedError(`full-integer int8 TFLite does not take ${unsupported.join(', ')} yet`, undefined, 'quantization');
+}
+
+// TF.js runs float kernels only: what it keeps of a quantization is the weight storage (float16, or
+// int8 per output channel, dequantized in the graph). TFLite the same for fp16 and int8-weights;
+// its int8 is full-integer where LiteRT has int8 kernels (formats/tflite/int8.ts), on calibrated ranges.
 async function quantizeForTfjs(float: Graph, input: string, output: string, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizeResult> {
   const tflite = options.format === 'tflite';
   if (options.maxDrop !== undefined || options.minAgreement !== undefined) {
     throw new InputError(`--max-drop/--min-agreement apply to ONNX int8; for ${tflite ? 'TFLite' : 'TF.js'}, measure the written model with convnext validate`);
   }
   const weights = options.to === 'fp16' ? 'float16' : 'int8';
-  const recorded = tflite ? { mode: options.to, tflite_weights: weights, activations: 'float32' } : { mode: options.to, tfjs_weights: weights, activations: 'float32' };
+  const fullInt = tflite && options.to === 'int8';
+  const images = { preprocessing: preprocessingOf(float, options), classNames: labelsOf(float.metadata) };
+  const calibrated = fullInt ? await calibrateTfliteInt8(float, options, images, steps) : undefined;
+  const method = fullInt ? options.method ?? 'percentile' : undefined;
+  const recorded = !tflite
+    ? { mode: options.to, tfjs_weights: weights, activations: 'float32' }
+    : fullInt
+      ? {
+          mode: options.to,
+          tflite_weights: weights,
+          activations: 'int8 (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED); float32 elsewhere',
+          method,
+          percentile: method === 'percentile' ? options.percentile ?? 99.99 : null,
+          calibration_images: calibrated!.calibrationImages,
+        }
+      : { mode: options.to, tflite_weights: weights, activations: 'float32' };
   const graph: Graph = { ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded) } };
-  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: { ...options.tflite, weights } }, steps);
+  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: { ...options.tflite, weights, activationRanges: calibrated?.ranges } }, steps);
   return {
     output,
     mode: options.to,
+    method,
+    calibrationImages: calibrated?.calibrationImages,
     bytesWritten: written.bytesWritten,
     floatBytes: onnxSize(float),
     quantizedLayers: float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).length,

@@ -10,7 +10,8 @@ import { equalizablePairs, equalizeChannels } from '../passes/equalize.js';
 import { activationsToCalibrate, QUANTIZABLE_OPS, quantizeStatic } from '../passes/quantize-int8.js';
 import { limited, meanSquaredError, predictFloat, type EvaluationOptions } from './budget.js';
 import { calibrate, ChannelAbsMax, observeActivations } from './calibrate.js';
-import type { CalibrationMethod } from './observer.js';
+import type { CalibrationMethod, Range } from './observer.js';
+import { tfliteInt8Values } from '../formats/tflite/index.js';
 import type { Preprocessing } from '../data/preprocessing.js';
 import { DEFAULT_INT8_TARGET, INT8_TARGETS, weightsReduced, type Int8Target } from './targets.js';
 
@@ -45,13 +46,33 @@ export interface CalibratedInt8 {
 /** Decoded calibration images are kept for the later passes over them up to this size. */
 const DECODED_CALIBRATION_LIMIT = 256 * 2 ** 20;
 
-export async function calibrateInt8(float: Graph, options: Int8Recipe, data: { preprocessing: Preprocessing; classNames?: readonly string[] }, steps: Steps): Promise<CalibratedInt8> {
+type ImageOptions = { preprocessing: Preprocessing; classNames?: readonly string[] };
+
+function openCalibration(float: Graph, options: Int8Recipe, data: ImageOptions): Dataset {
   if (!options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   const opened = openDataset(options.calib, { ...data, limit: options.calibSize });
   checkDataFits(opened, float.inputs[0].shape, options.calib);
   // calibration, channel ranges, the equalized calibration and the comparison all read the same
   // images: decode them once where they fit in memory
-  const calib: Dataset = decodedOnce(opened, DECODED_CALIBRATION_LIMIT);
+  return decodedOnce(opened, DECODED_CALIBRATION_LIMIT);
+}
+
+/**
+ * Full-integer TFLite: ranges of the values around the layers that run int8 there
+ * (formats/tflite tfliteInt8Values), from the same histogram calibration on the float graph.
+ */
+export async function calibrateTfliteInt8(float: Graph, options: Int8Recipe, data: ImageOptions, steps: Steps): Promise<{ ranges: Map<string, Range>; calibrationImages: number }> {
+  const calib = openCalibration(float, options, data);
+  const values = tfliteInt8Values(float, { quantizeInputLayer: options.quantizeInputLayer });
+  if (values.length === 0) throw new InputError('no layer of this model can run int8 in TFLite (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED on constant weights)');
+  const ranges = await steps.run('calibrate', () =>
+    calibrate(float, values, calib, { method: options.method ?? 'percentile', percentile: options.percentile, batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.('calibrate', d, t) }),
+  );
+  return { ranges, calibrationImages: calib.size };
+}
+
+export async function calibrateInt8(float: Graph, options: Int8Recipe, data: ImageOptions, steps: Steps): Promise<CalibratedInt8> {
+  const calib = openCalibration(float, options, data);
   // The layer that reads the image stays float by default: it is a sliver of the compute, and its
   // uint8 input costs agreement (Fashion model, 10,000 test images: 99.47 % → 99.57 %).
   const inputLayers = options.quantizeInputLayer ? [] : float.nodes.filter((n) => n.inputs[0] === float.inputs[0].name).map((n) => n.name);

@@ -196,6 +196,11 @@ export class Emitter {
   }
 
   /** The value as stored; a constant read as an activation is materialised in logical layout. */
+  /** The TF node holding ONNX value `value`, if it was produced by an op or is an input (no side effect). */
+  refOf(value: string): string | undefined {
+    return this.values.get(value)?.ref;
+  }
+
   get(value: string): TfValue {
     const v = this.values.get(value);
     if (v) return v;

@@ -15,6 +15,7 @@ import { buildModel } from './schema.js';
 import { ANDROID_METADATA_NAME, LABELS_FILE, modelMetadata, storedZip } from './android-metadata.js';
 import { labelsOf, metadataJson } from '../../model/metadata.js';
 import { TFLITE_OPS, TFLITE_WEIGHTS, TfliteBuilder, type TfliteWeights } from './ops.js';
+import type { Range } from './int8.js';
 
 export { TFLITE_WEIGHTS, type TfliteWeights } from './ops.js';
 
@@ -28,6 +29,48 @@ export interface TfliteOptions {
    * static shapes (LiteRT.js refuses a tensor for an input of shape [−1, H, W, 3]).
    */
   readonly batch?: number;
+  /**
+   * Calibrated ranges by ONNX value name (see tfliteInt8Values): a CONV_2D, DEPTHWISE_CONV_2D or
+   * FULLY_CONNECTED whose input and output both have one runs full-integer int8; the rest of the
+   * graph stays float32.
+   */
+  readonly activationRanges?: ReadonlyMap<string, Range>;
+}
+
+/** TF ops that have full-integer int8 kernels in LiteRT and are written int8 when calibrated. */
+const INT8_TF_OPS = new Set(['Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative', 'MatMul', '_FusedMatMul']);
+
+/**
+ * The ONNX values to calibrate for full-integer TFLite: the inputs and outputs of the layers that
+ * will run int8, found through the same lowering the writer does. A range is a per-tensor min/max,
+ * which the NHWC lowering does not change (it permutes a value's elements, never computes them), so
+ * ranges measured on the float ONNX graph hold for the TFLite tensors. The layer that reads the image
+ * stays float unless `quantizeInputLayer`, as in ONNX int8.
+ */
+export function tfliteInt8Values(graph: Graph, options: { readonly quantizeInputLayer?: boolean } = {}): string[] {
+  const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu: 'erf', geluOp: true }, 'TFLite');
+  const inputs = new Set(g.inputs.map((v) => e.refOf(v.name)));
+  const byRef = onnxValuesByRef(e, g);
+  const constants = new Set(e.weights.map((w) => w.spec.name));
+  const wanted = new Set<string>();
+  for (const n of e.nodes) {
+    if (!INT8_TF_OPS.has(n.op) || !constants.has(n.input[1])) continue;
+    if (!options.quantizeInputLayer && inputs.has(n.input[0])) continue;
+    const [x, y] = [byRef.get(n.input[0]), byRef.get(n.name)];
+    if (x !== undefined && y !== undefined) wanted.add(x).add(y);
+  }
+  return [...wanted];
+}
+
+/** One ONNX value per TF node that holds one (any of them: they hold the same elements). */
+function onnxValuesByRef(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph): Map<string, string> {
+  const byRef = new Map<string, string>();
+  const values = [...g.inputs.map((v) => v.name), ...g.nodes.flatMap((n) => n.outputs)];
+  for (const v of values) {
+    const ref = e.refOf(v);
+    if (ref !== undefined && !byRef.has(ref)) byRef.set(ref, v);
+  }
+  return byRef;
 }
 
 /** The name of the metadata entry holding our JSON metadata. */
@@ -47,7 +90,8 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   }
   const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu, geluOp: true }, 'TFLite');
   const consts = new Map(e.weights.map((w) => [w.spec.name, constOf(w.spec.dtype, w.spec.shape, w.bytes)]));
-  const m = new TfliteBuilder(consts, weights);
+  const ranges = options.activationRanges && tfRanges(e, g, options.activationRanges);
+  const m = new TfliteBuilder(consts, weights, ranges);
   const ref = (value: string) => e.get(value).ref;
   for (const n of e.nodes) {
     if (n.op === 'Placeholder') {
@@ -62,6 +106,7 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   }
   const inputs = g.inputs.map((v) => m.refs.get(ref(v.name))!);
   const outputs = g.outputs.map((v) => m.input(ref(v.name)));
+  if (ranges) m.pruneUnread(outputs);
   const provenance = m.buffers.push(new TextEncoder().encode(JSON.stringify(structuredMetadata(graph.metadata)))) - 1;
   const labels = labelsOf(graph.metadata);
   const [, h, w] = m.tensors[inputs[0]].shape;
@@ -98,6 +143,15 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   const out = new Uint8Array(model.length + zip.length);
   out.set(model);
   out.set(zip, model.length);
+  return out;
+}
+
+function tfRanges(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph, ranges: ReadonlyMap<string, Range>): Map<string, Range> {
+  const out = new Map<string, Range>();
+  for (const [ref, v] of onnxValuesByRef(e, g)) {
+    const r = ranges.get(v);
+    if (r) out.set(ref, r);
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@ import { numel, tensor, toFloat32, type Tensor } from '../../graph/tensor.js';
 import type { TfAttr, TfNode } from '../tfjs/emit.js';
 import { broadcastShapes, transposeTensor } from '../tfjs/layout.js';
 import { encodeFloat16, encodeInt8PerChannel } from '../tfjs/weights.js';
+import { activationQuantization, quantizeBias, type Range } from './int8.js';
 import { Op, Padding, TensorType, type OperatorSpec, type OptionsName, type QuantizationSpec, type TensorSpec, type TensorTypeCode } from './schema.js';
 
 /** How conv and fully connected weights are stored; every other constant stays float32 or int32. */
@@ -25,8 +26,11 @@ export class TfliteBuilder {
   /** TF node name → tensor index (activations, and constants once materialised). */
   readonly refs = new Map<string, number>();
   private readonly shapes: number[][] = [];
+  /** float32 activation → its int8 form, so a layer reading another's output reuses the int8 tensor. */
+  private readonly int8Of = new Map<number, number>();
 
-  constructor(readonly consts: ReadonlyMap<string, Tensor>, readonly weights: TfliteWeights) {}
+  /** `ranges` (by TF node name): calibrated activations, for full-integer layers where both ends have one. */
+  constructor(readonly consts: ReadonlyMap<string, Tensor>, readonly weights: TfliteWeights, readonly ranges?: ReadonlyMap<string, Range>) {}
 
   addTensor(name: string, type: TensorTypeCode, shape: readonly number[], data?: Uint8Array, quantization?: QuantizationSpec): number {
     const dynamic = shape.includes(-1);
@@ -85,17 +89,59 @@ export class TfliteBuilder {
     if (this.weights === 'float16') {
       stored = this.addTensor(`${name}/float16`, TensorType.FLOAT16, t.shape, encodeFloat16(name, values, t.shape).bytes);
     } else {
-      // symmetric per-channel int8 (the scales are computed with the channel axis last, as TF.js's)
-      const last = transposeTensor(t, moveLast(t.shape.length, axis));
-      const q = encodeInt8PerChannel(name, toFloat32(last), last.shape, 1);
-      const signed = tensor('int8', last.shape, Int8Array.from(q.weight.bytes, (u) => u - 128));
-      const back = transposeTensor(signed, moveBack(t.shape.length, axis));
-      const quantization = { scale: q.scales, zeroPoint: Array.from(q.scales, () => 0), quantizedDimension: axis };
-      stored = this.addTensor(`${name}/int8`, TensorType.INT8, t.shape, bytesOf(back.data), quantization);
+      stored = this.int8Weight(name, t, axis);
     }
     const out = this.addTensor(name, TensorType.FLOAT32, t.shape);
     this.op('DEQUANTIZE', [stored], [out], undefined, this.weights === 'float16' ? 3 : 2);
     return out;
+  }
+
+  /** Symmetric per-channel int8 along `axis` (the scales are computed with the channel axis last, as TF.js's). */
+  private int8Weight(name: string, t: Tensor, axis: number): number {
+    const last = transposeTensor(t, moveLast(t.shape.length, axis));
+    const q = encodeInt8PerChannel(name, toFloat32(last), last.shape, 1);
+    const signed = tensor('int8', last.shape, Int8Array.from(q.weight.bytes, (u) => u - 128));
+    const back = transposeTensor(signed, moveBack(t.shape.length, axis));
+    const quantization = { scale: q.scales, zeroPoint: Array.from(q.scales, () => 0), quantizedDimension: axis };
+    return this.addTensor(`${name}/int8`, TensorType.INT8, t.shape, bytesOf(back.data), quantization);
+  }
+
+  /**
+   * Writes layer `n` as a full-integer `op` when its input and output were calibrated: QUANTIZE in
+   * (or the int8 tensor a previous layer made), int8 weights and int32 bias, DEQUANTIZE out. Returns
+   * false, adding nothing, for a layer to be written in float.
+   */
+  int8Layer(n: TfNode, op: 'CONV_2D' | 'DEPTHWISE_CONV_2D' | 'FULLY_CONNECTED', layer: Int8Layer): boolean {
+    const [rin, rout] = [this.ranges?.get(n.input[0]), this.ranges?.get(n.name)];
+    if (!rin || !rout) return false;
+    const x = this.input(n.input[0]);
+    let xq = this.int8Of.get(x);
+    if (xq === undefined) {
+      xq = this.addTensor(`${this.tensors[x].name}/int8`, TensorType.INT8, this.shape(x), undefined, activationQuantization(rin));
+      this.op('QUANTIZE', [x], [xq], undefined, 2);
+      this.int8Of.set(x, xq);
+    }
+    const w = this.int8Weight(n.input[1], layer.weight, layer.axis);
+    const channels = layer.weight.shape[layer.axis];
+    const b = quantizeBias(layer.bias ? toFloat32(layer.bias) : new Float32Array(channels), this.tensors[xq].quantization!.scale[0], this.tensors[w].quantization!.scale);
+    const bias = this.addTensor(`${n.name}/bias/int32`, TensorType.INT32, [channels], bytesOf(b.data), b.quantization);
+    const yq = this.addTensor(`${n.name}/int8`, TensorType.INT8, layer.shape, undefined, activationQuantization(rout));
+    this.op(op, [xq, w, bias], [yq], layer.options, INT8_VERSIONS[op]);
+    const y = this.output(n, layer.shape);
+    this.op('DEQUANTIZE', [yq], [y], undefined, 2);
+    this.int8Of.set(y, yq);
+    return true;
+  }
+
+  /** Drops ops none of whose outputs is read (a DEQUANTIZE between two int8 layers). */
+  pruneUnread(graphOutputs: readonly number[]): void {
+    for (let changed = true; changed; ) {
+      const read = new Set([...graphOutputs, ...this.operators.flatMap((o) => o.inputs)]);
+      const before = this.operators.length;
+      const kept = this.operators.filter((o) => o.outputs.some((t) => read.has(t)));
+      this.operators.splice(0, before, ...kept);
+      changed = kept.length !== before;
+    }
   }
 
   /** Defines the TF node's output as a new float32 activation of `shape`. */
@@ -105,6 +151,18 @@ export class TfliteBuilder {
     return index;
   }
 }
+
+/** A layer for int8Layer: its weight in TFLite's layout with the output channels on `axis`. */
+interface Int8Layer {
+  readonly weight: Tensor;
+  readonly axis: number;
+  readonly bias?: Tensor;
+  readonly shape: readonly number[];
+  readonly options: OperatorSpec['options'];
+}
+
+// the op versions of schema.fbs's per-op changelogs that introduced int8 with per-channel weights
+const INT8_VERSIONS = { CONV_2D: 3, DEPTHWISE_CONV_2D: 3, FULLY_CONNECTED: 4 } as const;
 
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const moveLast = (rank: number, axis: number) => [...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis), axis];
@@ -140,10 +198,24 @@ type Handler = (n: TfNode, m: TfliteBuilder) => void;
 
 /** A bias: the fused BiasAdd's constant, or zeros (TFLite's kernels all take one). */
 function bias(n: TfNode, m: TfliteBuilder, channels: number): number {
+  const ref = biasRef(n);
+  if (ref !== undefined) return m.input(ref);
+  return m.addTensor(`${n.name}/bias`, TensorType.FLOAT32, [channels], new Uint8Array(channels * 4));
+}
+
+function biasRef(n: TfNode): string | undefined {
   const fused = strs(n.attr.fused_ops);
   if (fused.length > 1 || (fused.length === 1 && fused[0] !== 'BiasAdd')) throw unsupported(n, `with fused ops ${fused.join(', ')}`);
-  if (fused.length === 1) return m.input(n.input[n.input.length - 1]);
-  return m.addTensor(`${n.name}/bias`, TensorType.FLOAT32, [channels], new Uint8Array(channels * 4));
+  return fused.length === 1 ? n.input[n.input.length - 1] : undefined;
+}
+
+/** The fused bias as a constant, for an int8 layer (which stores it int32 at its own scale). */
+function biasConst(n: TfNode, m: TfliteBuilder): Tensor | undefined {
+  const ref = biasRef(n);
+  if (ref === undefined) return undefined;
+  const c = m.constant(ref);
+  if (!c) throw unsupported(n, 'with a bias that is not a constant');
+  return c;
 }
 
 function filterOf(n: TfNode, m: TfliteBuilder): Tensor {
@@ -159,10 +231,14 @@ const conv: Handler = (n, m) => {
   const [, dh, dw] = ints(n.attr.dilations).length ? ints(n.attr.dilations) : [1, 1, 1];
   const pad = padding(n);
   const x = m.input(n.input[0]);
-  const filter = m.weight(n.input[1], transposeTensor(w, [3, 0, 1, 2]), 0); // → OHWI
+  const ohwi = transposeTensor(w, [3, 0, 1, 2]);
   const [b, h, wd] = m.shape(x);
-  const y = m.output(n, [b, windowed(h, kh, sh, dh, pad), windowed(wd, kw, sw, dw, pad), cout]);
-  m.op('CONV_2D', [x, filter, bias(n, m, cout)], [y], { name: 'Conv2DOptions', values: { padding: pad, stride_h: sh, stride_w: sw, dilation_h_factor: dh, dilation_w_factor: dw } });
+  const shape = [b, windowed(h, kh, sh, dh, pad), windowed(wd, kw, sw, dw, pad), cout];
+  const options = { name: 'Conv2DOptions', values: { padding: pad, stride_h: sh, stride_w: sw, dilation_h_factor: dh, dilation_w_factor: dw } } as const;
+  if (m.int8Layer(n, 'CONV_2D', { weight: ohwi, axis: 0, bias: biasConst(n, m), shape, options })) return;
+  const filter = m.weight(n.input[1], ohwi, 0);
+  const y = m.output(n, shape);
+  m.op('CONV_2D', [x, filter, bias(n, m, cout)], [y], options);
 };
 
 const depthwise: Handler = (n, m) => {
@@ -172,11 +248,15 @@ const depthwise: Handler = (n, m) => {
   const [, dh, dw] = ints(n.attr.dilations).length ? ints(n.attr.dilations) : [1, 1, 1];
   const pad = padding(n);
   const x = m.input(n.input[0]);
-  const filter = m.weight(n.input[1], tensor(w.dtype, [1, kh, kw, c * mult], w.data), 3);
+  const weight = tensor(w.dtype, [1, kh, kw, c * mult], w.data);
   const [b, h, wd] = m.shape(x);
-  const y = m.output(n, [b, windowed(h, kh, sh, dh, pad), windowed(wd, kw, sw, dw, pad), c * mult]);
+  const shape = [b, windowed(h, kh, sh, dh, pad), windowed(wd, kw, sw, dw, pad), c * mult];
   const values = { padding: pad, stride_h: sh, stride_w: sw, depth_multiplier: mult, dilation_h_factor: dh, dilation_w_factor: dw };
-  m.op('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], { name: 'DepthwiseConv2DOptions', values });
+  const options = { name: 'DepthwiseConv2DOptions', values } as const;
+  if (m.int8Layer(n, 'DEPTHWISE_CONV_2D', { weight, axis: 3, bias: biasConst(n, m), shape, options })) return;
+  const filter = m.weight(n.input[1], weight, 3);
+  const y = m.output(n, shape);
+  m.op('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], options);
 };
 
 /** MatMul by a constant [K, N] matrix is FULLY_CONNECTED on [N, K] weights; otherwise BATCH_MATMUL. */
@@ -192,8 +272,10 @@ const matmul: Handler = (n, m) => {
   }
   const nk = bool(n.attr.transpose_b) ? w : transposeTensor(w, [1, 0]);
   const units = nk.shape[0];
+  const options = { name: 'FullyConnectedOptions', values: {} } as const;
+  if (m.int8Layer(n, 'FULLY_CONNECTED', { weight: nk, axis: 0, bias: biasConst(n, m), shape: [xs[0], units], options })) return;
   const out = m.output(n, [xs[0], units]);
-  m.op('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0), bias(n, m, units)], [out], { name: 'FullyConnectedOptions', values: {} });
+  m.op('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0), bias(n, m, units)], [out], options);
 };
 
 const batchMatMul: Handler = (n, m) => {

@@ -46,6 +46,7 @@ export const Op = {
   REDUCE_MAX: 82,
   REDUCE_MIN: 89,
   SQUARE: 92,
+  QUANTIZE: 114,
   ABS: 101,
   BATCH_MATMUL: 126,
   GELU: 150,
