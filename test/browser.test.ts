@@ -12,23 +12,17 @@ import { loadOnnxModel } from '../src/convnext/import-onnx.js';
 import { openDataset } from '../src/data/images.js';
 import { labelsOf, preprocessingOf } from '../src/model/metadata.js';
 import { quantize } from '../src/quantize/index.js';
-import { findBrowser, openBrowser, type BrowserSession } from '../src/runtime/browser/chromium.js';
+import { openBrowser, type BrowserSession } from '../src/runtime/browser/chromium.js';
 import { browserOnnxRunner, browserTfjsRunner, type WebProvider, type WebTfjsBackend } from '../src/runtime/browser/runner.js';
 import { predict } from '../src/runtime/predict.js';
 import { onnxRunner, type Runner } from '../src/runtime/runners.js';
 import { tfjsRunner } from '../src/runtime/tfjs-runner.js';
+import { browserSkip } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
 import { assertClose, checkpointFixtures, fixturePath, golden } from './helpers/fixtures.js';
 import { FP16_TOLERANCE, INT8_STATIC_TOLERANCE, INT8_WEIGHTS_TOLERANCE } from './helpers/quantize.js';
 
-const browser = (() => {
-  try {
-    return findBrowser();
-  } catch {
-    return undefined;
-  }
-})();
-const skip = browser ? false : 'no Chromium or Chrome on this machine (apt-get install chromium): the browser tests did not run';
+const skip = browserSkip('the browser tests');
 
 const FASHION = fixturePath('fashion');
 const VAL = join(FASHION, 'val');

@@ -21,7 +21,7 @@ import { predict } from '../src/runtime/predict.js';
 import { loadTfjsModel } from '../src/runtime/tfjs.js';
 import { assertClose, checkpointFixtures, fixturePath, golden, manifest, type ModelFixture } from './helpers/fixtures.js';
 import { assertCliRefused, runCli } from './helpers/cli.js';
-import { loadTflite } from './helpers/litert.js';
+import { imageByImage, loadTflite } from './helpers/litert.js';
 import { readTflite, type TfliteSummary } from './helpers/tflite-read.js';
 import { ByteBuffer } from 'flatbuffers';
 import { openZip } from '../src/formats/zip.js';
@@ -153,14 +153,7 @@ describe('Fashion-MNIST ConvNeXt as .tflite in LiteRT, 1,000 validation images',
     const models = await Promise.all(Object.values(files).map((f) => loadTflite(readFileSync(f))));
     try {
       // the files take one image; predict's batches are run image by image
-      const runners = models.map((model) => async (input: { shape: readonly number[]; data: unknown }) => {
-        const [n, ...rest] = input.shape;
-        const per = rest.reduce((a, b) => a * b, 1);
-        const out: Float32Array[] = [];
-        for (let i = 0; i < n; i++) out.push((await model.run(tensor('float32', [1, ...rest], (input.data as Float32Array).subarray(i * per, (i + 1) * per)))).data);
-        return { data: Float32Array.from(out.flatMap((o) => [...o])), dims: [n, out[0].length] };
-      });
-      const p = await predict(runners as never, data);
+      const p = await predict(models.map(imageByImage), data);
       const torch = readNpy(F('val_logits.npy'));
       const ratio = assertClose(p.logits[0], torch, 'fashion float32 vs PyTorch');
       const fp32 = accuracy(p.logits[0], 10, p.labels).top1;
@@ -203,14 +196,7 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
     assert.equal(data.size, 1000);
     const models = await Promise.all(Object.values(files).map((f) => loadTflite(readFileSync(f))));
     try {
-      const runners = models.map((model) => async (input: { shape: readonly number[]; data: unknown }) => {
-        const [n, ...rest] = input.shape;
-        const per = rest.reduce((a, b) => a * b, 1);
-        const out: Float32Array[] = [];
-        for (let i = 0; i < n; i++) out.push((await model.run(tensor('float32', [1, ...rest], (input.data as Float32Array).subarray(i * per, (i + 1) * per)))).data);
-        return { data: Float32Array.from(out.flatMap((o) => [...o])), dims: [n, out[0].length] };
-      });
-      const p = await predict(runners as never, data);
+      const p = await predict(models.map(imageByImage), data);
       const [fp32, int8] = p.logits.map((l) => accuracy(l, 10, p.labels).top1);
       const agree = agreement(p.logits[1], p.logits[0], 10).top1Agreement;
       const size = statSync(files.int8).size / statSync(files.float32).size;

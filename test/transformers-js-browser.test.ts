@@ -11,18 +11,12 @@ import sharp from 'sharp';
 import { env, pipeline } from '@huggingface/transformers';
 import { convert } from '../src/convert.js';
 import { exportTransformersJs } from '../src/quantize/transformers-js.js';
-import { findBrowser, openBrowser, type BrowserSession } from '../src/runtime/browser/chromium.js';
+import { openBrowser, type BrowserSession } from '../src/runtime/browser/chromium.js';
+import { browserSkip } from './helpers/browser.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { nodeTop5, type Top } from './helpers/top5.js';
 
-const browser = (() => {
-  try {
-    return findBrowser();
-  } catch {
-    return undefined;
-  }
-})();
-const skip = browser ? false : 'no Chromium or Chrome on this machine (apt-get install chromium): the transformers.js browser tests did not run';
+const skip = browserSkip('the transformers.js browser tests');
 
 const F = (p: string) => fixturePath(join('fashion', p));
 const classes = readFileSync(F('classes.txt'), 'utf8').split('\n').filter(Boolean);

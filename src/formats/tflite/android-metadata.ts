@@ -40,6 +40,21 @@ function floats(b: Builder, values: readonly number[]): number {
   return b.endVector();
 }
 
+/** A TensorMetadata table: name, description, content, process units, associated files. */
+function tensorMetadata(b: Builder, t: { name: string; description: string; content: number; units?: number[]; files?: number[] }): number {
+  const name = b.createString(t.name);
+  const description = b.createString(t.description);
+  const units = t.units ? offsetVector(b, t.units) : 0;
+  const files = t.files ? offsetVector(b, t.files) : 0;
+  b.startObject(7);
+  b.addFieldOffset(0, name, 0);
+  b.addFieldOffset(1, description, 0);
+  b.addFieldOffset(3, t.content, 0);
+  if (units) b.addFieldOffset(4, units, 0);
+  if (files) b.addFieldOffset(6, files, 0);
+  return b.endObject();
+}
+
 /** The ModelMetadata flatbuffer. */
 export function modelMetadata(m: AndroidMetadata): Uint8Array {
   const b = new Builder(1024);
@@ -74,15 +89,7 @@ export function modelMetadata(m: AndroidMetadata): Uint8Array {
     b.addFieldOffset(1, normalization, 0);
     units.push(b.endObject());
   }
-  const inputName = str(m.inputName);
-  const inputDescription = str('RGB image, NHWC float32, normalised per channel with the mean and std given (pixel scale)');
-  const processUnits = offsetVector(b, units);
-  b.startObject(7);
-  b.addFieldOffset(0, inputName, 0);
-  b.addFieldOffset(1, inputDescription, 0);
-  b.addFieldOffset(3, inputContent, 0);
-  b.addFieldOffset(4, processUnits, 0);
-  const input = b.endObject();
+  const input = tensorMetadata(b, { name: m.inputName, description: 'RGB image, NHWC float32, normalised per channel with the mean and std given (pixel scale)', content: inputContent, units });
 
   // output: class scores, named by labels.txt
   b.startObject(0);
@@ -101,15 +108,7 @@ export function modelMetadata(m: AndroidMetadata): Uint8Array {
     b.addFieldInt8(2, FILE_TENSOR_AXIS_LABELS, 0);
     files.push(b.endObject());
   }
-  const outputName = str(m.outputName);
-  const outputDescription = str('logits, one per class (apply softmax for probabilities)');
-  const associated = offsetVector(b, files);
-  b.startObject(7);
-  b.addFieldOffset(0, outputName, 0);
-  b.addFieldOffset(1, outputDescription, 0);
-  b.addFieldOffset(3, outputContent, 0);
-  b.addFieldOffset(6, associated, 0);
-  const output = b.endObject();
+  const output = tensorMetadata(b, { name: m.outputName, description: 'logits, one per class (apply softmax for probabilities)', content: outputContent, files });
 
   const inputs = offsetVector(b, [input]);
   const outputs = offsetVector(b, [output]);
