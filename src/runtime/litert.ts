@@ -13,6 +13,8 @@ import { tensor, type Tensor } from '../graph/tensor.js';
 
 type LiteRt = typeof import('@litertjs/core');
 let loading: Promise<LiteRt> | undefined;
+/** While a model loads or runs: LiteRT's error lines, kept for the one error message instead of stderr. */
+let said: string[] | undefined;
 
 export function liteRt(): Promise<LiteRt> {
   loading ??= (async () => {
@@ -31,7 +33,11 @@ export function liteRt(): Promise<LiteRt> {
     };
     // LiteRT logs an INFO line per model compiled, and warns that it has no NPU here: neither is
     // news; other warnings and errors still reach stderr
-    const quiet = (line: string) => void (/^INFO: |NPU accelerator could not be loaded/.test(line) || process.stderr.write(`${line}\n`));
+    const quiet = (line: string) => {
+      if (/^INFO: |NPU accelerator could not be loaded/.test(line)) return;
+      if (said) said.push(line);
+      else process.stderr.write(`${line}\n`);
+    };
     g.Module = { print: quiet, printErr: quiet };
     const lrt = await import('@litertjs/core');
     // no WebGPU in Node: LiteRT.js says so with a console warning, then runs on wasm, as asked
@@ -53,11 +59,30 @@ export interface TfliteModel {
   delete(): void;
 }
 
+/**
+ * Runs `work` with LiteRT's own error lines held back; if it fails, the error says what LiteRT said
+ * (its first ERROR line), in one message.
+ */
+async function quietly<T>(work: () => Promise<T>): Promise<T> {
+  said = [];
+  try {
+    const result = await work();
+    for (const line of said) process.stderr.write(`${line}\n`); // what LiteRT says of a model it runs still reaches the user
+    return result;
+  } catch (e) {
+    const first = said.find((l) => /ERROR/.test(l))?.replace(/^ERROR: (\[[^\]]*\] )?/, '');
+    const message = String((e as Error)?.message ?? e).split('\n')[0];
+    throw new Error(first ? `${first} (${message})` : message);
+  } finally {
+    said = undefined;
+  }
+}
+
 export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
   const lrt = await liteRt();
-  const model = await lrt.loadAndCompile(bytes, { accelerator: 'wasm' });
+  const model = await quietly(() => lrt.loadAndCompile(bytes, { accelerator: 'wasm' }));
   return {
-    async run(input) {
+    run: (input) => quietly(async () => {
       const x = transposeTensor(tensor('float32', input.shape, input.data), [0, 2, 3, 1]);
       const t = new lrt.Tensor(x.data as Float32Array<ArrayBuffer>, [...x.shape]);
       try {
@@ -68,7 +93,7 @@ export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
       } finally {
         t.delete();
       }
-    },
+    }),
     delete: () => model.delete(),
   };
 }
