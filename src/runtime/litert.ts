@@ -13,8 +13,12 @@ import { tensor, type Tensor } from '../graph/tensor.js';
 
 type LiteRt = typeof import('@litertjs/core');
 let loading: Promise<LiteRt> | undefined;
-/** While a model loads or runs: LiteRT's error lines, kept for the one error message instead of stderr. */
-let said: string[] | undefined;
+/**
+ * While models load or run (several at once under Promise.all): LiteRT's lines, kept for the one
+ * error message instead of stderr. LiteRT cannot say which call a line is about, so each open call
+ * sees them all.
+ */
+const listening = new Set<string[]>();
 
 export function liteRt(): Promise<LiteRt> {
   loading ??= (async () => {
@@ -35,7 +39,7 @@ export function liteRt(): Promise<LiteRt> {
     // news; other warnings and errors still reach stderr
     const quiet = (line: string) => {
       if (/^INFO: |NPU accelerator could not be loaded/.test(line)) return;
-      if (said) said.push(line);
+      if (listening.size) for (const lines of listening) lines.push(line);
       else process.stderr.write(`${line}\n`);
     };
     g.Module = { print: quiet, printErr: quiet };
@@ -64,7 +68,8 @@ export interface TfliteModel {
  * (its first ERROR line), in one message.
  */
 async function quietly<T>(work: () => Promise<T>): Promise<T> {
-  said = [];
+  const said: string[] = [];
+  listening.add(said);
   try {
     const result = await work();
     for (const line of said) process.stderr.write(`${line}\n`); // what LiteRT says of a model it runs still reaches the user
@@ -74,7 +79,7 @@ async function quietly<T>(work: () => Promise<T>): Promise<T> {
     const message = String((e as Error)?.message ?? e).split('\n')[0];
     throw new Error(first ? `${first} (${message})` : message);
   } finally {
-    said = undefined;
+    listening.delete(said);
   }
 }
 
