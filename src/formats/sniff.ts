@@ -127,26 +127,20 @@ const MEMORY_LIMIT: SizeLimit = { bytes: bufferConstants.MAX_LENGTH };
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0);
 
 function readRegularSync(path: string, limit: SizeLimit): Buffer {
-  let fd: number;
-  try {
-    checkRegular(statSync(path), path);
-    fd = openSync(path, OPEN_FLAGS);
-  } catch (e) {
-    return fileError(e, path);
-  }
-  try {
+  return withRegularFile(path, (fd) => {
     const st = fstatSync(fd);
     checkRegular(st, path);
     return readAt(fd, allocate(st.size, path, limit), 0, path);
-  } catch (e) {
-    return fileError(e, path);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 /** `length` bytes of a regular input file from `offset` (ONNX external data: one tensor's range). */
 export function readRangeSync(path: string, offset: number, length: number): Buffer {
+  return withRegularFile(path, (fd) => readAt(fd, allocate(length, path, MEMORY_LIMIT), offset, path));
+}
+
+/** Opens `path` after checking it is a regular file (never blocking on a FIFO); every failure an InputError naming it. */
+function withRegularFile<T>(path: string, work: (fd: number) => T): T {
   let fd: number;
   try {
     checkRegular(statSync(path), path);
@@ -155,7 +149,7 @@ export function readRangeSync(path: string, offset: number, length: number): Buf
     return fileError(e, path);
   }
   try {
-    return readAt(fd, allocate(length, path, MEMORY_LIMIT), offset, path);
+    return work(fd);
   } catch (e) {
     return fileError(e, path);
   } finally {

@@ -9,6 +9,7 @@ import { readOnnxSummary } from '../../formats/onnx-summary.js';
 import { readTfjsFolder } from '../../formats/tfjs-folder.js';
 import type { Tensor } from '../../graph/tensor.js';
 import type { Runner } from '../runners.js';
+import { tfjsDescription } from '../tfjs-runner.js';
 import { browserReport, type BrowserSession } from './chromium.js';
 import { holdInputInPage, openOnnxInPage, openTfjsInPage, releaseInPage, runInPage, timeInPage, type OpenedInPage } from './in-page.js';
 import { webgpuCannotRun } from './webgpu-limits.js';
@@ -21,12 +22,12 @@ let nextId = 0;
 /** An ONNX model in onnxruntime-web; 'auto' tries WebGPU, then wasm. */
 export async function browserOnnxRunner(session: BrowserSession, path: string, choice: 'auto' | WebProvider): Promise<Runner> {
   const candidates: WebProvider[] = choice === 'auto' ? ['webgpu', 'wasm'] : [choice];
-  const graph = loadOnnxModel(path);
-  const { externalData } = readOnnxSummary(path);
+  // metadata and input without the weights; the whole graph is decoded only if WebGPU is tried
+  const { metadata, inputs, externalData } = readOnnxSummary(path);
   const fallbacks: { provider: string; reason: string }[] = [];
   const folder = session.server.mount(`model${nextId}`, dirname(path), [basename(path), ...externalData]);
   for (const provider of candidates) {
-    const reason = cannotRun(session, provider, () => webgpuCannotRun(graph, adapterFeatures(session)));
+    const reason = cannotRun(session, provider, () => webgpuCannotRun(loadOnnxModel(path), adapterFeatures(session)));
     if (reason) {
       fallbacks.push({ provider: `ort-web-${provider}`, reason });
       continue;
@@ -43,7 +44,7 @@ export async function browserOnnxRunner(session: BrowserSession, path: string, c
         ep: provider,
         externalData: externalData.map((f) => ({ path: f, url: `${folder}${f.split('/').map(encodeURIComponent).join('/')}` })),
       }), PAGE_TIMEOUT_MS);
-      return pageRunner(session, id, { label: path, kind: 'onnx', provider: `ort-web-${provider}`, metadata: graph.metadata, inputShape: graph.inputs[0]?.shape ?? [], fallbacks }, opened);
+      return pageRunner(session, id, { label: path, kind: 'onnx', provider: `ort-web-${provider}`, metadata, inputShape: inputs[0]?.shape ?? [], fallbacks }, opened);
     } catch (e) {
       fallbacks.push({ provider: `ort-web-${provider}`, reason: pageError(e) });
     }
@@ -68,10 +69,7 @@ export async function browserTfjsRunner(session: BrowserSession, folder: string,
   } catch (e) {
     throw new InputError(`TF.js (${backend}) cannot load this model in the browser: ${pageError(e)}`, folder);
   }
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries((read.modelJson as { userDefinedMetadata?: Record<string, unknown> }).userDefinedMetadata ?? {})) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
-  const nhwc = read.inputDims;
-  const inputShape = nhwc.length === 4 ? ['batch', ...[nhwc[3], nhwc[1], nhwc[2]].map((d, i) => (d >= 0 ? d : ['channels', 'height', 'width'][i]))] : [];
+  const { metadata, inputShape } = tfjsDescription((read.modelJson as { userDefinedMetadata?: Record<string, unknown> }).userDefinedMetadata ?? {}, read.inputDims);
   return pageRunner(session, id, { label: folder, kind: 'tfjs', provider: `tfjs-${backend}`, metadata, inputShape, fallbacks: [] }, opened);
 }
 

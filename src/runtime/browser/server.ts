@@ -41,8 +41,8 @@ export async function startServer(page: string, port = 0): Promise<StaticServer>
     if (url.pathname === '/') return void res.writeHead(200, { 'Content-Type': TYPES['.html'] }).end(page);
     const file = resolveMounted(mounts, decodeURIComponent(url.pathname));
     if (!file) return void res.writeHead(404).end();
-    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': statSync(file).size });
-    createReadStream(file).pipe(res);
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file.path)] ?? 'application/octet-stream', 'Content-Length': file.size });
+    createReadStream(file.path).pipe(res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -68,8 +68,8 @@ interface Mount {
   readonly only?: ReadonlySet<string>;
 }
 
-/** The regular file a URL path names inside a mounted folder, or undefined. */
-function resolveMounted(mounts: ReadonlyMap<string, Mount>, path: string): string | undefined {
+/** The regular file a URL path names inside a mounted folder (and its size), or undefined. */
+function resolveMounted(mounts: ReadonlyMap<string, Mount>, path: string): { path: string; size: number } | undefined {
   const [, prefix, ...rest] = path.split('/');
   const mount = mounts.get(prefix);
   if (!mount || rest.some((p) => p === '..' || p === '' || p.includes('\0'))) return undefined;
@@ -77,8 +77,9 @@ function resolveMounted(mounts: ReadonlyMap<string, Mount>, path: string): strin
   const { root } = mount;
   try {
     const real = realpathSync(join(root, ...rest));
-    if (!real.startsWith(root + sep) || !statSync(real).isFile()) return undefined;
-    return real;
+    if (!real.startsWith(root + sep)) return undefined;
+    const st = statSync(real);
+    return st.isFile() ? { path: real, size: st.size } : undefined;
   } catch {
     return undefined;
   }
