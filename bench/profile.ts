@@ -10,6 +10,7 @@ import { fmtMs, machineLoad, outDir, say, writeResult } from './common.js';
 interface TraceEvent {
   readonly cat?: string;
   readonly name?: string;
+  readonly ts?: number;
   readonly dur?: number;
   readonly args?: { readonly op_name?: string };
 }
@@ -23,18 +24,23 @@ export interface OpProfile {
   readonly kernelUsPerRun: number;
 }
 
+const WARM_UP = 2;
+// BENCH_PROFILE_THREADS=1: one thread, so that an op onnxruntime does not parallelize shows up beside one it does
+const THREADS = Number(process.env.BENCH_PROFILE_THREADS ?? 0) || undefined;
+
 async function profileOne(path: string, label: string, batch: number, runs: number): Promise<OpProfile> {
   const prefix = `profile-${label}-b${batch}`;
   const session = await ort.InferenceSession.create(path, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
+    ...(THREADS ? { intraOpNumThreads: THREADS } : {}),
     enableProfiling: true,
     profileFilePrefix: join(outDir, prefix),
   });
   const size = 224;
   const data = new Float32Array(batch * 3 * size * size).map((_, i) => Math.sin(i * 0.001));
   const feed = { [session.inputNames[0]]: new ort.Tensor('float32', data, [batch, 3, size, size]) };
-  for (let i = 0; i < 2; i++) await session.run(feed); // warm-up runs are in the trace too: counted below
+  for (let i = 0; i < WARM_UP; i++) await session.run(feed);
   for (let i = 0; i < runs; i++) await session.run(feed);
   session.endProfiling();
   await session.release();
@@ -42,18 +48,22 @@ async function profileOne(path: string, label: string, batch: number, runs: numb
   const file = join(outDir, readdirSync(outDir).filter((f) => f.startsWith(`${prefix}_`) && f.endsWith('.json')).sort().pop()!);
   const events = JSON.parse(readFileSync(file, 'utf8')) as TraceEvent[];
   rmSync(file, { force: true });
-  // Node events come as <node>_kernel_time; each run has one per node, warm-ups included
-  const kernels = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time') && e.args?.op_name);
+  // Node events come as <node>_kernel_time, one per node per run. The warm-up runs are left out:
+  // the first one pays page faults and weight prepacking, several times a steady run's kernel time.
+  const runStarts = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => e.ts ?? 0).sort((a, b) => a - b);
+  const counted = runStarts[WARM_UP] ?? Infinity;
+  const kernels = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time') && e.args?.op_name && (e.ts ?? 0) >= counted);
   const total = new Map<string, number>();
   for (const e of kernels) total.set(e.args!.op_name!, (total.get(e.args!.op_name!) ?? 0) + (e.dur ?? 0));
-  const perRun = runs + 2;
+  const perRun = runStarts.length - WARM_UP;
+  if (perRun !== runs) throw new Error(`profile ${prefix}: the trace holds ${runStarts.length} runs, expected ${runs + WARM_UP}`);
   const sum = [...total.values()].reduce((a, b) => a + b, 0) / perRun;
   const byOp = [...total].map(([op, us]) => ({ op, usPerRun: us / perRun, share: us / perRun / sum })).sort((a, b) => b.usPerRun - a.usPerRun);
   return { model: label, batch, runs: perRun, byOp, kernelUsPerRun: sum };
 }
 
 export async function benchProfile(models: Record<string, string>, runs: number): Promise<void> {
-  say(`\n== profile: onnxruntime CPU kernel time by op type, ConvNeXt-T 224×224 (${machineLoad().cpu})`);
+  say(`\n== profile: onnxruntime CPU kernel time by op type, ConvNeXt-T 224×224 (${machineLoad().cpu}; ${THREADS ?? 'default'} threads)`);
   const profiles: OpProfile[] = [];
   for (const batch of [1, 32]) {
     for (const [label, path] of Object.entries(models)) {

@@ -23,6 +23,7 @@
 // Environment:
 //   BENCH_ONLY=a,b            run only these parts (names above; or as arguments: npm run bench -- a b)
 //   BENCH_PROFILE_RUNS=10     profiled runs at batch 1 (profile); batch 32 gets a fifth (≥ 2)
+//   BENCH_PROFILE_THREADS=1   onnxruntime intra-op threads for the profile (default: its own choice)
 //   BENCH_SKIP_<PART>=1       skip a part: BENCH_SKIP_CONVERT, _INT8, _MEMORY, _ACCURACY, _TFJS, _TFJS_ACCURACY
 //   BENCH_SKIP_FX=1           accuracy without PyTorch FX PTQ (python still writes the test split .npy)
 //   BENCH_RUNS=5              conversions timed (convert)

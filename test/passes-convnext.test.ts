@@ -11,6 +11,7 @@ import { float32, toFloat32 } from '../src/graph/tensor.js';
 import { foldGrnBeta } from '../src/passes/fold-grn-beta.js';
 import { foldLayerNormAffine } from '../src/passes/fold-layernorm-affine.js';
 import { foldLayerScale } from '../src/passes/fold-layerscale.js';
+import { biasFullRank } from '../src/passes/bias-full-rank.js';
 import { fuseLayerNorm } from '../src/passes/fuse-layernorm.js';
 import { recordingContext, type Pass } from '../src/passes/pass.js';
 import { PASSES, runPipeline, selectPasses } from '../src/passes/pipeline.js';
@@ -18,6 +19,7 @@ import { pointwiseToConv, pointwiseToMatMul } from '../src/passes/pointwise-layo
 import { runGraph } from '../src/runtime/onnxruntime.js';
 import { officialKeys } from './helpers/convnext-keys.js';
 import { assertClose, checkpointFixtures, fixturePath, golden, manifest } from './helpers/fixtures.js';
+import { optimizedOps } from './helpers/quantize.js';
 
 const count = (g: Graph, op: string) => g.nodes.filter((n) => n.op === op).length;
 const isOnes = (g: Graph, name: string) => toFloat32(g.initializers.get(name)!).every((v) => v === 1);
@@ -261,6 +263,34 @@ describe('pointwise layout: 1×1 Convs for float, MatMuls for int8', () => {
     assert.equal(run(pointwiseToConv, block({ leak: true })).fired.length, 0);
     assert.equal(run(pointwiseToConv, block({ secondInput: true })).fired.length, 0);
   });
+});
+
+describe('bias-full-rank: the bias before GELU at full rank, so onnxruntime runs Add and Gelu, not BiasGelu', () => {
+  for (const m of checkpointFixtures.filter((x) => ['v1_official', 'v2_official'].includes(x.name))) {
+    it(`${m.name}: every fc1 bias, and only those, changes rank; the outputs do not move`, async () => {
+      const { input, output } = golden(m);
+      const matmul = run(pointwiseToMatMul, (await runPipeline(await graphOf(m), selectPasses())).graph).graph;
+      const { graph, fired } = run(biasFullRank, matmul);
+      assert.deepEqual(checkGraph(graph), []);
+      const blocks = count(matmul, 'Erf');
+      assert.ok(blocks >= 4);
+      assert.deepEqual(fired.length, blocks, 'one bias per GELU');
+      const biases = graph.nodes.filter((n) => n.op === 'Add').map((n) => n.inputs.map((v) => graph.initializers.get(v)).find(Boolean)).filter((t) => t !== undefined);
+      assert.equal(biases.filter((t) => t.shape.length === 4 && t.shape.slice(0, 3).join() === '1,1,1').length, blocks);
+      assert.ok(biases.some((t) => t.shape.length === 1), 'the fc2 biases stay rank 1');
+      assert.equal(run(biasFullRank, graph).fired.length, 0, 'nothing left to change');
+
+      const before = await optimizedOps(matmul);
+      const after = await optimizedOps(graph);
+      assert.equal(before.get('BiasGelu'), blocks, 'onnxruntime fuses a rank-1 bias into BiasGelu');
+      assert.equal(after.get('BiasGelu'), undefined);
+      assert.equal(after.get('Gelu'), blocks, 'and keeps its Gelu with a full-rank one');
+      const got = (await runGraph(graph, input)).data;
+      assertClose(got, output, `${m.name} with full-rank biases`);
+      const rank1 = (await runGraph(matmul, input)).data;
+      assertClose(got, float32([...output.shape], rank1), `${m.name} against the rank-1 form`, 1e-6);
+    });
+  }
 });
 
 describe('in-place mode', () => {

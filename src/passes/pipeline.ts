@@ -4,6 +4,7 @@
 
 import { InputError } from '../errors.js';
 import { checkGraph, type Graph } from '../graph/graph.js';
+import { biasFullRank } from './bias-full-rank.js';
 import { cancelTransposes, removeDead, removeIdentity } from './cleanup.js';
 import { foldConstants } from './fold-constants.js';
 import { foldGrnBeta } from './fold-grn-beta.js';
@@ -30,9 +31,10 @@ export const PASSES: readonly Pass[] = [
 
 /**
  * Passes outside the default pipeline, which --passes can name: quantize runs pointwise-to-matmul
- * for int8 (--skip-pass leaves it out), and compact-names runs as a file is written.
+ * and bias-full-rank for int8 (--skip-pass leaves either out), and compact-names runs as a file is
+ * written.
  */
-export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, compactNames];
+export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, biasFullRank, compactNames];
 
 /** Passes the TF.js writer runs on its way out; not selectable, since their op is TF.js's alone. */
 export const TFJS_WRITER_PASSES: readonly Pass[] = [tfjsFuseGelu, tfjsFoldGeluScales('erf')];

@@ -13,6 +13,7 @@ import { Steps } from '../model/steps.js';
 import { checkModelOutput, writeModel, type WriteOptions } from '../model/write.js';
 import { convertToFloat16 } from '../passes/fp16.js';
 import { runPipeline } from '../passes/pipeline.js';
+import { biasFullRank } from '../passes/bias-full-rank.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, type BudgetOptions, type BudgetReport } from './budget.js';
@@ -124,10 +125,13 @@ function checkBudgetData(options: QuantizeOptions): string | undefined {
   return data;
 }
 
-/** The pointwise layers as MatMuls (unless --skip-pass pointwise-to-matmul): what int8 kernels run fastest. */
+/**
+ * The pointwise layers as MatMuls, their biases before GELU at full rank (unless --skip-pass leaves
+ * either out): the form onnxruntime's int8 kernels run fastest.
+ */
 export async function intLayout(float: Graph, options: PrepareOptions, inPlace: boolean): Promise<Graph> {
-  if ((options.skip ?? []).includes(pointwiseToMatMul.name)) return float;
-  return (await runPipeline(float, [pointwiseToMatMul], { inPlace })).graph;
+  const passes = [pointwiseToMatMul, biasFullRank].filter((p) => !(options.skip ?? []).includes(p.name));
+  return passes.length ? (await runPipeline(float, passes, { inPlace })).graph : float;
 }
 
 /** The quantized model and the facts of its making, from the float graph in the layout the mode runs fastest in. */
