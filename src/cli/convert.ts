@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { formatBytes, formatMs, quietOnnxruntime, Reporter, runCommand } from './report.js';
 import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
-import { TFLITE_WEIGHTS } from '../formats/tflite/ops.js';
+import { TFLITE_WEIGHTS } from '../formats/tflite/precisions.js';
 import type { PassReport } from '../passes/pipeline.js';
 import { collect, list, positiveInt } from './parse.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';

@@ -3,7 +3,8 @@
 // about — an opset outside 13–21, ops outside KNOWN_OPS, other domains — rather than letting a pass
 // meet an op it does not know halfway through.
 
-import onnxProto from 'onnx-proto';
+import type OnnxProto from 'onnx-proto';
+import { onnxProto } from '../formats/onnx-proto.js';
 import { InputError, UnsupportedError } from '../errors.js';
 import { externalDataReader } from '../formats/external-data.js';
 import { decodeOnnx } from '../formats/onnx.js';

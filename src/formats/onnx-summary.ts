@@ -4,7 +4,8 @@
 // few kilobytes of reads, not a full decode held in memory beside onnxruntime's own copy.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import onnxProto from 'onnx-proto';
+import type OnnxProto from 'onnx-proto';
+import { onnxProto } from './onnx-proto.js';
 import { InputError } from '../errors.js';
 import type { ValueInfo } from '../graph/graph.js';
 import { decodeValueInfo } from './onnx.js';

@@ -3,7 +3,8 @@
 // Models whose weights would pass protobuf's 2 GiB limit keep their initializers in a side file
 // (ONNX external data), which is also available on request.
 
-import onnxProto from 'onnx-proto';
+import type OnnxProto from 'onnx-proto';
+import { onnxProto } from './onnx-proto.js';
 import { InputError, UnsupportedError } from '../errors.js';
 import type { Attr, Dim, Graph, Node, ValueInfo } from '../graph/graph.js';
 import { BYTES_PER_ELEMENT, numel, tensor, tensorBytes, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
@@ -70,7 +71,7 @@ export function encodeOnnx(graph: Graph, options: { producerVersion: string; ext
   const initializerParts: Uint8Array[] = [];
   for (const [name, t] of graph.initializers) {
     const bytes = tensorBytes(t);
-    const header: onnxProto.onnx.ITensorProto = { name, dims: [...t.shape], dataType: onnxDataType(t.dtype) };
+    const header: OnnxProto.onnx.ITensorProto = { name, dims: [...t.shape], dataType: onnxDataType(t.dtype) };
     let body: Uint8Array[];
     if (!options.external || bytes.byteLength < options.external.minBytes) {
       body = [onnx.TensorProto.encode(header).finish(), ...lengthDelimited(RAW_DATA_FIELD, [bytes])];
@@ -133,7 +134,7 @@ export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-function encodeNode(n: Node): onnxProto.onnx.INodeProto {
+function encodeNode(n: Node): OnnxProto.onnx.INodeProto {
   return {
     name: n.name || undefined,
     opType: n.op,
@@ -144,7 +145,7 @@ function encodeNode(n: Node): onnxProto.onnx.INodeProto {
   };
 }
 
-function encodeAttr(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
+function encodeAttr(name: string, a: Attr): OnnxProto.onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
     case 'int':
@@ -162,7 +163,7 @@ function encodeAttr(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
   }
 }
 
-function encodeValueInfo(v: ValueInfo): onnxProto.onnx.IValueInfoProto {
+function encodeValueInfo(v: ValueInfo): OnnxProto.onnx.IValueInfoProto {
   return {
     name: v.name,
     type: {
@@ -194,7 +195,7 @@ export interface ExternalFile {
 }
 
 export function decodeOnnx(bytes: Uint8Array, options: DecodeOptions): Graph {
-  let model: onnxProto.onnx.ModelProto;
+  let model: OnnxProto.onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
@@ -219,7 +220,7 @@ export function decodeOnnx(bytes: Uint8Array, options: DecodeOptions): Graph {
   };
 }
 
-function decodeNode(n: onnxProto.onnx.INodeProto, index: number, options: DecodeOptions): Node {
+function decodeNode(n: OnnxProto.onnx.INodeProto, index: number, options: DecodeOptions): Node {
   const attrs: Record<string, Attr> = {};
   for (const a of n.attribute ?? []) attrs[a.name ?? ''] = decodeAttr(a, n, options);
   return {
@@ -232,7 +233,7 @@ function decodeNode(n: onnxProto.onnx.INodeProto, index: number, options: Decode
   };
 }
 
-function decodeAttr(a: onnxProto.onnx.IAttributeProto, n: onnxProto.onnx.INodeProto, options: DecodeOptions): Attr {
+function decodeAttr(a: OnnxProto.onnx.IAttributeProto, n: OnnxProto.onnx.INodeProto, options: DecodeOptions): Attr {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.type) {
     case T.INT:
@@ -252,7 +253,7 @@ function decodeAttr(a: onnxProto.onnx.IAttributeProto, n: onnxProto.onnx.INodePr
   }
 }
 
-export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick<DecodeOptions, 'source'>): ValueInfo {
+export function decodeValueInfo(v: OnnxProto.onnx.IValueInfoProto, options: Pick<DecodeOptions, 'source'>): ValueInfo {
   const t = v.type?.tensorType;
   const dtype = dtypeFromOnnx(t?.elemType ?? 0);
   if (!dtype) throw new UnsupportedError(`value ${v.name} has unsupported element type ${t?.elemType}`, options.source, 'dtype');
@@ -262,7 +263,7 @@ export function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, options: Pick
   return { name: v.name ?? '', dtype, shape };
 }
 
-function decodeTensor(t: onnxProto.onnx.ITensorProto, options: DecodeOptions): Tensor {
+function decodeTensor(t: OnnxProto.onnx.ITensorProto, options: DecodeOptions): Tensor {
   const dtype = dtypeFromOnnx(t.dataType ?? 0);
   if (!dtype) throw new UnsupportedError(`tensor ${t.name} has unsupported data type ${t.dataType}`, options.source, 'dtype');
   const shape = (t.dims ?? []).map(Number);
@@ -279,7 +280,7 @@ function decodeTensor(t: onnxProto.onnx.ITensorProto, options: DecodeOptions): T
   return tensor(dtype, shape, typedFields(t, dtype, n, options));
 }
 
-function readExternalTensor(t: onnxProto.onnx.ITensorProto, options: DecodeOptions): Uint8Array {
+function readExternalTensor(t: OnnxProto.onnx.ITensorProto, options: DecodeOptions): Uint8Array {
   const info = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = info.get('location');
   if (!location || !options.readExternal) throw new InputError(`tensor ${t.name} has external data but no location`, options.source);
@@ -318,7 +319,7 @@ export function viewAs(dtype: DType, raw: Uint8Array): TensorData {
 }
 
 // Tensors written without raw_data keep values in the typed repeated fields.
-function typedFields(t: onnxProto.onnx.ITensorProto, dtype: DType, n: number, options: DecodeOptions): TensorData {
+function typedFields(t: OnnxProto.onnx.ITensorProto, dtype: DType, n: number, options: DecodeOptions): TensorData {
   let out: TensorData;
   switch (dtype) {
     case 'float32':

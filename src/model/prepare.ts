@@ -4,12 +4,11 @@ import { checkpointOutputs } from '../convnext/backbone.js';
 import { buildConvNextGraph, type ModelOutputs } from '../convnext/build.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../convnext/load.js';
 import { parameterCount } from '../convnext/spec.js';
-import { loadOnnxModel } from '../convnext/import-onnx.js';
 import { InputError, Warnings } from '../errors.js';
 import { identify } from '../formats/registry.js';
 import type { Graph } from '../graph/graph.js';
 import { runPipeline, selectPasses, type PassReport, type PassSelection } from '../passes/pipeline.js';
-import { toFloat32Graph, type SourcePrecision } from '../passes/to-float32.js';
+import type { SourcePrecision } from '../passes/to-float32.js';
 import { TOOL_NAME, TOOL_VERSION } from '../version.js';
 import { modelMetadata, preprocessingOf, readClassNames, type PreprocessingOverrides } from './metadata.js';
 import type { Steps } from './steps.js';
@@ -50,8 +49,11 @@ export async function prepareModel(input: string, options: PrepareOptions, steps
   let built: Graph;
   let sourcePrecision: SourcePrecision = 'float32';
   if ((await identify(input)).format?.name === 'onnx') {
+    // loaded on demand: a checkpoint's convert does not pay for the ONNX reader's start-up
+    const { loadOnnxModel } = await import('../convnext/import-onnx.js');
     let imported = await steps.run('read', () => loadOnnxModel(input));
     if (options.format === 'tfjs' || options.format === 'tflite') {
+      const { toFloat32Graph } = await import('../passes/to-float32.js');
       // the TF.js and TFLite writers take float graphs: a quantized model goes back to float32, its precision noted
       const float = toFloat32Graph(imported);
       imported = float.graph;

@@ -5,8 +5,8 @@ import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { checkOutputs, writeFilesAtomic, type PendingFile, type RolePath } from '../formats/files.js';
 import { encodeOnnx, EXTERNAL_DATA_THRESHOLD, initializerBytes } from '../formats/onnx.js';
-import { writeTfjsModel, type WriteTfjsOptions } from '../formats/tfjs/index.js';
-import { writeTfliteModel, type TfliteOptions } from '../formats/tflite/index.js';
+import type { WriteTfjsOptions } from '../formats/tfjs/index.js';
+import type { TfliteOptions } from '../formats/tflite/index.js';
 import type { Graph } from '../graph/graph.js';
 import { compactNames } from '../passes/compact-names.js';
 import { recordingContext } from '../passes/pass.js';
@@ -50,10 +50,13 @@ export async function writeModel(graph: Graph, output: string, options: WriteOpt
     const named = options.compactNames ? compactNames.run(graph, recordingContext()) : graph;
     return writeOnnxModel(named, output, options.externalData ?? false, steps);
   }
+  // the other writers load when asked for: an ONNX convert does not pay for their start-up
   if (options.format === 'tflite') {
+    const { writeTfliteModel } = await import('../formats/tflite/index.js');
     const written = await steps.run('write', () => writeTfliteModel(graph, output, options.tflite));
     return { bytesWritten: written.bytes, externalDataFile: undefined };
   }
+  const { writeTfjsModel } = await import('../formats/tfjs/index.js');
   const written = await steps.run('write', () => writeTfjsModel(graph, output, options.tfjs));
   return { bytesWritten: written.bytes, externalDataFile: undefined };
 }

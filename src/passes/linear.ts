@@ -111,28 +111,39 @@ export function absorbInputAffine(editor: GraphEditor, l: Linear, gamma: Float32
   const shift = new Float64Array(l.outChannels);
   const out = l.outChannels;
   if (l.kind === 'conv') {
-    // W[o, i, kh, kw]; with groups, output o sees input channels of its group only
+    // W[o, i, kh, kw]; with groups, output o sees input channels of its group only. Each output's
+    // run is summed in a local: this loop touches every pointwise weight of a model on convert.
     const perGroupIn = l.weight.shape[1];
     const kernel = l.weight.shape[2] * l.weight.shape[3];
     const outPerGroup = out / attrInt(l.node, 'group', 1);
+    const b = beta ?? new Float32Array(gamma.length);
     for (let o = 0, j = 0; o < out; o++) {
       const first = Math.floor(o / outPerGroup) * perGroupIn;
-      for (let i = 0; i < perGroupIn; i++) {
-        const g = gamma[first + i];
-        const b = beta ? beta[first + i] : 0;
-        for (let k = 0; k < kernel; k++, j++) {
-          shift[o] += w[j] * b;
-          w[j] *= g;
+      let sum = 0;
+      if (kernel === 1) {
+        for (let i = first, end = first + perGroupIn; i < end; i++, j++) {
+          sum += w[j] * b[i];
+          w[j] *= gamma[i];
+        }
+      } else {
+        for (let i = first, end = first + perGroupIn; i < end; i++) {
+          for (let k = 0; k < kernel; k++, j++) {
+            sum += w[j] * b[i];
+            w[j] *= gamma[i];
+          }
         }
       }
+      shift[o] = sum;
     }
   } else if (layout(l).outFirst) {
     // Gemm with transB: W[out, in]
     for (let o = 0, j = 0; o < out; o++) {
+      let sum = 0;
       for (let i = 0; i < l.inChannels; i++, j++) {
-        if (beta) shift[o] += w[j] * beta[i];
+        if (beta) sum += w[j] * beta[i];
         w[j] *= gamma[i];
       }
+      shift[o] = sum;
     }
   } else {
     // MatMul / Gemm: W[in, out]

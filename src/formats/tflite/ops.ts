@@ -11,9 +11,8 @@ import { encodeFloat16, encodeInt8PerChannel } from '../tfjs/weights.js';
 import { activationQuantization, quantizeBias, type Range } from './int8.js';
 import { Op, Padding, TensorType, type OperatorSpec, type OptionsName, type QuantizationSpec, type TensorSpec, type TensorTypeCode } from './schema.js';
 
-/** How conv and fully connected weights are stored; every other constant stays float32 or int32. */
-export type TfliteWeights = 'float32' | 'float16' | 'int8';
-export const TFLITE_WEIGHTS: readonly TfliteWeights[] = ['float32', 'float16', 'int8'];
+import type { TfliteWeights } from './precisions.js';
+export { TFLITE_WEIGHTS, type TfliteWeights } from './precisions.js';
 
 type OpName = keyof typeof Op;
 
