@@ -96,23 +96,31 @@ if (wanted('convert')) {
   const cliMs: number[] = [];
   const versionMs: number[] = [];
   const nodeMs: number[] = [];
+  // the issue's floor: a cat copy in its own process, overwriting its last copy as convert overwrites
+  const catMs: number[] = [];
+  const catCopy = join(out, 'cat-copy.pth');
   for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    execFileSync('sh', ['-c', 'cat "$0" > "$1"', ckpt, catCopy], { stdio: 'ignore' });
+    catMs.push(performance.now() - t0);
     cliMs.push(wallOf([bin, 'convert', ckpt, '-o', ours, '-q']));
     versionMs.push(wallOf([bin, '--version']));
     nodeMs.push(wallOf(['-e', '0']));
   }
+  rmSync(catCopy, { force: true });
 
   const conv = median(convertMs);
   const lines = [
     `ConvNeXt-T checkpoint: ${mib(ckptBytes)}, ${RUNS} runs each, medians`,
     `convert (in-process wall)     ${fmtS(conv)}`,
     `plain copy (read+write)       ${fmtS(median(copyMs))}   convert/copy = ${(conv / median(copyMs)).toFixed(2)}×`,
-    `convnext convert (CLI, wall)  ${fmtS(median(cliMs))}   start-up included; CLI/copy = ${(median(cliMs) / median(copyMs)).toFixed(2)}×`,
+    `cat copy (its own process)    ${fmtS(median(catMs))}`,
+    `convnext convert (CLI, wall)  ${fmtS(median(cliMs))}   start-up included; CLI/cat = ${(median(cliMs) / median(catMs)).toFixed(2)}× (targets ≤ 0.40 s, ≤ 4×)`,
     `convnext --version            ${fmtS(median(versionMs))}   bare node -e 0 ${fmtS(median(nodeMs))} (target ≤ 0.15 s)`,
     torchExportMs !== undefined
       ? `torch.onnx.export (opset 17)  ${fmtS(torchExportMs)}   speed-up = ${(torchExportMs / conv).toFixed(1)}× (target ≥ 10×)`
       : 'torch.onnx.export             skipped (no python3-torch)',
-    `peak RSS of convert           ${mib(median(rss))}   = ${(median(rss) / ckptBytes).toFixed(2)}× checkpoint (target ≤ 3×)`,
+    `peak RSS of convert           ${mib(median(rss))}   = ${(median(rss) / ckptBytes).toFixed(2)}× checkpoint (target ≤ 1.5×)`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 
@@ -132,11 +140,11 @@ if (wanted('convert')) {
       const ratio = r.medianMs.ours / r.medianMs.torch;
       process.stdout.write(
         `onnxruntime-node CPU, batch ${String(batch).padEnd(2)}  ours ${r.medianMs.ours.toFixed(1)} ms, torch.onnx.export ${r.medianMs.torch.toFixed(1)} ms` +
-          `  ratio ${ratio.toFixed(3)} (target ≤ 0.95; median of ${runs})\n`,
+          `  ratio ${ratio.toFixed(3)} (target ≤ 0.85; median of ${runs})\n`,
       );
     }
   }
-  writeFileSync(join(out, 'bench.json'), JSON.stringify({ ckptBytes, copyMs, convertMs, cliMs, versionMs, nodeMs, rss, torchExportMs, nodeCounts, latency }, null, 2));
+  writeFileSync(join(out, 'bench.json'), JSON.stringify({ ckptBytes, copyMs, catMs, convertMs, cliMs, versionMs, nodeMs, rss, torchExportMs, nodeCounts, latency }, null, 2));
 }
 
 // ---- the ConvNeXt-T parts need the checkpoint and our fp32 ONNX, whether or not convert ran ------------
