@@ -100,11 +100,15 @@ describe('timm Hub folders', () => {
     const plainHead = /but the weights have the plain head \(head\.norm, head\.fc\)/;
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['convnext_tiny_hnf', {}, new RegExp(`convnext_tiny_hnf has head_norm_first .*${plainHead.source}`)],
-      ['convnext_atto_ols', {}, /convnext_atto_ols uses an overlapping stem/],
-      ['convnext_zepto_rms', {}, /convnext_zepto_rms uses RMSNorm/],
+      // the stems and norms convert (timm-variants.test.ts); named over plain weights, refused likewise
+      ['convnext_atto_ols', {}, /convnext_atto_ols has an overlapping stem \(stem\.0, stem\.1 convs, stem\.2 norm\), but the weights have the patch stem/],
+      ['convnext_zepto_rms', {}, /convnext_zepto_rms has SimpleNorm norms \(weight only\), but the weights' norms have a bias/],
+      ['convnext_tiny_ols', {}, /timm convnext_tiny_ols is not a registered ConvNeXt this tool knows the stem and norm of/],
+      ['convnext_atto', { model_args: { norm_layer: 'batchnorm2d' } }, /model_args\.norm_layer "batchnorm2d" is not one this tool builds/],
       ['convnext_large_mlp', {}, new RegExp(`convnext_large_mlp has an MLP head .*${plainHead.source}`)],
       ['convnext_atto', { model_args: { head_norm_first: true } }, new RegExp(`convnext_atto has head_norm_first .*${plainHead.source}`)],
-      ['convnext_atto', { model_args: { stem_type: 'overlap' } }, /model_args change stem_type/],
+      ['convnext_atto', { model_args: { stem_type: 'overlap' } }, /convnext_atto has an overlapping stem .*but the weights have the patch stem/],
+      ['convnext_atto', { model_args: { kernel_sizes: 5 } }, /model_args change kernel_sizes/],
       ['resnet50', {}, /timm architecture resnet50 is not a ConvNeXt/],
     ];
     for (const [i, [architecture, more, pattern]] of cases.entries()) {

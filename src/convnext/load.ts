@@ -12,9 +12,9 @@ import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { backboneFeatures, type FeatureMap } from './backbone.js';
 import { importConvNext } from './import.js';
-import { checkTimmHead, timmArchitecture } from './timm.js';
+import { checkTimmBody, checkTimmHead, timmArchitecture } from './timm.js';
 import type { LayoutName } from './layouts.js';
-import { variantName, type ConvNextModel } from './spec.js';
+import { describe, variantName, type ConvNextModel } from './spec.js';
 
 export type CheckpointFormat = 'pth' | 'safetensors' | 'hf';
 
@@ -82,11 +82,15 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     stateDictKey: options.stateDictKey,
     headEps: timm?.eps ?? hf?.config.layerNormEps,
     eps: timm?.eps,
+    norm: timm?.norm,
     warnings: options.warnings,
   });
   const { model } = imported;
   if (hf) checkConfigAgrees(hf.config, model, path);
-  if (timm) checkTimmHead(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
+  if (timm) {
+    checkTimmBody(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
+    checkTimmHead(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
+  }
   const features = backboneFeatures(model.spec, imported.layout, hf?.config, path);
   const variant = variantName(model.spec);
   const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
@@ -98,12 +102,19 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   const fromConfig = hf?.config.writer === 'timm' ? `timm's config.json (${hf.config.architecture})` : 'config.json';
   const epsWhy = timm?.eps !== undefined
     ? hf?.config.modelArgs?.norm_eps !== undefined ? 'config.json model_args.norm_eps' : `timm's registry for ${hf?.config.architecture}`
+    : model.spec.norm !== 'layernorm' ? "timm's RmsNorm2d / SimpleNorm2d default (timm/layers/norm.py; the registry sets no norm_eps)"
     : 'the value every ConvNeXt release uses (official repositories, timm, torchvision)';
+  const normName = model.spec.norm === 'layernorm' ? 'LayerNorm' : model.spec.norm === 'rmsnorm' ? 'RMSNorm' : 'SimpleNorm';
   const assumed: Assumption[] = [
-    { what: 'LayerNorm eps', value: model.spec.eps.toExponential(), why: epsWhy },
+    ...(model.spec.norm === 'layernorm' ? [] : [{
+      what: 'norm',
+      value: describe.norm[model.spec.norm],
+      why: hf?.config.modelArgs?.norm_layer !== undefined ? 'config.json model_args.norm_layer' : `timm's registry for ${hf?.config.architecture} (the weights hold no bias, which rules out LayerNorm only)`,
+    }]),
+    { what: `${normName} eps`, value: model.spec.eps.toExponential(), why: epsWhy },
     model.spec.headNorm
       ? {
-          what: 'head LayerNorm eps',
+          what: `head ${normName} eps`,
           value: model.spec.headEps.toExponential(),
           why: hf?.config.writer === 'transformers' ? "config.json layer_norm_eps (transformers' default 1e-12 when absent)" : epsWhy,
         }
