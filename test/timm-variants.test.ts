@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import { readNpy } from '../src/formats/npy.js';
 import { decodeOnnx } from '../src/formats/onnx.js';
+import { inferShapes } from '../src/graph/shapes.js';
 import type { Tensor } from '../src/graph/tensor.js';
 import { inspect } from '../src/inspect.js';
 import { quantize } from '../src/quantize/index.js';
@@ -109,6 +110,14 @@ describe('timm ConvNeXt variants: overlapping stems and RMS-style norms', () => 
       const half = join(dir, `${f.name}-fp16.onnx`);
       await quantize(fp32, half, { to: 'fp16' });
       const e16 = assertClose(await run(half, input), logits, `${f.name} fp16`, FP16_TOLERANCE);
+      // an RMS-style norm's mean of squares stays float32, as LayerNormalization does (x² passes 65504
+      // for |x| > 256); the layers run in float16
+      const g = decodeOnnx(readFileSync(half), { source: half });
+      const types = inferShapes(g);
+      const reads = (op: string) => [...new Set(g.nodes.filter((n) => n.op === op).map((n) => types.get(n.inputs[0])?.dtype))];
+      if (!layerNorm) for (const op of ['Pow', 'ReduceMean', 'Sqrt']) assert.ok(reads(op).includes('float32'), `${op} reads ${reads(op)}`);
+      assert.deepEqual(reads('Pow').concat(reads('Sqrt')), layerNorm ? [] : ['float32', 'float32']);
+      assert.deepEqual(reads('Conv'), ['float16']);
       const w8 = join(dir, `${f.name}-w8.onnx`);
       await quantize(fp32, w8, { to: 'int8-weights' });
       const ew8 = assertClose(await run(w8, input), logits, `${f.name} int8-weights`, INT8_WEIGHTS_TOLERANCE);
