@@ -46,12 +46,16 @@ export interface Assumption {
 
 export interface LoadOptions {
   readonly stateDictKey?: string;
-  readonly imageSize?: number;
+  /**
+   * Pixels, or 'test': pretrained_cfg.test_input_size (and test_crop_pct) of a timm Hub folder, as
+   * timm's resolve_data_config(use_test_size=True) takes them; input_size where it has none.
+   */
+  readonly imageSize?: number | 'test';
   readonly warnings?: Warnings;
 }
 
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
-  if (options.imageSize !== undefined) checkImageSize(options.imageSize, '--image-size');
+  if (options.imageSize !== undefined && options.imageSize !== 'test') checkImageSize(options.imageSize, '--image-size');
   const { probe, format } = await identify(path);
   let tensors: StateDict;
   let hf: Awaited<ReturnType<typeof readHfFolder>> | undefined;
@@ -73,6 +77,9 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   }
   const checkpointFormat = format.name as CheckpointFormat;
   // a timm Hub folder names its architecture: the constants the weights do not hold come from it
+  const testSize = options.imageSize === 'test';
+  if (testSize && hf?.config.writer !== 'timm') throw new InputError("--image-size test takes pretrained_cfg.test_input_size from a timm Hub folder's config.json; give this checkpoint a size in pixels", path);
+  if (testSize && hf?.config.testImageSize === undefined) options.warnings?.add(`--image-size test: ${basename(path)}'s pretrained_cfg has no test_input_size; its input_size is taken, as timm does`);
   const timm = hf?.config.writer === 'timm' ? timmArchitecture(hf.config.architecture!, hf.config.modelArgs, `${path}/config.json`) : undefined;
   if (hf?.preprocessing?.cropMode !== undefined && hf.preprocessing.cropMode !== 'center') {
     throw new UnsupportedError(`pretrained_cfg.crop_mode '${hf.preprocessing.cropMode}' is not supported (only 'center'); give --crop-pct to record another preprocessing`, `${path}/config.json`, 'other');
@@ -93,12 +100,15 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   }
   const features = backboneFeatures(model.spec, imported.layout, hf?.config, path);
   const variant = variantName(model.spec);
-  const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
+  const pixels = typeof options.imageSize === 'number' ? options.imageSize : undefined;
+  const configSize = testSize ? hf?.config.testImageSize ?? hf?.config.imageSize : hf?.config.imageSize;
+  const imageSize = checkImageSize(pixels ?? configSize ?? DEFAULT_IMAGE_SIZE, pixels === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
   const labels = hf?.config.labels;
   if (labels && model.spec.numClasses && labels.length !== model.spec.numClasses) {
     options.warnings?.add(`${basename(path)}: config.json has ${labels.length} labels but the head has ${model.spec.numClasses} classes; labels dropped`);
   }
-  const preprocessing = preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing);
+  const hfPreprocessing = testSize && hf?.preprocessing?.testCropPct !== undefined ? { ...hf.preprocessing, cropPct: hf.preprocessing.testCropPct } : hf?.preprocessing;
+  const preprocessing = preprocessingFor(imported.layout, variant, imageSize, hfPreprocessing);
   const fromConfig = hf?.config.writer === 'timm' ? `timm's config.json (${hf.config.architecture})` : 'config.json';
   const epsWhy = timm?.eps !== undefined
     ? hf?.config.modelArgs?.norm_eps !== undefined ? 'config.json model_args.norm_eps' : `timm's registry for ${hf?.config.architecture}`
@@ -127,13 +137,15 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     {
       what: 'image size',
       value: String(imageSize),
-      why: options.imageSize !== undefined ? '--image-size' : hf?.config.imageSize !== undefined ? `${fromConfig} ${hf.config.writer === 'timm' ? 'pretrained_cfg.input_size' : 'image_size'}` : 'default (give --image-size for another)',
+      why: pixels !== undefined ? '--image-size'
+        : testSize && hf?.config.testImageSize !== undefined ? `${fromConfig} pretrained_cfg.test_input_size (--image-size test)`
+        : hf?.config.imageSize !== undefined ? `${fromConfig} ${hf.config.writer === 'timm' ? 'pretrained_cfg.input_size' : 'image_size'}` : 'default (give --image-size for another)',
     },
     {
       what: 'preprocessing',
       value: `resize ${preprocessing.resize}, crop ${preprocessing.crop}, ${preprocessing.interpolation}, mean [${preprocessing.mean}], std [${preprocessing.std}]`,
       why: hf?.preprocessing
-        ? hf.config.writer === 'timm' && !hf.preprocessing.shortestEdge ? `${fromConfig} pretrained_cfg` : 'preprocessor_config.json'
+        ? hf.config.writer === 'timm' && !hf.preprocessing.shortestEdge ? `${fromConfig} pretrained_cfg${hfPreprocessing !== hf.preprocessing ? ' (test_crop_pct)' : ''}` : 'preprocessor_config.json'
         : imported.layout === 'torchvision' ? "torchvision's published evaluation transforms" : "timm's evaluation defaults (crop_pct 0.875, bicubic, ImageNet mean/std)",
     },
   ];
