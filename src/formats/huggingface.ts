@@ -145,6 +145,7 @@ class Fields {
 
 function parseConfig(raw: unknown, where: string): HfConfig {
   if (!isObject(raw)) throw new InputError('config is not a JSON object', where);
+  if (raw.model_type === 'upernet') return parseUperNetConfig(raw, where);
   const modelType = raw.model_type;
   if (modelType !== 'convnext' && modelType !== 'convnextv2') {
     throw new InputError(`not a ConvNeXt model: model_type is ${JSON.stringify(modelType)}, expected "convnext" or "convnextv2"`, where);
@@ -166,6 +167,24 @@ function parseConfig(raw: unknown, where: string): HfConfig {
     // negative indices count from the end, as in Python
     outIndices: f.integers('out_indices', -1000, 1000),
   };
+}
+
+// transformers' UperNetConfig (models/upernet/configuration_upernet.py): the backbone's own config
+// under backbone_config; UperNetForSemanticSegmentation keeps it as `backbone` (AutoBackbone, for a
+// ConvNeXt a ConvNextBackbone, with its hidden_states_norms) beside decode_head and auxiliary_head,
+// which the importer drops. The backbone's config is what describes the weights we convert; the
+// segmentation labels belong to the dropped head.
+function parseUperNetConfig(raw: Record<string, unknown>, where: string): HfConfig {
+  const backbone = raw.backbone_config;
+  if (!isObject(backbone)) {
+    const named = typeof raw.backbone === 'string' ? ` (it names backbone ${shown(raw.backbone)} instead)` : '';
+    throw new InputError(`an UperNet config without backbone_config${named}: the ConvNeXt's depths and widths are not recorded`, where);
+  }
+  if (backbone.model_type !== 'convnext' && backbone.model_type !== 'convnextv2') {
+    throw new InputError(`an UperNet whose backbone is not a ConvNeXt: backbone_config.model_type is ${shown(backbone.model_type)}, expected "convnext" or "convnextv2"`, where);
+  }
+  const inner = parseConfig(backbone, `${where}: backbone_config`);
+  return { ...inner, labels: undefined, numLabels: undefined, architectures: new Fields(raw, where).get('architectures', isStrings, 'a list of class names') as string[] | undefined ?? ['UperNetForSemanticSegmentation'] };
 }
 
 function isStrings(v: unknown): boolean {
