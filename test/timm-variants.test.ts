@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
+import { variantName } from '../src/convnext/spec.js';
 import { readNpy } from '../src/formats/npy.js';
 import { decodeOnnx } from '../src/formats/onnx.js';
 import { inferShapes } from '../src/graph/shapes.js';
@@ -154,6 +155,16 @@ describe('timm ConvNeXt variants: overlapping stems and RMS-style norms', () => 
       t.diagnostic(`${errors.join(', ')}, full-integer int8 ${e8.toExponential(2)}`);
     });
   }
+
+  it("the published sizes are named with timm's suffixes", () => {
+    const v1 = (depths: number[], widths: number[], stem: 'patch' | 'overlap' | 'overlap_act', norm: 'layernorm' | 'rmsnorm' | 'simplenorm') => variantName({ version: 'v1', depths, widths, stem, norm });
+    assert.equal(v1([2, 2, 6, 2], [40, 80, 160, 320], 'overlap', 'layernorm'), 'convnext_atto_ols');
+    assert.equal(v1([2, 2, 8, 2], [80, 160, 320, 640], 'overlap', 'layernorm'), 'convnext_nano_ols');
+    assert.equal(v1([2, 2, 6, 2], [40, 80, 160, 320], 'patch', 'rmsnorm'), 'convnext_atto_rms');
+    assert.equal(v1([2, 2, 4, 2], [32, 64, 128, 256], 'patch', 'simplenorm'), 'convnext_zepto_rms');
+    assert.equal(v1([2, 2, 4, 2], [32, 64, 128, 256], 'overlap_act', 'simplenorm'), 'convnext_zepto_rms_ols');
+    assert.equal(v1([3, 3, 9, 3], [96, 192, 384, 768], 'patch', 'layernorm'), 'convnext_tiny');
+  });
 
   it('bare weights: an overlapping stem converts with no flags; bias-less norms are refused in one line (RMSNorm or SimpleNorm?)', async () => {
     const ols = fixtures.find((f) => f.name === 'convnext_nano_ols')!;
