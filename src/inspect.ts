@@ -1,7 +1,7 @@
 // The inspect verb: what a checkpoint or ONNX model is, without converting it.
 
 import { loadCheckpoint, type Assumption } from './convnext/load.js';
-import { parameterCount, tapWidth } from './convnext/spec.js';
+import { parameterCount, tapWidth, type NormKind, type StemKind } from './convnext/spec.js';
 import { Warnings } from './errors.js';
 import { decodeOnnx } from './formats/onnx.js';
 import { externalDataReader } from './formats/external-data.js';
@@ -22,6 +22,9 @@ export interface CheckpointInfo {
   readonly widths: readonly number[];
   readonly numClasses: number;
   readonly layerScale: boolean;
+  /** timm's stem_type as the weights hold it ('overlap' covers overlap_tiered), and the norm's kind. */
+  readonly stem: StemKind;
+  readonly norm: NormKind;
   readonly parameters: number;
   readonly dtypes: Readonly<Record<string, number>>;
   readonly imageSize: number;
@@ -67,6 +70,8 @@ export async function inspect(path: string): Promise<CheckpointInfo | OnnxInfo> 
     widths: spec.widths,
     numClasses: spec.numClasses,
     layerScale: spec.layerScale,
+    stem: spec.stem,
+    norm: spec.norm,
     parameters: parameterCount(c.model.params),
     dtypes: c.storedDtypes,
     imageSize: c.imageSize,

@@ -136,6 +136,30 @@ describe('backbone checkpoints', () => {
 
   const hf = backbones.find((m) => m.name === 'hf_v2')!;
 
+  it('an UperNet folder (model_type upernet, backbone_config convnext) converts to its backbone\'s feature maps, the heads dropped by name', async (t) => {
+    const m = backbones.find((b) => b.name === 'upernet_v1')!;
+    const folder = join(dir, 'upernet-folder');
+    cpSync(fixturePath(m.path), join(folder, 'pytorch_model.bin'));
+    const backboneConfig = { model_type: 'convnext', depths: [2, 1, 2, 1], hidden_sizes: [8, 16, 24, 32], image_size: 64, out_features: m.features.map((f) => f.name), layer_norm_eps: 1e-12, id2label: { 0: 'LABEL_0', 1: 'LABEL_1' } };
+    const config = { architectures: ['UperNetForSemanticSegmentation'], model_type: 'upernet', hidden_size: 512, use_auxiliary_head: true, id2label: { 0: 'wall', 1: 'building', 2: 'sky' }, backbone_config: backboneConfig };
+    writeFileSync(join(folder, 'config.json'), JSON.stringify(config));
+    const out = join(dir, 'upernet-folder.onnx');
+    const result = await convert(folder, out);
+    assert.equal(result.checkpoint?.format, 'hf');
+    t.diagnostic(`max |error| / max |golden|: ${await matchFeatures(m, await runAll(out, readNpy(fixturePath(m.input))), 'UperNet folder')}`);
+    assert.deepEqual(result.warnings, ["took the ConvNeXt under 'backbone'; dropped what is not part of it: auxiliary_head (2 tensors), decode_head (3 tensors)"]);
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ ...config, backbone_config: undefined, backbone: 'convnext_tiny' }, /an UperNet config without backbone_config \(it names backbone "convnext_tiny" instead\)/],
+      [{ ...config, backbone_config: { ...backboneConfig, model_type: 'swin' } }, /an UperNet whose backbone is not a ConvNeXt: backbone_config\.model_type is "swin"/],
+      [{ ...config, backbone_config: { ...backboneConfig, depths: [3, 3, 9, 3] } }, /config\.json says depths \[3,3,9,3\]/],
+      [{ ...config, backbone_config: { ...backboneConfig, out_features: ['stage2'] } }, /hidden_states_norms for stage1, stage3, stage4, which out_features \[stage2\] does not list/],
+    ];
+    for (const [i, [bad, pattern]] of refused.entries()) {
+      writeFileSync(join(folder, 'config.json'), JSON.stringify(bad));
+      assertCliRefused(runCli('convert', folder, '-o', join(dir, `upernet-bad-${i}.onnx`)), pattern, dir, join(dir, `upernet-bad-${i}.onnx`));
+    }
+  });
+
   it('fp16: a V2 backbone quantized to fp16 keeps float32 feature maps close to PyTorch', async (t) => {
     const out = join(dir, 'hf_v2-fp16.onnx');
     await quantize(fixturePath(hf.path), out, { to: 'fp16', imageSize: 64 });

@@ -87,6 +87,25 @@ describe('timm Hub folders', () => {
     assert.equal(info.kind === 'checkpoint' && info.labels, 10);
   });
 
+  it("--image-size test takes pretrained_cfg's test_input_size and test_crop_pct (timm's use_test_size), only from a timm folder", async () => {
+    const base = timmConfig('convnext_atto');
+    const cfg = { ...base, pretrained_cfg: { ...base.pretrained_cfg, test_input_size: [3, 96, 96], test_crop_pct: 1.0 } };
+    const folder = hubFolder('test-size', 'v1_timm', cfg);
+    const out = join(dir, 'test-size.onnx');
+    const r = await convert(folder, out, { imageSize: 'test' });
+    assert.deepEqual(r.warnings, []);
+    const { metadata, inputs } = readOnnxSummary(out);
+    assert.deepEqual(inputs[0].shape.slice(1), [3, 96, 96]);
+    assert.deepEqual(JSON.parse(metadata.preprocessing), { resize: 96, crop: 96, interpolation: 'bilinear', mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] });
+    // without the flag the training size stays the default; without a test size timm falls back to input_size
+    assert.deepEqual(readOnnxSummary((await convert(folder, join(dir, 'train-size.onnx')), join(dir, 'train-size.onnx'))).inputs[0].shape.slice(1), [3, 64, 64]);
+    const plain = await convert(hubFolder('no-test-size', 'v1_timm', timmConfig('convnext_atto')), join(dir, 'no-test-size.onnx'), { imageSize: 'test' });
+    assert.match(plain.warnings.join('\n'), /pretrained_cfg has no test_input_size; its input_size is taken, as timm does/);
+    const m = manifest.models.find((f) => f.name === 'v1_timm')!;
+    assertCliRefused(runCli('convert', fixturePath(m.path), '-o', join(dir, 'x.onnx'), '--image-size', 'test'), /--image-size test takes pretrained_cfg\.test_input_size from a timm Hub folder/, dir, join(dir, 'x.onnx'));
+    assertCliRefused(runCli('convert', folder, '-o', join(dir, 'x.onnx'), '--image-size', 'tset'), /expected a positive whole number or 'test', got 'tset'/, dir, join(dir, 'x.onnx'));
+  });
+
   it("convnext_xxlarge's eps comes from timm's registry, and inspect says so", async () => {
     const info = await inspect(hubFolder('xxlarge', 'v1_timm', timmConfig('convnext_xxlarge')));
     assert.ok(info.kind === 'checkpoint');
@@ -100,11 +119,15 @@ describe('timm Hub folders', () => {
     const plainHead = /but the weights have the plain head \(head\.norm, head\.fc\)/;
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['convnext_tiny_hnf', {}, new RegExp(`convnext_tiny_hnf has head_norm_first .*${plainHead.source}`)],
-      ['convnext_atto_ols', {}, /convnext_atto_ols uses an overlapping stem/],
-      ['convnext_zepto_rms', {}, /convnext_zepto_rms uses RMSNorm/],
+      // the stems and norms convert (timm-variants.test.ts); named over plain weights, refused likewise
+      ['convnext_atto_ols', {}, /convnext_atto_ols has an overlapping stem \(stem\.0, stem\.1 convs, stem\.2 norm\), but the weights have the patch stem/],
+      ['convnext_zepto_rms', {}, /convnext_zepto_rms has SimpleNorm norms \(weight only\), but the weights' norms have a bias/],
+      ['convnext_tiny_ols', {}, /timm convnext_tiny_ols is not a registered ConvNeXt this tool knows the stem and norm of/],
+      ['convnext_atto', { model_args: { norm_layer: 'batchnorm2d' } }, /model_args\.norm_layer "batchnorm2d" is not one this tool builds/],
       ['convnext_large_mlp', {}, new RegExp(`convnext_large_mlp has an MLP head .*${plainHead.source}`)],
       ['convnext_atto', { model_args: { head_norm_first: true } }, new RegExp(`convnext_atto has head_norm_first .*${plainHead.source}`)],
-      ['convnext_atto', { model_args: { stem_type: 'overlap' } }, /model_args change stem_type/],
+      ['convnext_atto', { model_args: { stem_type: 'overlap' } }, /convnext_atto has an overlapping stem .*but the weights have the patch stem/],
+      ['convnext_atto', { model_args: { kernel_sizes: 5 } }, /model_args change kernel_sizes/],
       ['resnet50', {}, /timm architecture resnet50 is not a ConvNeXt/],
     ];
     for (const [i, [architecture, more, pattern]] of cases.entries()) {

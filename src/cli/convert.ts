@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { WEIGHT_FORMATS } from '../formats/tfjs/weights.js';
 import { TFLITE_WEIGHTS } from '../formats/tflite/precisions.js';
 import type { PassReport } from '../passes/pipeline.js';
-import { collect, list, positiveInt } from './parse.js';
+import { collect, imageSizeArg, list, positiveInt } from './parse.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
@@ -41,7 +41,7 @@ export function convertCommand(program: Command): void {
       .description('convert a ConvNeXt checkpoint (.pth/.bin, .safetensors, Hugging Face folder) or ONNX model to ONNX, TF.js or TFLite')
       .argument('<input>', 'checkpoint file, Hugging Face model folder, or ONNX model')
       .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js, a .tflite file with --format tflite)')
-      .option('--image-size <pixels>', 'input height and width (default: from config.json, else 224)', positiveInt)
+      .option('--image-size <pixels>', "input height and width (default: from config.json, else 224; 'test': a timm Hub folder's test_input_size)", imageSizeArg)
       .option('--dynamic-size', 'symbolic input height and width (the image size stays the preprocessing crop)')
       .addOption(choice('--outputs <what>', 'logits (default) | pooled (normalised features before the classifier) | stages (the four stages\' feature maps, NCHW, for detection/segmentation heads)', ['logits', 'pooled', 'stages']))
       .option('--state-dict-key <key>', "entry of the checkpoint to take weights from (e.g. 'model_ema')")

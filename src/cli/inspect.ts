@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
+import { describe } from '../convnext/spec.js';
 import type { CheckpointInfo, OnnxInfo } from '../inspect.js';
 import { formatBytes, Reporter, runCommand } from './report.js';
 
@@ -51,7 +52,7 @@ function describeCheckpoint(i: CheckpointInfo): string {
     `${i.file}`,
     `  format      ${i.format}, ${formatBytes(i.bytes)}`,
     `  layout      ${i.layout}${i.stateDictKey ? ` (weights under '${i.stateDictKey}')` : ''}`,
-    `  model       ConvNeXt ${i.version.toUpperCase()} ${i.variant}${i.layerScale ? ', LayerScale' : ''}`,
+    `  model       ConvNeXt ${i.version.toUpperCase()} ${i.variant}${i.layerScale ? ', LayerScale' : ''}${i.stem !== 'patch' ? `, ${describe.stem[i.stem]}` : ''}${i.norm !== 'layernorm' ? `, ${describe.norm[i.norm].split(':')[0]}` : ''}`,
     `  depths      ${i.depths.join(', ')}`,
     `  widths      ${i.widths.join(', ')}`,
     i.outFeatures

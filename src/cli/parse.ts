@@ -15,6 +15,14 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** --image-size: pixels, or `test` (a timm Hub folder's pretrained_cfg.test_input_size). */
+export function imageSizeArg(value: string): number | 'test' {
+  const n = Number(value);
+  if (value === 'test') return 'test';
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number or 'test', got '${value}'`);
+  return n;
+}
+
 export function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
 }

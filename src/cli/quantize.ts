@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { QuantizeMode } from '../quantize/index.js';
 import { INT8_TARGETS } from '../quantize/targets.js';
 import { InputError } from '../errors.js';
-import { channels3, collect, finiteNumber, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
+import { channels3, collect, finiteNumber, imageSizeArg, list, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 import { formatBytes, formatMs, quietOnnxruntime, Reporter, runCommand } from './report.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
@@ -37,7 +37,7 @@ export function quantizeCommand(program: Command): void {
       .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
       .option('--keep-names', 'onnx: keep every value and node name (by default internal names are shortened: a smaller file)')
       .option('--batch-size <n>', 'images per inference batch', positiveInt)
-      .option('--image-size <pixels>', 'input height and width for checkpoints', positiveInt)
+      .option('--image-size <pixels>', 'input height and width for checkpoints (`test`: a timm Hub folder\'s test_input_size)', imageSizeArg)
       .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')
       .option('--skip-pass <name>', 'leave a pass out of the convert pipeline (repeatable)', collect, [])
       .option('--json', 'print a JSON summary on stdout')

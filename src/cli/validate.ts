@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import { EXIT, quietOnnxruntime, Reporter, runCommand } from './report.js';
-import { batchSizes, channels3, finiteNumber, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
+import { batchSizes, channels3, finiteNumber, imageSizeArg, positiveChannels3, positiveInt, positiveNumber } from './parse.js';
 import { choice, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
 const PROVIDERS = ['auto', 'webgpu', 'cuda', 'cpu', 'wasm', 'webgl'];
@@ -26,7 +26,7 @@ export function validateCommand(program: Command): void {
       .option('--min-cosine <x>', 'gate: smallest mean cosine similarity of logits', finiteNumber)
       .option('--max-latency-ms <ms>', 'gate: largest median latency at the first batch size', positiveNumber)
       .option('--min-speedup <x>', 'gate: smallest reference/model latency ratio at every batch size', positiveNumber)
-      .option('--image-size <pixels>', 'input size when validating a checkpoint', positiveInt)
+      .option('--image-size <pixels>', 'input size when validating a checkpoint (`test`: a timm Hub folder\'s test_input_size)', imageSizeArg)
       .option('--json [file]', 'write the full report as JSON to FILE (stdout when no file is given)')
       .option('--junit <file>', 'write one JUnit test case per gate')
       .option('--html <file>', 'write a self-contained HTML report with plots')

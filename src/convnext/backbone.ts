@@ -36,7 +36,8 @@ export function stageMaps(spec: Pick<ConvNextSpec, 'depths'>): FeatureMap[] {
 
 /** The feature maps a backbone checkpoint defines, or undefined when it is not a backbone. */
 export function backboneFeatures(spec: ConvNextSpec, layout: LayoutName, config: HfConfig | undefined, where: string): FeatureMap[] | undefined {
-  const backboneClass = config?.architectures?.find((a) => a.endsWith('Backbone'));
+  // an UperNet folder's config is its backbone_config (formats/huggingface.ts), its class UperNet…
+  const backboneClass = config?.architectures?.find((a) => a.endsWith('Backbone') || a.startsWith('UperNet'));
   if (spec.outputNorms.length === 0) {
     if (backboneClass) throw new InputError(`config.json says ${backboneClass}, but the weights have no hidden_states_norms`, where);
     return undefined;

@@ -1,5 +1,6 @@
 // ConvNeXtModel → Graph, op for op what PyTorch computes (ONNX opset 17, NCHW input):
-//   stem      Conv(k=p, s=p) → LayerNorm over C
+//   stem      Conv(k=p, s=p) → LayerNorm over C; timm's overlapping stems Conv(3×3, s=2, pad 1)
+//             [→ GELU for overlap_act] → Conv(3×3, s=2, pad 1) → LayerNorm over C
 //   stage s   [s>0: LayerNorm over C → Conv(2×2, s=2)] → blocks
 //   block     x + LS·fc2(GRN(GELU(fc1(LN(dwconv7×7(x))))))     (LS in V1, GRN in V2)
 //   head      mean over H,W → LayerNorm → Gemm; timm's forms: MLP head (NormMlpClassifierHead with a
@@ -7,7 +8,13 @@
 //             → mean over H,W → Gemm
 //   backbone  (--outputs stages) the feature maps after the stem or a stage, each through its own
 //             LayerNorm over C where the checkpoint has one (convnext/backbone.ts)
-// LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back). The block's
+// LayerNorm runs channels-last (Transpose, LayerNormalization(axis=-1), Transpose back). timm's
+// RMS-style norms (every "LayerNorm" above, for an *_rms model) have no ONNX op at opset 17 and are
+// written out over the channel axis, as fast_norm.py computes them:
+//   rmsnorm     x / √(ReduceMean(x²) + ε) · w
+//   simplenorm  x / √(ReduceMean((x − ReduceMean(x))²) · C/(C−1) + ε) · w   (torch.var, unbiased)
+// in ops every writer lowers (ReduceMean, Sub, Pow, Mul, Add, Sqrt, Div) and that fuse-layernorm
+// does not take for a LayerNorm (x itself, not x − E[x], is divided). The block's
 // pointwise layers (PyTorch's Linear over channels) are 1×1 Convs in NCHW with PyTorch's own weight
 // layout, the form onnxruntime runs fastest (see passes/pointwise-layout.ts, which moves graphs from
 // other exporters there, and back to MatMuls for int8). GELU is the exact erf form, written the way
@@ -17,7 +24,7 @@
 import { attr, GraphBuilder, type Graph } from '../graph/graph.js';
 import { float32, reshape } from '../graph/tensor.js';
 import { stageMaps, type FeatureMap, type ModelOutputs } from './backbone.js';
-import { blockParams as bp, names, tapWidth, type ConvNextModel } from './spec.js';
+import { blockParams as bp, names, stemSide, tapWidth, type ConvNextModel } from './spec.js';
 
 export interface BuildOptions {
   /** Height and width of the input image (recorded as the preprocessing's crop when dynamic). */
@@ -59,14 +66,29 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     sqrt2: scalar('const.sqrt2', Math.SQRT2),
     grnEps: spec.version === 'v2' ? scalar('const.grn_eps', spec.grnEps) : '',
   };
+  const shared = new Map<string, string>();
+  const sharedScalar = (name: string, value: number) => shared.get(name) ?? shared.set(name, scalar(name, value)).get(name)!;
 
   const layerNorm = (name: string, x: string, eps: number, out?: string) =>
     g.op('LayerNormalization', name, [x, param(`${name}.weight`), param(`${name}.bias`)], {
       axis: attr.int(-1),
       epsilon: attr.float(eps),
     }, out);
-  // LayerNorm2d: normalise over channels of an NCHW tensor.
+  // timm's RmsNorm(2d) / SimpleNorm(2d) over axis 1 of x ([N, C] or NCHW), its weight broadcast to fit
+  const rmsNorm = (name: string, x: string, channels: number, eps: number, spatial: boolean, out?: string) => {
+    const axes = { axes: attr.ints([1]), keepdims: attr.int(1) };
+    let centred = x;
+    if (spec.norm === 'simplenorm') centred = g.op('Sub', `${name}/Sub`, [x, g.op('ReduceMean', `${name}/ReduceMean_x`, [x], axes)]);
+    const squared = g.op('Pow', `${name}/Pow`, [centred, sharedScalar('const.two', 2)]);
+    let v = g.op('ReduceMean', `${name}/ReduceMean`, [squared], axes);
+    if (spec.norm === 'simplenorm') v = g.op('Mul', `${name}/Mul_unbiased`, [v, sharedScalar(`const.unbiased_${channels}`, channels / (channels - 1))]);
+    const rms = g.op('Sqrt', `${name}/Sqrt`, [g.op('Add', `${name}/Add_eps`, [v, sharedScalar(`const.eps_${eps}`, eps)])]);
+    const y = g.op('Div', `${name}/Div`, [x, rms]);
+    return g.op('Mul', `${name}/Mul_weight`, [y, spatial ? channelParam(`${name}.weight`) : param(`${name}.weight`)], {}, out);
+  };
+  // LayerNorm2d (or the model's RMS-style norm): normalise over channels of an NCHW tensor.
   const layerNorm2d = (name: string, x: string, eps = spec.eps) => {
+    if (spec.norm !== 'layernorm') return rmsNorm(name, x, params.get(`${name}.weight`)!.shape[0], eps, true);
     const nhwc = g.op('Transpose', `${name}/to_nhwc`, [x], { perm: attr.ints(TO_NHWC) });
     const y = layerNorm(name, nhwc, eps);
     return g.op('Transpose', `${name}/to_nchw`, [y], { perm: attr.ints(TO_NCHW) });
@@ -112,7 +134,13 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
     return g.op('Add', `${name}/Add_residual`, [shifted, x]);
   };
 
-  let x = conv(names.stemConv, INPUT_NAME, spec.patchSize, spec.patchSize, 0);
+  let x: string;
+  if (spec.stem === 'patch') x = conv(names.stemConv, INPUT_NAME, spec.patchSize, spec.patchSize, 0);
+  else {
+    x = conv(names.stemConv, INPUT_NAME, 3, 2, 1);
+    if (spec.stem === 'overlap_act') x = gelu('stem.act', x);
+    x = conv(names.stemConv2, x, 3, 2, 1);
+  }
   x = layerNorm2d(names.stemNorm, x);
   // taps[0] is the stem's output, taps[s + 1] stage s's
   const taps: string[] = [x];
@@ -137,8 +165,8 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
   }
   const inputShape = ['batch', spec.inChannels, ...(options.dynamicSize ? ['height', 'width'] : [options.imageSize, options.imageSize])];
   if (options.outputs === 'stages') {
-    // stem stride = patch size, then each downsampling after stage 0 halves (kernel 2, stride 2, no padding: floor)
-    const sides = [Math.floor(options.imageSize / spec.patchSize)];
+    // the stem's side, then each downsampling after stage 0 halves (kernel 2, stride 2, no padding: floor)
+    const sides = [stemSide(spec, options.imageSize)];
     for (let tap = 1; tap < taps.length; tap++) sides.push(tap === 1 ? sides[0] : Math.floor(sides[tap - 1] / 2));
     const outputs = (options.features ?? stageMaps(spec)).map(({ name, tap, norm }) => {
       const value = norm ? layerNorm2d(names.outputNorm(tap), taps[tap]) : taps[tap];
@@ -157,7 +185,10 @@ export function buildConvNextGraph(model: ConvNextModel, options: BuildOptions):
   const head: ((v: string, out?: string) => string)[] = [];
   if (spec.headNormFirst) head.push((v) => layerNorm2d(names.normPre, v, spec.headEps));
   head.push((v, out) => g.op('ReduceMean', 'head.pool', [v], { axes: attr.ints([2, 3]), keepdims: attr.int(0) }, out));
-  if (!spec.headNormFirst) head.push((v, out) => layerNorm(names.headNorm, v, spec.headEps, out));
+  if (!spec.headNormFirst) {
+    const last = spec.widths[spec.widths.length - 1];
+    head.push((v, out) => (spec.norm === 'layernorm' ? layerNorm(names.headNorm, v, spec.headEps, out) : rmsNorm(names.headNorm, v, last, spec.headEps, false, out)));
+  }
   if (spec.headHidden) head.push((v) => linear(names.headPreLogits, v), (v, out) => gelu(`${names.headPreLogits}.act`, v, out));
   if (!headless) head.push((v, out) => linear(names.headFc, v, out));
   let out = x;

@@ -2,10 +2,10 @@
 // to canonical names, read the architecture off the tensors, and check every shape.
 
 import type { StateDict } from '../formats/state-dict.js';
-import { InputError, Warnings } from '../errors.js';
+import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { asFloat32, reshape, shapeString, type Tensor } from '../graph/tensor.js';
-import { detectLayout, mapKey, type Layout, type LayoutName } from './layouts.js';
-import { blockParams, expectedParams, names, type ConvNextModel, type ConvNextSpec } from './spec.js';
+import { detectLayout, mapKey, placeTimmStem, type Layout, type LayoutName } from './layouts.js';
+import { blockParams, expectedParams, names, type ConvNextModel, type ConvNextSpec, type NormKind, type StemKind } from './spec.js';
 
 
 export interface ImportOptions {
@@ -17,6 +17,12 @@ export interface ImportOptions {
   readonly headEps?: number;
   /** Epsilon of every other LayerNorm when the architecture fixes one (timm's convnext_xxlarge: 1e-5). */
   readonly eps?: number;
+  /**
+   * The norm the architecture has (timm's name or model_args say). The weights tell LayerNorm (with
+   * a bias) from the other two but not rmsnorm from simplenorm: without this, such a checkpoint
+   * is refused.
+   */
+  readonly norm?: NormKind;
   readonly warnings?: Warnings;
 }
 
@@ -103,7 +109,8 @@ export function matchArchitecture(shapes: ReadonlyMap<string, readonly number[]>
   if (!canonical.has(`${names.stemConv}.weight`) && matched < keys.length / 2) {
     throw new InputError(`not a ConvNeXt checkpoint: only ${matched} of ${keys.length} keys fit the ${layout.name} layout (first keys: ${preview(keys)})`, options.source);
   }
-  const spec = readSpec(canonical, layout, options);
+  const stem = placeTimmStem(canonical, options.source) ?? 'patch';
+  const spec = readSpec(canonical, layout, stem, options);
   const sources = checkShapes(spec, canonical, unknown, layout, options.source);
   return { layout: layout.name, spec, sources, stateDictKey: key, otherWeightSets: alternatives, dropped };
 }
@@ -168,10 +175,10 @@ function unwrap<T>(stateDict: ReadonlyMap<string, T>, options: ImportOptions): {
   return { tensors, key: chosen, alternatives };
 }
 
-function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: Layout, options: ImportOptions): ConvNextSpec {
+function readSpec(canonical: Map<string, { shape: readonly number[]; from: string }>, layout: Layout, stem: StemKind, options: ImportOptions): ConvNextSpec {
   const shape = (name: string) => canonical.get(name)?.shape;
-  const stem = shape(`${names.stemConv}.weight`);
-  if (!stem || stem.length !== 4) {
+  const stemConv = shape(`${names.stemConv}.weight`);
+  if (!stemConv || stemConv.length !== 4) {
     throw new InputError(`checkpoint in ${layout.name} layout has no 4-D stem convolution weight`, options.source);
   }
   const depths: number[] = [];
@@ -196,8 +203,12 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
     version: keys.some((k) => k.endsWith(blockParams.grnGamma)) ? 'v2' : 'v1',
     depths,
     widths,
-    inChannels: stem[1],
-    patchSize: stem[2],
+    inChannels: stemConv[1],
+    // an overlapping stem is two stride-2 convolutions
+    patchSize: stem === 'patch' ? stemConv[2] : 4,
+    stem,
+    stemWidth: stem === 'patch' ? 0 : stemConv[0],
+    norm: readNorm(canonical, options),
     kernelSize: dw[dw.length - 1],
     numClasses: fc ? fc[0] : 0,
     layerScale: keys.some((k) => k.endsWith(blockParams.layerScale)),
@@ -211,6 +222,20 @@ function readSpec(canonical: Map<string, { shape: readonly number[] }>, layout: 
     headNormFirst,
     headHidden: hidden ? hidden[0] : 0,
   };
+}
+
+// A norm with a weight and no bias is timm's RmsNorm or SimpleNorm (norm.py), which compute different
+// things from the same tensors: only the architecture name tells them apart.
+function readNorm(canonical: Map<string, { from: string }>, options: ImportOptions): NormKind {
+  const weight = canonical.get(`${names.stemNorm}.weight`);
+  if (!weight || canonical.has(`${names.stemNorm}.bias`)) return 'layernorm';
+  if (options.norm === 'layernorm') throw new InputError(`the architecture's norms are LayerNorms (weight and bias), but ${weight.from} has no bias beside it`, options.source);
+  if (options.norm) return options.norm;
+  throw new UnsupportedError(
+    `the norms have a weight and no bias (${weight.from}): timm's RMSNorm or SimpleNorm, which the weights alone do not tell apart; convert the timm Hub folder, whose config.json names the architecture (convnext_*_rms)`,
+    options.source,
+    'architecture',
+  );
 }
 
 /** Where each canonical parameter comes from; one error listing every missing, unknown or misshapen key. */

@@ -3,7 +3,8 @@
 // Shapes differ too (torchvision's LayerScale is (C,1,1), official/HF GRN is (1,1,1,4C), timm's
 // conv_mlp pointwise layers are 1×1 convs): `import.ts` squeezes singleton dims to the canonical shape.
 
-import { blockParams as bp, names } from './spec.js';
+import { InputError } from '../errors.js';
+import { blockParams as bp, names, type StemKind } from './spec.js';
 
 export type LayoutName = 'official' | 'timm' | 'torchvision' | 'hf';
 
@@ -16,6 +17,8 @@ export interface Layout {
 }
 
 const wb = '(weight|bias)';
+/** Where the timm rules put `stem.I.*` until placeTimmStem knows what entry I is. */
+const TIMM_STEM = 'stem.timm.';
 const int = (s: string) => Number.parseInt(s, 10);
 const block = (s: string, i: string, param: string, suffix?: string) =>
   `${names.block(int(s), int(i))}.${param}${suffix ? `.${suffix}` : ''}`;
@@ -47,8 +50,8 @@ const timm: Layout = {
   name: 'timm',
   description: 'timm (pytorch-image-models), including the conv_mlp form of the small models',
   rules: [
-    [new RegExp(`^stem\\.0\\.${wb}$`), (m) => `${names.stemConv}.${m[1]}`],
-    [new RegExp(`^stem\\.1\\.${wb}$`), (m) => `${names.stemNorm}.${m[1]}`],
+    // placed by placeTimmStem, from the shapes: the names alone do not say what stem.1 is
+    [new RegExp(`^stem\\.([0-9])\\.${wb}$`), (m) => `${TIMM_STEM}${m[1]}.${m[2]}`],
     [new RegExp(`^stages\\.(\\d+)\\.downsample\\.0\\.${wb}$`), (m) => `${names.downsampleNorm(int(m[1]))}.${m[2]}`],
     [new RegExp(`^stages\\.(\\d+)\\.downsample\\.1\\.${wb}$`), (m) => `${names.downsampleConv(int(m[1]))}.${m[2]}`],
     [new RegExp(`^stages\\.(\\d+)\\.blocks\\.(\\d+)\\.conv_dw\\.${wb}$`), (m) => block(m[1], m[2], bp.dwconv, m[3])],
@@ -111,6 +114,41 @@ const hf: Layout = {
     [new RegExp(`^classifier\\.${wb}$`), (m) => `${names.headFc}.${m[1]}`],
   ],
 };
+
+/**
+ * timm's stem is one Sequential (convnext.py, ConvNeXt.__init__): [conv k×k stride k, norm] for
+ * stem_type 'patch'; [conv 3×3, conv 3×3, norm] for 'overlap' and 'overlap_tiered'; [conv, GELU,
+ * conv, norm] for 'overlap_act', whose GELU holds no parameter and leaves index 1 empty. Entries are
+ * told apart by their weights' ranks (4-D a conv, 1-D the norm) and renamed to canonical names in
+ * place. Returns the stem's kind; undefined when `canonical` has no timm stem entries.
+ */
+export function placeTimmStem<T extends { readonly shape: readonly number[]; readonly from: string }>(canonical: Map<string, T>, where: string): StemKind | undefined {
+  const entries = new Map<number, Map<string, T>>();
+  for (const [name, v] of canonical) {
+    if (!name.startsWith(TIMM_STEM)) continue;
+    const [index, param] = name.slice(TIMM_STEM.length).split('.');
+    if (!entries.has(int(index))) entries.set(int(index), new Map());
+    entries.get(int(index))!.set(param, v);
+  }
+  if (entries.size === 0) return undefined;
+  const rank = (i: number) => entries.get(i)?.get('weight')?.shape.length;
+  const at = [...entries.keys()].sort((a, b) => a - b);
+  const forms: [StemKind, string[]][] = [
+    ['patch', [names.stemConv, names.stemNorm]],
+    ['overlap', [names.stemConv, names.stemConv2, names.stemNorm]],
+    ['overlap_act', [names.stemConv, '', names.stemConv2, names.stemNorm]],
+  ];
+  const form = forms.find(([, parts]) => parts.length === at[at.length - 1] + 1 && parts.every((p, i) => (p === '' ? !entries.has(i) : rank(i) === (p === names.stemNorm ? 1 : 4))));
+  if (!form) {
+    const seen = at.map((i) => `stem.${i} (${rank(i) ?? 'no weight'}${rank(i) ? '-D' : ''})`).join(', ');
+    throw new InputError(`timm stem ${seen} is none of timm's stems (patch: conv, norm; overlap: conv, conv, norm; overlap_act: conv, GELU, conv, norm)`, where);
+  }
+  for (const name of [...canonical.keys()]) if (name.startsWith(TIMM_STEM)) canonical.delete(name);
+  form[1].forEach((part, i) => {
+    for (const [param, v] of entries.get(i) ?? []) canonical.set(`${part}.${param}`, v);
+  });
+  return form[0];
+}
 
 export const LAYOUTS: readonly Layout[] = [official, timm, torchvision, hf];
 

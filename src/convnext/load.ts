@@ -12,9 +12,9 @@ import { identify } from '../formats/registry.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { backboneFeatures, type FeatureMap } from './backbone.js';
 import { importConvNext } from './import.js';
-import { checkTimmHead, timmArchitecture } from './timm.js';
+import { checkTimmBody, checkTimmHead, timmArchitecture } from './timm.js';
 import type { LayoutName } from './layouts.js';
-import { variantName, type ConvNextModel } from './spec.js';
+import { describe, variantName, type ConvNextModel } from './spec.js';
 
 export type CheckpointFormat = 'pth' | 'safetensors' | 'hf';
 
@@ -46,12 +46,16 @@ export interface Assumption {
 
 export interface LoadOptions {
   readonly stateDictKey?: string;
-  readonly imageSize?: number;
+  /**
+   * Pixels, or 'test': pretrained_cfg.test_input_size (and test_crop_pct) of a timm Hub folder, as
+   * timm's resolve_data_config(use_test_size=True) takes them; input_size where it has none.
+   */
+  readonly imageSize?: number | 'test';
   readonly warnings?: Warnings;
 }
 
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
-  if (options.imageSize !== undefined) checkImageSize(options.imageSize, '--image-size');
+  if (options.imageSize !== undefined && options.imageSize !== 'test') checkImageSize(options.imageSize, '--image-size');
   const { probe, format } = await identify(path);
   let tensors: StateDict;
   let hf: Awaited<ReturnType<typeof readHfFolder>> | undefined;
@@ -73,6 +77,9 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   }
   const checkpointFormat = format.name as CheckpointFormat;
   // a timm Hub folder names its architecture: the constants the weights do not hold come from it
+  const testSize = options.imageSize === 'test';
+  if (testSize && hf?.config.writer !== 'timm') throw new InputError("--image-size test takes pretrained_cfg.test_input_size from a timm Hub folder's config.json; give this checkpoint a size in pixels", path);
+  if (testSize && hf?.config.testImageSize === undefined) options.warnings?.add(`--image-size test: ${basename(path)}'s pretrained_cfg has no test_input_size; its input_size is taken, as timm does`);
   const timm = hf?.config.writer === 'timm' ? timmArchitecture(hf.config.architecture!, hf.config.modelArgs, `${path}/config.json`) : undefined;
   if (hf?.preprocessing?.cropMode !== undefined && hf.preprocessing.cropMode !== 'center') {
     throw new UnsupportedError(`pretrained_cfg.crop_mode '${hf.preprocessing.cropMode}' is not supported (only 'center'); give --crop-pct to record another preprocessing`, `${path}/config.json`, 'other');
@@ -82,28 +89,42 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     stateDictKey: options.stateDictKey,
     headEps: timm?.eps ?? hf?.config.layerNormEps,
     eps: timm?.eps,
+    norm: timm?.norm,
     warnings: options.warnings,
   });
   const { model } = imported;
   if (hf) checkConfigAgrees(hf.config, model, path);
-  if (timm) checkTimmHead(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
+  if (timm) {
+    checkTimmBody(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
+    checkTimmHead(timm, model.spec, hf!.config.architecture!, `${path}/config.json`);
+  }
   const features = backboneFeatures(model.spec, imported.layout, hf?.config, path);
   const variant = variantName(model.spec);
-  const imageSize = checkImageSize(options.imageSize ?? hf?.config.imageSize ?? DEFAULT_IMAGE_SIZE, options.imageSize === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
+  const pixels = typeof options.imageSize === 'number' ? options.imageSize : undefined;
+  const configSize = testSize ? hf?.config.testImageSize ?? hf?.config.imageSize : hf?.config.imageSize;
+  const imageSize = checkImageSize(pixels ?? configSize ?? DEFAULT_IMAGE_SIZE, pixels === undefined && hf ? `${path}/config.json: image_size` : '--image-size');
   const labels = hf?.config.labels;
   if (labels && model.spec.numClasses && labels.length !== model.spec.numClasses) {
     options.warnings?.add(`${basename(path)}: config.json has ${labels.length} labels but the head has ${model.spec.numClasses} classes; labels dropped`);
   }
-  const preprocessing = preprocessingFor(imported.layout, variant, imageSize, hf?.preprocessing);
+  const hfPreprocessing = testSize && hf?.preprocessing?.testCropPct !== undefined ? { ...hf.preprocessing, cropPct: hf.preprocessing.testCropPct } : hf?.preprocessing;
+  const preprocessing = preprocessingFor(imported.layout, variant, imageSize, hfPreprocessing);
   const fromConfig = hf?.config.writer === 'timm' ? `timm's config.json (${hf.config.architecture})` : 'config.json';
   const epsWhy = timm?.eps !== undefined
     ? hf?.config.modelArgs?.norm_eps !== undefined ? 'config.json model_args.norm_eps' : `timm's registry for ${hf?.config.architecture}`
+    : model.spec.norm !== 'layernorm' ? "timm's RmsNorm2d / SimpleNorm2d default (timm/layers/norm.py; the registry sets no norm_eps)"
     : 'the value every ConvNeXt release uses (official repositories, timm, torchvision)';
+  const normName = model.spec.norm === 'layernorm' ? 'LayerNorm' : model.spec.norm === 'rmsnorm' ? 'RMSNorm' : 'SimpleNorm';
   const assumed: Assumption[] = [
-    { what: 'LayerNorm eps', value: model.spec.eps.toExponential(), why: epsWhy },
+    ...(model.spec.norm === 'layernorm' ? [] : [{
+      what: 'norm',
+      value: describe.norm[model.spec.norm],
+      why: hf?.config.modelArgs?.norm_layer !== undefined ? 'config.json model_args.norm_layer' : `timm's registry for ${hf?.config.architecture} (the weights hold no bias, which rules out LayerNorm only)`,
+    }]),
+    { what: `${normName} eps`, value: model.spec.eps.toExponential(), why: epsWhy },
     model.spec.headNorm
       ? {
-          what: 'head LayerNorm eps',
+          what: `head ${normName} eps`,
           value: model.spec.headEps.toExponential(),
           why: hf?.config.writer === 'transformers' ? "config.json layer_norm_eps (transformers' default 1e-12 when absent)" : epsWhy,
         }
@@ -116,13 +137,15 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     {
       what: 'image size',
       value: String(imageSize),
-      why: options.imageSize !== undefined ? '--image-size' : hf?.config.imageSize !== undefined ? `${fromConfig} ${hf.config.writer === 'timm' ? 'pretrained_cfg.input_size' : 'image_size'}` : 'default (give --image-size for another)',
+      why: pixels !== undefined ? '--image-size'
+        : testSize && hf?.config.testImageSize !== undefined ? `${fromConfig} pretrained_cfg.test_input_size (--image-size test)`
+        : hf?.config.imageSize !== undefined ? `${fromConfig} ${hf.config.writer === 'timm' ? 'pretrained_cfg.input_size' : 'image_size'}` : 'default (give --image-size for another)',
     },
     {
       what: 'preprocessing',
       value: `resize ${preprocessing.resize}, crop ${preprocessing.crop}, ${preprocessing.interpolation}, mean [${preprocessing.mean}], std [${preprocessing.std}]`,
       why: hf?.preprocessing
-        ? hf.config.writer === 'timm' && !hf.preprocessing.shortestEdge ? `${fromConfig} pretrained_cfg` : 'preprocessor_config.json'
+        ? hf.config.writer === 'timm' && !hf.preprocessing.shortestEdge ? `${fromConfig} pretrained_cfg${hfPreprocessing !== hf.preprocessing ? ' (test_crop_pct)' : ''}` : 'preprocessor_config.json'
         : imported.layout === 'torchvision' ? "torchvision's published evaluation transforms" : "timm's evaluation defaults (crop_pct 0.875, bicubic, ImageNet mean/std)",
     },
   ];

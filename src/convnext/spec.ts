@@ -5,12 +5,32 @@ import type { Tensor } from '../graph/tensor.js';
 
 export type ConvNextVersion = 'v1' | 'v2';
 
+/**
+ * The stem (timm's stem_type): 'patch', one k×k stride-k convolution (every release's); 'overlap',
+ * two 3×3 stride-2 convolutions with padding 1 (timm's 'overlap' and 'overlap_tiered', which differ
+ * only in the first one's width); 'overlap_act', the same with an exact GELU between them.
+ */
+export type StemKind = 'patch' | 'overlap' | 'overlap_act';
+
+/**
+ * What every norm of the network is (timm's norm_layer; one kind for the whole model), over the
+ * channels: 'layernorm' (x − E[x]) / √(Var[x] + ε) · w + b; 'rmsnorm' x / √(E[x²] + ε) · w (timm's
+ * RmsNorm / RmsNorm2d); 'simplenorm' x / √(Var₁[x] + ε) · w, Var₁ the unbiased variance (divided by
+ * C − 1) and x itself not centred (timm's SimpleNorm / SimpleNorm2d). The last two have no bias.
+ */
+export type NormKind = 'layernorm' | 'rmsnorm' | 'simplenorm';
+
 export interface ConvNextSpec {
   readonly version: ConvNextVersion;
   readonly depths: readonly number[];
   readonly widths: readonly number[];
   readonly inChannels: number;
+  /** The stem's total stride (its kernel too for a 'patch' stem). */
   readonly patchSize: number;
+  readonly stem: StemKind;
+  /** Width of an overlapping stem's first convolution (0 for a patch stem). */
+  readonly stemWidth: number;
+  readonly norm: NormKind;
   readonly kernelSize: number;
   /** 0: a feature extractor, whose output is the normalised pooled features. */
   readonly numClasses: number;
@@ -48,6 +68,8 @@ export interface ConvNextModel {
 // project spells a ConvNeXt parameter name.
 export const names = {
   stemConv: 'stem.conv',
+  /** An overlapping stem's second 3×3 convolution (the first is `stemConv`). */
+  stemConv2: 'stem.conv2',
   stemNorm: 'stem.norm',
   downsampleNorm: (s: number) => `stages.${s}.downsample.norm`,
   downsampleConv: (s: number) => `stages.${s}.downsample.conv`,
@@ -86,10 +108,17 @@ export function expectedParams(spec: ConvNextSpec): Map<string, number[]> {
   };
   const norm = (name: string, c: number) => {
     out.set(`${name}.weight`, [c]);
-    out.set(`${name}.bias`, [c]);
+    if (spec.norm === 'layernorm') out.set(`${name}.bias`, [c]);
   };
-  out.set(`${names.stemConv}.weight`, [widths[0], spec.inChannels, p, p]);
-  out.set(`${names.stemConv}.bias`, [widths[0]]);
+  if (spec.stem === 'patch') {
+    out.set(`${names.stemConv}.weight`, [widths[0], spec.inChannels, p, p]);
+    out.set(`${names.stemConv}.bias`, [widths[0]]);
+  } else {
+    out.set(`${names.stemConv}.weight`, [spec.stemWidth, spec.inChannels, 3, 3]);
+    out.set(`${names.stemConv}.bias`, [spec.stemWidth]);
+    out.set(`${names.stemConv2}.weight`, [widths[0], spec.stemWidth, 3, 3]);
+    out.set(`${names.stemConv2}.bias`, [widths[0]]);
+  }
   norm(names.stemNorm, widths[0]);
   for (let s = 0; s < depths.length; s++) {
     const c = widths[s];
@@ -121,6 +150,11 @@ export function expectedParams(spec: ConvNextSpec): Map<string, number[]> {
   return out;
 }
 
+/** Height (or width) of the stem's output for an input of `size`: floor for a patch, ⌈·/2⌉ per 3×3 stride-2 padded conv. */
+export function stemSide(spec: Pick<ConvNextSpec, 'stem' | 'patchSize'>, size: number): number {
+  return spec.stem === 'patch' ? Math.floor(size / spec.patchSize) : Math.ceil(Math.ceil(size / 2) / 2);
+}
+
 /** Channels of the feature map at a tap (the stem's output has the first stage's width). */
 export function tapWidth(spec: Pick<ConvNextSpec, 'widths'>, tap: number): number {
   return spec.widths[Math.max(0, tap - 1)];
@@ -145,6 +179,8 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'convnext_femto', version: 'v1', depths: [2, 2, 6, 2], widths: [48, 96, 192, 384] },
   { name: 'convnext_pico', version: 'v1', depths: [2, 2, 6, 2], widths: [64, 128, 256, 512] },
   { name: 'convnext_nano', version: 'v1', depths: [2, 2, 8, 2], widths: [80, 160, 320, 640] },
+  // timm registers this size only with its RMS-style norm (convnext_zepto_rms, _rms_ols)
+  { name: 'convnext_zepto', version: 'v1', depths: [2, 2, 4, 2], widths: [32, 64, 128, 256] },
   { name: 'convnextv2_atto', version: 'v2', depths: [2, 2, 6, 2], widths: [40, 80, 160, 320] },
   { name: 'convnextv2_femto', version: 'v2', depths: [2, 2, 6, 2], widths: [48, 96, 192, 384] },
   { name: 'convnextv2_pico', version: 'v2', depths: [2, 2, 6, 2], widths: [64, 128, 256, 512] },
@@ -157,11 +193,18 @@ export const VARIANTS: readonly Variant[] = [
 
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
-/** The published variant with these numbers, or 'custom'. */
-export function variantName(spec: Pick<ConvNextSpec, 'version' | 'depths' | 'widths'>): string {
+/** The published variant with these numbers (timm's suffixes `_rms`, `_ols` for its norms and stems), or 'custom'. */
+export function variantName(spec: Pick<ConvNextSpec, 'version' | 'depths' | 'widths' | 'stem' | 'norm'>): string {
   const v = VARIANTS.find((x) => x.version === spec.version && same(x.depths, spec.depths) && same(x.widths, spec.widths));
-  return v ? v.name : 'custom';
+  if (!v) return 'custom';
+  return `${v.name}${spec.norm !== 'layernorm' ? '_rms' : ''}${spec.stem !== 'patch' ? '_ols' : ''}`;
 }
+
+/** The stem and norm in words, for inspect and the assumptions list. */
+export const describe = {
+  stem: { patch: 'patch stem', overlap: 'overlapping stem (two 3×3 stride-2 convolutions)', overlap_act: 'overlapping stem (two 3×3 stride-2 convolutions, GELU between)' } as Record<StemKind, string>,
+  norm: { layernorm: 'LayerNorm', rmsnorm: 'RMSNorm: x / √(mean x² + ε) · w', simplenorm: 'SimpleNorm: x / √(unbiased var x + ε) · w, x not centred' } as Record<NormKind, string>,
+};
 
 export function parameterCount(params: ReadonlyMap<string, Tensor>): number {
   let n = 0;

@@ -29,6 +29,8 @@ export interface HfConfig {
   /** transformers: the head LayerNorm's eps (1e-12 by default); timm: undefined (the architecture says). */
   readonly layerNormEps?: number;
   readonly imageSize?: number;
+  /** timm: pretrained_cfg.test_input_size's side, the resolution timm evaluates at with use_test_size. */
+  readonly testImageSize?: number;
   /** transformers: the model class, e.g. ConvNextBackbone (a backbone's out_features matter then). */
   readonly architectures?: readonly string[];
   /** transformers' backbone settings (BackboneConfigMixin), as written; src/convnext/backbone.ts aligns them. */
@@ -38,6 +40,8 @@ export interface HfConfig {
 
 export interface HfPreprocessing {
   readonly cropPct?: number;
+  /** timm: pretrained_cfg.test_crop_pct, which goes with test_input_size. */
+  readonly testCropPct?: number;
   /** timm's crop_mode: only 'center' (resize the shorter side, centre crop) is what we reproduce. */
   readonly cropMode?: string;
   readonly shortestEdge?: number;
@@ -141,6 +145,7 @@ class Fields {
 
 function parseConfig(raw: unknown, where: string): HfConfig {
   if (!isObject(raw)) throw new InputError('config is not a JSON object', where);
+  if (raw.model_type === 'upernet') return parseUperNetConfig(raw, where);
   const modelType = raw.model_type;
   if (modelType !== 'convnext' && modelType !== 'convnextv2') {
     throw new InputError(`not a ConvNeXt model: model_type is ${JSON.stringify(modelType)}, expected "convnext" or "convnextv2"`, where);
@@ -164,6 +169,24 @@ function parseConfig(raw: unknown, where: string): HfConfig {
   };
 }
 
+// transformers' UperNetConfig (models/upernet/configuration_upernet.py): the backbone's own config
+// under backbone_config; UperNetForSemanticSegmentation keeps it as `backbone` (AutoBackbone, for a
+// ConvNeXt a ConvNextBackbone, with its hidden_states_norms) beside decode_head and auxiliary_head,
+// which the importer drops. The backbone's config is what describes the weights we convert; the
+// segmentation labels belong to the dropped head.
+function parseUperNetConfig(raw: Record<string, unknown>, where: string): HfConfig {
+  const backbone = raw.backbone_config;
+  if (!isObject(backbone)) {
+    const named = typeof raw.backbone === 'string' ? ` (it names backbone ${shown(raw.backbone)} instead)` : '';
+    throw new InputError(`an UperNet config without backbone_config${named}: the ConvNeXt's depths and widths are not recorded`, where);
+  }
+  if (backbone.model_type !== 'convnext' && backbone.model_type !== 'convnextv2') {
+    throw new InputError(`an UperNet whose backbone is not a ConvNeXt: backbone_config.model_type is ${shown(backbone.model_type)}, expected "convnext" or "convnextv2"`, where);
+  }
+  const inner = parseConfig(backbone, `${where}: backbone_config`);
+  return { ...inner, labels: undefined, numLabels: undefined, architectures: new Fields(raw, where).get('architectures', isStrings, 'a list of class names') as string[] | undefined ?? ['UperNetForSemanticSegmentation'] };
+}
+
 function isStrings(v: unknown): boolean {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
@@ -176,8 +199,11 @@ function parseTimmConfig(raw: Record<string, unknown>, where: string): HfConfig 
   const names = f.get('label_names', (v) => Array.isArray(v) || isObject(v), 'a list or an object of class names');
   const labels = Array.isArray(names) ? names.map(String) : parseId2Label(names as Record<string, unknown> | undefined, where);
   const cfg = f.get('pretrained_cfg', isObject, 'an object') as Record<string, unknown> | undefined;
-  const size = cfg ? new Fields(cfg, `${where}: pretrained_cfg`).integers('input_size', 1, MAX_IMAGE_SIDE) : undefined;
-  if (size && (size.length !== 3 || size[1] !== size[2])) throw new InputError(`pretrained_cfg.input_size ${shown(size)} is not [3, N, N] (a square image)`, where);
+  const side = (key: string) => {
+    const size = cfg ? new Fields(cfg, `${where}: pretrained_cfg`).integers(key, 1, MAX_IMAGE_SIDE) : undefined;
+    if (size && (size.length !== 3 || size[1] !== size[2])) throw new InputError(`pretrained_cfg.${key} ${shown(size)} is not [3, N, N] (a square image)`, where);
+    return size?.[1];
+  };
   return {
     writer: 'timm',
     modelType: architecture.startsWith('convnextv2') ? 'convnextv2' : 'convnext',
@@ -185,7 +211,8 @@ function parseTimmConfig(raw: Record<string, unknown>, where: string): HfConfig 
     modelArgs: f.get('model_args', isObject, 'an object') as Record<string, unknown> | undefined,
     numLabels: f.integer('num_classes', 0, 1_000_000) ?? labels?.length,
     labels,
-    imageSize: size?.[1],
+    imageSize: side('input_size'),
+    testImageSize: side('test_input_size'),
   };
 }
 
@@ -195,6 +222,7 @@ function parseTimmPreprocessing(raw: Record<string, unknown>, where: string): Hf
   const f = new Fields(raw.pretrained_cfg, `${where}: pretrained_cfg`);
   return {
     cropPct: f.real('crop_pct', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+    testCropPct: f.real('test_crop_pct', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
     cropMode: f.get('crop_mode', (v) => typeof v === 'string', 'a string') as string | undefined,
     mean: f.rgb('mean', () => true, 'a list of three finite numbers'),
     std: f.rgb('std', (x) => x > 0, 'a list of three positive numbers'),

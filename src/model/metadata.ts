@@ -70,6 +70,8 @@ export function modelMetadata(loaded: LoadedCheckpoint, input: string): Record<s
       version: spec.version,
       depths: spec.depths,
       widths: spec.widths,
+      ...(spec.stem !== 'patch' && { stem: spec.stem }),
+      ...(spec.norm !== 'layernorm' && { norm: spec.norm }),
       ...(loaded.features && { out_features: loaded.features.map((f) => f.name) }),
     }),
   };

@@ -15,7 +15,8 @@ import type { Steps } from './steps.js';
 import type { OutputFormat } from './write.js';
 
 export interface PrepareOptions extends PassSelection, PreprocessingOverrides {
-  readonly imageSize?: number;
+  /** Pixels, or 'test': a timm Hub folder's pretrained_cfg.test_input_size. */
+  readonly imageSize?: number | 'test';
   /** Symbolic input height and width (checkpoints; the image size stays the preprocessing's crop). */
   readonly dynamicSize?: boolean;
   /** What a checkpoint's graph returns: logits (default), the pooled features, or the four stages' maps. */

@@ -4,12 +4,15 @@
 // hands its affine to that layer; it keeps γ = 1 and no β. The conditions are read off the graph:
 // the LayerNorm output must have exactly one reader (a residual branch would see the unfolded
 // values), and a convolution must not pad (padded zeros would wrongly receive β·W).
+// A norm written out in ops has only its γ (timm's RMSNorm / SimpleNorm, convnext/build.ts:
+// x / √(…) · γ, a per-channel Mul of the Div): (y·γ)·W + b = y·(diag(γ)·W) + b, exact under any
+// padding too (a padded zero stays zero); the Mul goes.
 
 import { attrInt, attrInts, type Graph, type Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { float32, toFloat32 } from '../graph/tensor.js';
-import { absorbInputAffine, linearReading, type Linear } from './linear.js';
+import { absorbInputAffine, linearReading, perChannelAxis, type Linear } from './linear.js';
 import type { Pass, PassContext } from './pass.js';
 
 export const foldLayerNormAffine: Pass = {
@@ -20,6 +23,7 @@ export const foldLayerNormAffine: Pass = {
     const editor = new GraphEditor(graph);
     for (const { name } of graph.nodes) {
       const ln = editor.node(name);
+      if (ln?.op === 'Mul') foldNormWeight(editor, ln, (v) => shapes.get(v)?.shape.length, ctx);
       if (ln?.op !== 'LayerNormalization' || ln.outputs.length !== 1) continue;
       const rank = shapes.get(ln.inputs[0])?.shape.length;
       if (rank === undefined || (attrInt(ln, 'axis', -1) + rank) % rank !== rank - 1) continue;
@@ -39,6 +43,22 @@ export const foldLayerNormAffine: Pass = {
     return editor.finish();
   },
 };
+
+function foldNormWeight(editor: GraphEditor, mul: Node, rankOf: (v: string) => number | undefined, ctx: PassContext): void {
+  const at = mul.inputs.findIndex((v) => editor.constant(v) !== undefined);
+  if (mul.inputs.length !== 2 || at < 0) return;
+  const y = mul.inputs[1 - at];
+  const rank = rankOf(y);
+  const gamma = rank === undefined ? undefined : perChannelAxis(editor.constant(mul.inputs[at])!, rank);
+  const out = mul.outputs[0];
+  if (editor.producer(y)?.op !== 'Div' || !gamma || gamma.axis < 0 || editor.isGraphOutput(out)) return;
+  const users = editor.consumers(out);
+  const target = users.length === 1 ? linearReading(editor, users[0], out) : undefined;
+  if (!target || gamma.axis !== (target.kind === 'conv' ? 1 : rank! - 1) || target.inChannels !== gamma.values.length) return;
+  absorbInputAffine(editor, target, gamma.values, undefined, 'norm_folded', ctx);
+  editor.bypass(mul, 1 - at);
+  ctx.fired('fold-layernorm-affine', mul.name);
+}
 
 // The linear layer that alone reads the LayerNorm's output, with the normalised (last) axis as its
 // input-channel axis: directly (MatMul, Gemm), or after one Transpose that moves it to axis 1 (Conv),

@@ -13,6 +13,9 @@
 // ConvNeXt's residual stream can grow into the hundreds, whose squares pass float16's 65504: a
 // kernel that accumulates in float16 gets inf, and the output is silently wrong. GRN's ReduceL2 (a
 // sum of squares over H·W) has the same risk on such runtimes; add 'ReduceL2' to fp32Ops for them.
+// A norm written out in ops (timm's RMSNorm / SimpleNorm: Pow(x, 2) → ReduceMean → [·c] → + ε →
+// Sqrt) carries the same mean of squares: while LayerNormalization stays float32, so does that chain
+// (squaredMeans below), and x / √… runs in float16 again after it.
 //
 // onnxruntime's CPU provider (1.30, x86-64) has float16 kernels for Transpose and
 // LayerNormalization but not for Conv, MatMul, Gemm, Add, Mul, Div, Erf or the reductions: around
@@ -22,7 +25,7 @@
 // Shape tensors (int64) and other non-float values are never touched.
 
 import { UnsupportedError, type Warnings } from '../errors.js';
-import { attr, attrInt, topologicalOrder, type Graph, type Node, type ValueInfo } from '../graph/graph.js';
+import { attr, attrInt, consumers, producers, topologicalOrder, type Graph, type Node, type ValueInfo } from '../graph/graph.js';
 import { inferShapes } from '../graph/shapes.js';
 import { floatToHalf, tensor, toFloat32, type DType, type Tensor } from '../graph/tensor.js';
 import { onnxDataType } from '../graph/dtypes.js';
@@ -71,9 +74,39 @@ export function float16Pass(options: Omit<Float16Options, 'warnings'> = {}): Pas
   };
 }
 
+/** Names of the nodes of every x² → ReduceMean → (· or + a constant)* → Sqrt chain. */
+function squaredMeans(graph: Graph): Set<string> {
+  const made = producers(graph);
+  const readers = consumers(graph);
+  const constant = (v: string) => graph.initializers.has(v);
+  const out = new Set<string>();
+  for (const mean of graph.nodes) {
+    if (mean.op !== 'ReduceMean') continue;
+    const sq = made.get(mean.inputs[0]);
+    const isSquare = sq && ((sq.op === 'Pow' && constant(sq.inputs[1]) && toFloat32(graph.initializers.get(sq.inputs[1])!)[0] === 2) || (sq.op === 'Mul' && sq.inputs[0] === sq.inputs[1]));
+    if (!isSquare) continue;
+    const chain = [sq, mean];
+    for (let v = mean.outputs[0]; ; ) {
+      const next = readers.get(v);
+      if (next?.length !== 1) break;
+      const n = next[0];
+      if (n.op === 'Sqrt') {
+        for (const c of [...chain, n]) out.add(c.name);
+        break;
+      }
+      if ((n.op !== 'Mul' && n.op !== 'Add') || !n.inputs.some(constant)) break;
+      chain.push(n);
+      v = n.outputs[0];
+    }
+  }
+  return out;
+}
+
 class Float16Conversion {
   private readonly keepIo: boolean;
   private readonly fp32Ops: ReadonlySet<string>;
+  /** Nodes of decomposed means of squares, kept float32 with LayerNormalization. */
+  private readonly fp32Nodes: ReadonlySet<string>;
   private readonly shapes: ReturnType<typeof inferShapes>;
   private readonly taken = new Set<string>();
   private readonly nodes: Node[] = [];
@@ -89,6 +122,7 @@ class Float16Conversion {
   constructor(private readonly graph: Graph, private readonly options: Float16Options) {
     this.keepIo = options.keepIoTypes ?? true;
     this.fp32Ops = new Set(options.fp32Ops ?? DEFAULT_FP32_OPS);
+    this.fp32Nodes = this.fp32Ops.has('LayerNormalization') ? squaredMeans(graph) : new Set();
     this.shapes = inferShapes(graph);
     this.initializers = new Map(graph.initializers);
     this.graphOutputs = new Set(graph.outputs.map((o) => o.name));
@@ -128,7 +162,7 @@ class Float16Conversion {
   }
 
   private precision(node: Node): Precision {
-    if (this.fp32Ops.has(node.op)) return 'float32';
+    if (this.fp32Ops.has(node.op) || this.fp32Nodes.has(node.name)) return 'float32';
     // A Constant written with value_float(s) cannot say float16: it stays float32 and is cast.
     if (node.op === 'Constant' && node.attrs.value === undefined) return 'float32';
     return 'float16';

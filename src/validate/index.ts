@@ -53,7 +53,8 @@ export interface ValidateOptions extends PreprocessingOverrides {
   /** Batch sizes to time; empty to skip timing. */
   readonly batches?: readonly number[];
   readonly batchSize?: number;
-  readonly imageSize?: number;
+  /** Pixels, or 'test': a timm Hub folder's pretrained_cfg.test_input_size. */
+  readonly imageSize?: number | 'test';
   readonly stateDictKey?: string;
   readonly gates?: Gates;
   readonly onStep?: (step: string) => void;

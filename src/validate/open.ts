@@ -13,7 +13,8 @@ import { InputError, Warnings } from '../errors.js';
 export interface OpenOptions {
   readonly ep: ProviderChoice | WebProvider;
   /** For checkpoints: what convert would take. */
-  readonly imageSize?: number;
+  /** Pixels, or 'test': a timm Hub folder's pretrained_cfg.test_input_size. */
+  readonly imageSize?: number | 'test';
   readonly stateDictKey?: string;
   /** For TF.js models: the backend (webgl and webgpu in a browser only). */
   readonly tfjsBackend?: WebTfjsBackend;
