@@ -21,7 +21,7 @@ import { predict } from '../src/runtime/predict.js';
 import { loadTfjsModel } from '../src/runtime/tfjs.js';
 import { assertClose, checkpointFixtures, fixturePath, golden, manifest, type ModelFixture } from './helpers/fixtures.js';
 import { assertCliRefused, runCli } from './helpers/cli.js';
-import { imageByImage, loadTflite } from './helpers/litert.js';
+import { imageByImage, liteRt, loadTflite } from './helpers/litert.js';
 import { readTflite, type TfliteSummary } from './helpers/tflite-read.js';
 import { ByteBuffer } from 'flatbuffers';
 import { openZip } from '../src/formats/zip.js';
@@ -180,7 +180,7 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
   const F = (p: string) => fixturePath(join('fashion', p));
   const meta = JSON.parse(readFileSync(F('meta.json'), 'utf8'));
   const LAYERS = ['CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED'];
-  const files = { float32: join(dir, 'fashion-int8-ref.tflite'), int8: join(dir, 'fashion-full-int8.tflite') };
+  const files = { float32: join(dir, 'fashion-int8-ref.tflite'), int8: join(dir, 'fashion-full-int8.tflite'), uint8: join(dir, 'fashion-full-int8-uint8.tflite') };
   // made once, by whichever test runs first (not at load: a filtered run would leave it running)
   let made: Promise<void> | undefined;
   const make = () =>
@@ -188,13 +188,14 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
       const pth = F('convnext_fashion.pth');
       await convert(pth, files.float32, { format: 'tflite', imageSize: 32, cropPct: 1 });
       await quantize(pth, files.int8, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib') });
+      await quantize(pth, files.uint8, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), tflite: { io: 'uint8' } });
     })());
 
   it('keeps top-1 within 0.3 points and agrees with float32 on ≥ 99 % of images', async (t) => {
     await make();
     const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
     assert.equal(data.size, 1000);
-    const models = await Promise.all(Object.values(files).map((f) => loadTflite(readFileSync(f))));
+    const models = await Promise.all([files.float32, files.int8].map((f) => loadTflite(readFileSync(f))));
     try {
       const p = await predict(models.map(imageByImage), data);
       const [fp32, int8] = p.logits.map((l) => accuracy(l, 10, p.labels).top1);
@@ -206,6 +207,57 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
       // 12 bytes of scale and int64 zero point per output channel, twice (weight and bias), weigh on
       // a 356k-parameter model (README: TFLite); ConvNeXt-T's 28M parameters bring it near 0.26
       assert.ok(size <= 0.34, `int8 size ${size}`);
+    } finally {
+      for (const model of models) model.delete();
+    }
+  });
+
+  it('--io uint8: the RGB bytes in, uint8 logits out; LiteRT runs it fed by hand; top-1 within 0.3 points, ≥ 99 % agreement', async (t) => {
+    await make();
+    const f = readTflite(readFileSync(files.uint8));
+    const [x, y] = [f.tensors[f.inputs[0]], f.tensors[f.outputs[0]]];
+    assert.deepEqual([x.type, x.shape, x.name], ['UINT8', [1, 32, 32, 3], 'pixel_values']);
+    assert.deepEqual(x.quantization?.zeroPoint, [0]);
+    assert.ok(Math.abs(x.quantization!.scale[0] - 1 / 255) < 1e-9, 'bytes at 1/255: real values 0–1');
+    assert.deepEqual([y.type, y.shape, y.name], ['UINT8', [1, 10], 'logits']);
+    const [yScale, yZero] = [y.quantization!.scale[0], y.quantization!.zeroPoint[0]];
+    assert.ok(yScale > 0 && yZero >= 0 && yZero <= 255);
+    assert.equal(f.operators[0].op, 'DEQUANTIZE');
+    assert.deepEqual(f.operators.at(-1)!.op, 'QUANTIZE', 'the last layer’s int8 logits requantized to uint8');
+    assert.match(JSON.parse(new TextDecoder().decode(f.metadata[METADATA_NAME])).quantization.io, /^uint8/);
+
+    const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
+    const models = await Promise.all([files.float32, files.uint8].map((file) => loadTflite(readFileSync(file))));
+    try {
+      const p = await predict(models.map(imageByImage), data);
+      const [fp32, uint8] = p.logits.map((l) => accuracy(l, 10, p.labels).top1);
+      const agree = agreement(p.logits[1], p.logits[0], 10).top1Agreement;
+      t.diagnostic(`float32 ${fp32.toFixed(2)} %, int8 with uint8 I/O ${uint8.toFixed(2)} % (drop ${(fp32 - uint8).toFixed(2)}), agreement ${agree.toFixed(2)} %`);
+      assert.ok(fp32 - uint8 <= 0.3 + 1e-9, `uint8 I/O drop ${fp32 - uint8}`);
+      assert.ok(agree >= 99, `uint8 I/O agreement ${agree}`);
+
+      // the first image as an app feeds it, bytes straight into LiteRT, without the loader's conversion
+      let nchw: Float32Array = new Float32Array(0);
+      for await (const b of data.batches(1)) {
+        nchw = b.input.data as Float32Array;
+        break;
+      }
+      const bytes = new Uint8Array(32 * 32 * 3);
+      for (let c = 0; c < 3; c++) for (let i = 0; i < 32 * 32; i++) bytes[i * 3 + c] = Math.round(255 * (nchw[c * 1024 + i] * meta.std[c] + meta.mean[c]));
+      const lrt = await liteRt();
+      const raw = await lrt.loadAndCompile(readFileSync(files.uint8), { accelerator: 'wasm' });
+      const input = new lrt.Tensor(bytes, [1, 32, 32, 3]);
+      try {
+        const [out] = await raw.run(input);
+        const logits = Float32Array.from(out.toTypedArray() as Uint8Array, (q) => (q - yZero) * yScale);
+        out.delete();
+        // a resized pixel on a rounding boundary may become the neighbouring byte either way: one output step at most
+        const loader = p.logits[1].subarray(0, 10);
+        logits.forEach((v, i) => assert.ok(Math.abs(v - loader[i]) <= yScale * 1.001, `logit ${i}: by hand ${v}, through the loader ${loader[i]} (step ${yScale})`));
+      } finally {
+        input.delete();
+        raw.delete();
+      }
     } finally {
       for (const model of models) model.delete();
     }
@@ -282,6 +334,8 @@ describe('convnext convert/quantize --format tflite (CLI)', () => {
       [['convert', pth, '-o', out, '--batch', '2'], /--batch applies to --format tflite/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8'], /int8 needs calibration images: give --calib DIR/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--exclude', 'stages.0'], /full-integer int8 TFLite does not take --exclude yet/],
+      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'fp16', '--io', 'uint8'], /--io applies to full-integer int8 TFLite/],
+      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--io', 'int8'], /Allowed choices are float, uint8/],
       [['convert', pth, '-o', pth, '--format', 'tflite'], /would overwrite the input/],
     ];
     for (const [args, pattern] of cases) assertCliRefused(runCli(...args), pattern, dir, args[2] === out ? out : undefined);

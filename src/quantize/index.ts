@@ -222,7 +222,9 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
   const weights = options.to === 'fp16' ? 'float16' : 'int8';
   const fullInt = tflite && options.to === 'int8';
   const images = { preprocessing: preprocessingOf(float, options), classNames: labelsOf(float.metadata) };
-  const calibrated = fullInt ? await calibrateTfliteInt8(float, options, images, steps) : undefined;
+  const io = options.tflite?.io ?? 'float';
+  if (io !== 'float' && !fullInt) throw new InputError(`--io ${io} applies to full-integer int8 TFLite (--format tflite --to int8 --calib DIR)`);
+  const calibrated = fullInt ? await calibrateTfliteInt8(float, { ...options, io }, images, steps) : undefined;
   const method = fullInt ? options.method ?? 'percentile' : undefined;
   const recorded = !tflite
     ? { mode: options.to, tfjs_weights: weights, activations: 'float32' }
@@ -234,6 +236,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
           method,
           percentile: method === 'percentile' ? options.percentile ?? 99.99 : null,
           calibration_images: calibrated!.calibrationImages,
+          io: io === 'uint8' ? 'uint8: input RGB bytes (scale 1/255, normalised inside), output logits uint8' : 'float32',
         }
       : { mode: options.to, tflite_weights: weights, activations: 'float32' };
   const graph: Graph = { ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded) } };

@@ -8,6 +8,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
+import { readTfliteSummary, type TfliteEnd, type TfliteSummary } from '../formats/tflite/read.js';
+import { TensorType } from '../formats/tflite/schema.js';
 import { transposeTensor } from '../formats/tfjs/layout.js';
 import { tensor, type Tensor } from '../graph/tensor.js';
 
@@ -83,16 +85,17 @@ async function quietly<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
+export async function loadTflite(bytes: Uint8Array, summary: TfliteSummary = readTfliteSummary(bytes, 'the .tflite model')): Promise<TfliteModel> {
   const lrt = await liteRt();
+  const io = ioOf(summary);
   const model = await quietly(() => lrt.loadAndCompile(bytes, { accelerator: 'wasm' }));
   return {
     run: (input) => quietly(async () => {
       const x = transposeTensor(tensor('float32', input.shape, input.data), [0, 2, 3, 1]);
-      const t = new lrt.Tensor(x.data as Float32Array<ArrayBuffer>, [...x.shape]);
+      const t = new lrt.Tensor(io.feed(x.data as Float32Array) as Float32Array<ArrayBuffer>, [...x.shape]);
       try {
         const [y, ...rest] = await model.run(t);
-        const out = { data: (y.toTypedArray() as Float32Array).slice(), dims: [...y.type.layout.dimensions] };
+        const out = { data: io.read(y.toTypedArray() as Float32Array | Uint8Array), dims: [...y.type.layout.dimensions] };
         for (const r of [y, ...rest]) r.delete();
         return out;
       } finally {
@@ -100,5 +103,36 @@ export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
       }
     }),
     delete: () => model.delete(),
+  };
+}
+
+const TYPE_NAMES = new Map<number, string>(Object.entries(TensorType).map(([k, v]) => [v, k]));
+
+/**
+ * How float NHWC images go in and logits come out: as they are, or through a uint8 tensor's scale
+ * and zero point. Our uint8 models take the image's bytes (real value 0–1, normalised inside:
+ * formats/tflite TFLITE_IO), so the normalised image is first mapped back with the recorded mean
+ * and std; another uint8 model is taken to hold the normalised image itself (the TFLite converter's
+ * form). LiteRT.js has no int8 tensors, so an int8 input or output is refused here.
+ */
+function ioOf(s: TfliteSummary): { feed(nhwc: Float32Array): Float32Array | Uint8Array; read(y: Float32Array | Uint8Array): Float32Array } {
+  for (const [what, end] of [['input', s.input], ['output', s.output]] as const) {
+    if (end.type !== TensorType.FLOAT32 && end.type !== TensorType.UINT8) throw new InputError(`LiteRT.js runs float32 and uint8 inputs and outputs; this model's ${what} is ${TYPE_NAMES.get(end.type) ?? `type ${end.type}`}`);
+  }
+  const q = (e: TfliteEnd) => e.quantization ?? { scale: 1, zeroPoint: 0 };
+  const bytesIn = (JSON.parse(s.metadata.quantization ?? '{}') as { io?: string }).io?.startsWith('uint8');
+  const p = bytesIn ? (JSON.parse(s.metadata.preprocessing ?? 'null') as { mean: number[]; std: number[] } | null) : null;
+  if (bytesIn && !p) throw new InputError('the uint8 .tflite model records no preprocessing (mean, std) to feed its bytes by');
+  return {
+    feed(x) {
+      if (s.input.type === TensorType.FLOAT32) return x;
+      const { scale, zeroPoint } = q(s.input);
+      return Uint8Array.from(x, (v, i) => Math.max(0, Math.min(255, Math.round((p ? v * p.std[i % 3] + p.mean[i % 3] : v) / scale + zeroPoint))));
+    },
+    read(y) {
+      if (s.output.type === TensorType.FLOAT32) return (y as Float32Array).slice();
+      const { scale, zeroPoint } = q(s.output);
+      return Float32Array.from(y, (v) => (v - zeroPoint) * scale);
+    },
   };
 }

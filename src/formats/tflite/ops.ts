@@ -114,13 +114,7 @@ export class TfliteBuilder {
   int8Layer(n: TfNode, op: 'CONV_2D' | 'DEPTHWISE_CONV_2D' | 'FULLY_CONNECTED', layer: Int8Layer): boolean {
     const [rin, rout] = [this.ranges?.get(n.input[0]), this.ranges?.get(n.name)];
     if (!rin || !rout) return false;
-    const x = this.input(n.input[0]);
-    let xq = this.int8Of.get(x);
-    if (xq === undefined) {
-      xq = this.addTensor(`${this.tensors[x].name}/int8`, TensorType.INT8, this.shape(x), undefined, activationQuantization(rin));
-      this.op('QUANTIZE', [x], [xq], undefined, 2);
-      this.int8Of.set(x, xq);
-    }
+    const xq = this.int8Form(this.input(n.input[0]), rin);
     const w = this.int8Weight(n.input[1], layer.weight, layer.axis);
     const channels = layer.weight.shape[layer.axis];
     const b = quantizeBias(layer.bias ? toFloat32(layer.bias) : new Float32Array(channels), this.tensors[xq].quantization!.scale[0], this.tensors[w].quantization!.scale);
@@ -131,6 +125,17 @@ export class TfliteBuilder {
     this.op('DEQUANTIZE', [yq], [y], undefined, 2);
     this.int8Of.set(y, yq);
     return true;
+  }
+
+  /** The int8 form of float activation `x`: the one a layer already made, or a QUANTIZE at range `r`. */
+  int8Form(x: number, r: Range): number {
+    let xq = this.int8Of.get(x);
+    if (xq === undefined) {
+      xq = this.addTensor(`${this.tensors[x].name}/int8`, TensorType.INT8, this.shape(x), undefined, activationQuantization(r));
+      this.op('QUANTIZE', [x], [xq], undefined, 2);
+      this.int8Of.set(x, xq);
+    }
+    return xq;
   }
 
   /** Drops ops none of whose outputs is read (a DEQUANTIZE between two int8 layers). */
