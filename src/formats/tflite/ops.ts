@@ -11,9 +11,13 @@ import { encodeFloat16, encodeInt8PerChannel } from '../tfjs/weights.js';
 import { activationQuantization, quantizeBias, type Range } from './int8.js';
 import { Op, Padding, TensorType, type OperatorSpec, type OptionsName, type QuantizationSpec, type TensorSpec, type TensorTypeCode } from './schema.js';
 
-/** How conv and fully connected weights are stored; every other constant stays float32 or int32. */
-export type TfliteWeights = 'float32' | 'float16' | 'int8';
-export const TFLITE_WEIGHTS: readonly TfliteWeights[] = ['float32', 'float16', 'int8'];
+/**
+ * How conv and fully connected weights are stored; every other constant stays float32 or int32.
+ * 'int8' is DEQUANTIZE'd to float32 in the graph; 'int8-hybrid' goes into the layer as it is, for
+ * LiteRT's hybrid (dynamic-range) kernels, which quantize the float input on the fly.
+ */
+export type TfliteWeights = 'float32' | 'float16' | 'int8' | 'int8-hybrid';
+export const TFLITE_WEIGHTS: readonly TfliteWeights[] = ['float32', 'float16', 'int8', 'int8-hybrid'];
 
 type OpName = keyof typeof Op;
 
@@ -85,6 +89,7 @@ export class TfliteBuilder {
   weight(name: string, t: Tensor, axis: number): number {
     const values = toFloat32(t);
     if (this.weights === 'float32') return this.addTensor(name, TensorType.FLOAT32, t.shape, bytesOf(values));
+    if (this.weights === 'int8-hybrid') return this.int8Weight(name, t, axis);
     let stored: number;
     if (this.weights === 'float16') {
       stored = this.addTensor(`${name}/float16`, TensorType.FLOAT16, t.shape, encodeFloat16(name, values, t.shape).bytes);
@@ -92,8 +97,16 @@ export class TfliteBuilder {
       stored = this.int8Weight(name, t, axis);
     }
     const out = this.addTensor(name, TensorType.FLOAT32, t.shape);
-    this.op('DEQUANTIZE', [stored], [out], undefined, this.weights === 'float16' ? 3 : 2);
+    this.op('DEQUANTIZE', [stored], [out], undefined, this.weights === 'float16' ? 3 : 5);
     return out;
+  }
+
+  /** A float layer on a weight from `weight`: in hybrid mode at the op version of LiteRT's hybrid kernel. */
+  floatLayer(name: keyof typeof HYBRID_VERSIONS, inputs: readonly number[], outputs: readonly number[], options: NonNullable<OperatorSpec['options']>): void {
+    if (this.weights !== 'int8-hybrid') return this.op(name, inputs, outputs, options);
+    // per batch row asymmetric input quantization: GELU's outputs and the LayerNorm'd stream are skewed
+    const values = name === 'FULLY_CONNECTED' ? { ...options.values, asymmetric_quantize_inputs: 1 } : options.values;
+    this.op(name, inputs, outputs, { ...options, values }, HYBRID_VERSIONS[name]);
   }
 
   /** Symmetric per-channel int8 along `axis` (the scales are computed with the channel axis last, as TF.js's). */
@@ -166,8 +179,10 @@ interface Int8Layer {
   readonly options: OperatorSpec['options'];
 }
 
-// the op versions of schema.fbs's per-op changelogs that introduced int8 with per-channel weights
+// the op versions (tensorflow/lite/tools/versioning/op_version.cc) of int8 with per-channel weights,
+// and of float input on per-channel int8 weights (hybrid)
 const INT8_VERSIONS = { CONV_2D: 3, DEPTHWISE_CONV_2D: 3, FULLY_CONNECTED: 4 } as const;
+const HYBRID_VERSIONS = { CONV_2D: 5, DEPTHWISE_CONV_2D: 6, FULLY_CONNECTED: 12 } as const;
 
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const moveLast = (rank: number, axis: number) => [...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis), axis];
@@ -243,7 +258,7 @@ const conv: Handler = (n, m) => {
   if (m.int8Layer(n, 'CONV_2D', { weight: ohwi, axis: 0, bias: biasConst(n, m), shape, options })) return;
   const filter = m.weight(n.input[1], ohwi, 0);
   const y = m.output(n, shape);
-  m.op('CONV_2D', [x, filter, bias(n, m, cout)], [y], options);
+  m.floatLayer('CONV_2D', [x, filter, bias(n, m, cout)], [y], options);
 };
 
 const depthwise: Handler = (n, m) => {
@@ -261,7 +276,7 @@ const depthwise: Handler = (n, m) => {
   if (m.int8Layer(n, 'DEPTHWISE_CONV_2D', { weight, axis: 3, bias: biasConst(n, m), shape, options })) return;
   const filter = m.weight(n.input[1], weight, 3);
   const y = m.output(n, shape);
-  m.op('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], options);
+  m.floatLayer('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], options);
 };
 
 /** MatMul by a constant [K, N] matrix is FULLY_CONNECTED on [N, K] weights; otherwise BATCH_MATMUL. */
@@ -280,7 +295,7 @@ const matmul: Handler = (n, m) => {
   const options = { name: 'FullyConnectedOptions', values: {} } as const;
   if (m.int8Layer(n, 'FULLY_CONNECTED', { weight: nk, axis: 0, bias: biasConst(n, m), shape: [xs[0], units], options })) return;
   const out = m.output(n, [xs[0], units]);
-  m.op('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0), bias(n, m, units)], [out], options);
+  m.floatLayer('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0), bias(n, m, units)], [out], options);
 };
 
 const batchMatMul: Handler = (n, m) => {
