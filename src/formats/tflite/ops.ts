@@ -30,6 +30,7 @@ export class TfliteBuilder {
   /** TF node name → tensor index (activations, and constants once materialised). */
   readonly refs = new Map<string, number>();
   private readonly shapes: number[][] = [];
+  private readonly bySize = new Map<number, number[]>();
   /** float32 activation → its int8 form, so a layer reading another's output reuses the int8 tensor. */
   private readonly int8Of = new Map<number, number>();
 
@@ -38,14 +39,19 @@ export class TfliteBuilder {
 
   addTensor(name: string, type: TensorTypeCode, shape: readonly number[], data?: Uint8Array, quantization?: QuantizationSpec): number {
     const dynamic = shape.includes(-1);
-    let buffer = 0;
-    if (data) {
-      buffer = this.buffers.length;
-      this.buffers.push(data);
-    }
+    const buffer = data ? this.bufferFor(data) : 0;
     this.tensors.push({ name, type, shape: shape.map((d) => (d === -1 ? 1 : d)), shapeSignature: dynamic ? [...shape] : undefined, buffer, quantization });
     this.shapes.push([...shape]);
     return this.tensors.length - 1;
+  }
+
+  /** A buffer index for `data`: an existing buffer of the same bytes (LayerNorm axes, equal biases) or a new one. */
+  private bufferFor(data: Uint8Array): number {
+    const same = this.bySize.get(data.byteLength) ?? [];
+    const found = same.find((i) => Buffer.compare(this.buffers[i], data) === 0);
+    if (found !== undefined) return found;
+    this.bySize.set(data.byteLength, [...same, this.buffers.length]);
+    return this.buffers.push(data) - 1;
   }
 
   shape(index: number): readonly number[] {
@@ -219,6 +225,8 @@ type Handler = (n: TfNode, m: TfliteBuilder) => void;
 /** A bias: the fused BiasAdd's constant, or zeros (TFLite's kernels all take one). */
 function bias(n: TfNode, m: TfliteBuilder, channels: number): number {
   const ref = biasRef(n);
+  // float16 storage halves the biases too (DEQUANTIZE'd like the weights); int8 leaves them float32, as LiteRT's converter does
+  if (ref !== undefined && m.weights === 'float16' && m.constant(ref)) return m.weight(ref, m.constant(ref)!, 0);
   if (ref !== undefined) return m.input(ref);
   return m.addTensor(`${n.name}/bias`, TensorType.FLOAT32, [channels], new Uint8Array(channels * 4));
 }
