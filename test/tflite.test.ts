@@ -291,6 +291,43 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
     }
   });
 
+  it('--exclude keeps the named layers float32, weights included; the rest stay int8; LiteRT keeps top-1', async (t) => {
+    await make();
+    const out = join(dir, 'fashion-full-int8-exclude.tflite');
+    const r = await quantize(F('convnext_fashion.pth'), out, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), exclude: ['stages.3.*', 'head.fc'] });
+    const f = readTflite(readFileSync(out));
+    const kept = (name: string) => name.startsWith('stages.3.') || name === 'head.fc';
+    const layers = f.operators.filter((o) => LAYERS.includes(o.op));
+    // a layer's output is named after it, but the classifier's carries the public name
+    const named = layers.map((o) => ({ o, name: f.tensors[o.outputs[0]].name.replace(/\/int8$/, '').replace(/^logits$/, 'head.fc') }));
+    assert.ok(named.some((l) => kept(l.name)) && named.some((l) => !kept(l.name)));
+    const dequantized = new Set(f.operators.filter((o) => o.op === 'DEQUANTIZE').map((o) => o.outputs[0]));
+    for (const { o, name } of named) {
+      const [x, w] = [f.tensors[o.inputs[0]], f.tensors[o.inputs[1]]];
+      if (kept(name)) assert.ok(x.type === 'FLOAT32' && w.type === 'FLOAT32' && !dequantized.has(o.inputs[1]), `${name}: float32 with float32 weights`);
+      else if (name !== 'stem.conv') assert.equal(x.type, 'INT8', `${name}: int8`);
+    }
+    assert.deepEqual([...r.keptFloat].sort(), named.filter((l) => kept(l.name)).map((l) => l.name).sort());
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(f.metadata[METADATA_NAME])).quantization.layers_kept_float, r.keptFloat);
+    const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
+    // int8 weights only (DEQUANTIZE'd) keep the same layers float32 too
+    const weightsOnly = join(dir, 'fashion-int8-weights-exclude.tflite');
+    await quantize(F('convnext_fashion.pth'), weightsOnly, { to: 'int8-weights', format: 'tflite', imageSize: 32, cropPct: 1, exclude: ['stages.3.*', 'head.fc'] });
+    const w = readTflite(readFileSync(weightsOnly));
+    assert.equal(w.tensors.filter((x) => x.type === 'INT8').length, named.length - r.keptFloat.length);
+    const models = await Promise.all([files.float32, out, weightsOnly].map((file) => loadTflite(readFileSync(file))));
+    try {
+      const p = await predict(models.map(imageByImage), data);
+      const [fp32, int8, weights] = p.logits.map((l) => accuracy(l, 10, p.labels).top1);
+      const agree = agreement(p.logits[1], p.logits[0], 10).top1Agreement;
+      t.diagnostic(`${r.keptFloat.length} layers float: int8 ${int8.toFixed(2)} % (float32 ${fp32.toFixed(2)} %), agreement ${agree.toFixed(2)} %, ${statSync(out).size} B; int8 weights ${weights.toFixed(2)} %`);
+      assert.ok(fp32 - int8 <= 0.3 + 1e-9 && agree >= 99, `drop ${fp32 - int8}, agreement ${agree}`);
+      assert.ok(fp32 - weights <= 0.1 + 1e-9, `int8 weights drop ${fp32 - weights}`);
+    } finally {
+      for (const model of models) model.delete();
+    }
+  });
+
   it('writes every int8 layer with valid quantization: int8 in and out, per-channel symmetric weights, int32 bias at input × weight scale', async () => {
     await make();
     const f = readTflite(readFileSync(files.int8));
@@ -362,7 +399,8 @@ describe('convnext convert/quantize --format tflite (CLI)', () => {
       [['convert', pth, '-o', join(dir, 'refused-tfjs'), '--format', 'tfjs', '--weights', 'int8-hybrid'], /--format tfjs takes --weights float32, float16, uint16, uint8, int8, not 'int8-hybrid'/],
       [['convert', pth, '-o', out, '--batch', '2'], /--batch applies to --format tflite/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8'], /int8 needs calibration images: give --calib DIR/],
-      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--exclude', 'stages.0'], /full-integer int8 TFLite does not take --exclude yet/],
+      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--op-types', 'Conv'], /full-integer int8 TFLite does not take --op-types yet/],
+      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--exclude', '*'], /--exclude '\*' names every layer/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'fp16', '--io', 'uint8'], /--io applies to full-integer int8 TFLite/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--io', 'int8'], /Allowed choices are float, uint8/],
       [['convert', pth, '-o', pth, '--format', 'tflite'], /would overwrite the input/],

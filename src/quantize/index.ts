@@ -6,6 +6,7 @@ import { checkDataFits, openDataset } from '../data/images.js';
 import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { filesRead } from '../formats/files.js';
 import { onnxSize } from '../formats/onnx.js';
+import { layerMatcher } from '../formats/tflite/index.js';
 import type { Graph } from '../graph/graph.js';
 import { labelsOf, metadataJson, preprocessingOf } from '../model/metadata.js';
 import { prepareModel, type PrepareOptions } from '../model/prepare.js';
@@ -144,15 +145,7 @@ export interface QuantizedFloat {
  * says, meets the accuracy budget if one is given, and records how in the `quantization` metadata.
  */
 export async function quantizeFloat(float: Graph, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizedFloat> {
-  if (options.to !== 'fp16') {
-    if (excludesEveryLayer(float, options.exclude ?? [], options.opTypes)) {
-      throw new InputError(`--exclude ${(options.exclude ?? []).map((p) => `'${p}'`).join(' ')} names every layer: nothing would be quantized`);
-    }
-    for (const p of unmatchedPatterns(float, options.exclude ?? [])) {
-      const examples = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
-      warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);
-    }
-  }
+  if (options.to !== 'fp16') checkExclude(float, options.exclude ?? [], options.opTypes, warnings);
   const images = { preprocessing: preprocessingOf(float, options), classNames: labelsOf(float.metadata) };
   let calibration: { calibrationImages?: number; equalization?: string } = {};
   let makeQuantized: (exclude: readonly string[]) => Graph;
@@ -201,10 +194,18 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   return { graph: quantized, method, calibration, keptFloat, budget };
 }
 
+/** Refuses --exclude patterns that leave nothing to quantize; warns of those that name no layer. */
+function checkExclude(float: Graph, exclude: readonly string[], opTypes: readonly string[] | undefined, warnings: Warnings): void {
+  if (excludesEveryLayer(float, exclude, opTypes)) throw new InputError(`--exclude ${exclude.map((p) => `'${p}'`).join(' ')} names every layer: nothing would be quantized`);
+  for (const p of unmatchedPatterns(float, exclude)) {
+    const examples = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
+    warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);
+  }
+}
+
 /** What full-integer TFLite does not take yet: refused by name rather than ignored. */
 function checkTfliteInt8(options: Int8Options): void {
   const unsupported = [
-    options.exclude?.length && '--exclude',
     options.opTypes && '--op-types',
     options.equalize && options.equalize !== 'off' && options.equalize !== 'auto' && '--equalize on',
   ].filter(Boolean);
@@ -224,6 +225,11 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
   const images = { preprocessing: preprocessingOf(float, options), classNames: labelsOf(float.metadata) };
   const io = options.tflite?.io ?? 'float';
   if (io !== 'float' && !fullInt) throw new InputError(`--io ${io} applies to full-integer int8 TFLite (--format tflite --to int8 --calib DIR)`);
+  // TFLite keeps --exclude's layers float32, weights included (TF.js has no per-layer storage choice)
+  const exclude = tflite && options.to !== 'fp16' ? options.exclude ?? [] : [];
+  checkExclude(float, exclude, undefined, warnings);
+  const layers = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).map((n) => n.name);
+  const keptFloat = layers.filter(layerMatcher(exclude));
   const calibrated = fullInt ? await calibrateTfliteInt8(float, { ...options, io }, images, steps) : undefined;
   const method = fullInt ? options.method ?? 'percentile' : undefined;
   const recorded = !tflite
@@ -237,10 +243,11 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
           percentile: method === 'percentile' ? options.percentile ?? 99.99 : null,
           calibration_images: calibrated!.calibrationImages,
           io: io === 'uint8' ? 'uint8: input RGB bytes (scale 1/255, normalised inside), output logits uint8' : 'float32',
+          layers_kept_float: keptFloat,
         }
-      : { mode: options.to, tflite_weights: weights, activations: 'float32' };
+      : { mode: options.to, tflite_weights: weights, activations: 'float32', ...(tflite ? { layers_kept_float: keptFloat } : {}) };
   const graph: Graph = { ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded) } };
-  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: { ...options.tflite, weights, activationRanges: calibrated?.ranges } }, steps);
+  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: { ...options.tflite, weights, activationRanges: calibrated?.ranges, exclude } }, steps);
   return {
     output,
     mode: options.to,
@@ -248,8 +255,8 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
     calibrationImages: calibrated?.calibrationImages,
     bytesWritten: written.bytesWritten,
     floatBytes: onnxSize(float),
-    quantizedLayers: float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).length,
-    keptFloat: [],
+    quantizedLayers: layers.length - keptFloat.length,
+    keptFloat,
     timings: steps.timings,
     warnings: warnings.items,
   };

@@ -63,7 +63,7 @@ function openCalibration(float: Graph, options: Int8Recipe, data: ImageOptions):
  */
 export async function calibrateTfliteInt8(float: Graph, options: Int8Recipe & { readonly io?: TfliteIo }, data: ImageOptions, steps: Steps): Promise<{ ranges: Map<string, Range>; calibrationImages: number }> {
   const calib = openCalibration(float, options, data);
-  const values = tfliteInt8Values(float, { quantizeInputLayer: options.quantizeInputLayer, io: options.io });
+  const values = tfliteInt8Values(float, { quantizeInputLayer: options.quantizeInputLayer, io: options.io, exclude: options.exclude });
   if (values.length === 0) throw new InputError('no layer of this model can run int8 in TFLite (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED on constant weights)');
   const ranges = await steps.run('calibrate', () =>
     calibrate(float, values, calib, { method: options.method ?? 'percentile', percentile: options.percentile, batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.('calibrate', d, t) }),

@@ -40,6 +40,14 @@ export interface TfliteOptions {
    * TFLITE_IO. Needs the ranges of the graph's input and output (tfliteInt8Values with `io`).
    */
   readonly io?: TfliteIo;
+  /** Layers kept float32, weights included, in a full-integer model: names or globs (`stages.3.*`). */
+  readonly exclude?: readonly string[];
+}
+
+/** A matcher for layer names: `*` stands for any run of characters. */
+export function layerMatcher(patterns: readonly string[]): (name: string) => boolean {
+  const res = patterns.map((p) => new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
+  return (name) => res.some((r) => r.test(name));
 }
 
 /**
@@ -64,14 +72,16 @@ const INT8_TF_OPS = new Set(['Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 
  * ranges measured on the float ONNX graph hold for the TFLite tensors. The layer that reads the image
  * stays float unless `quantizeInputLayer`, as in ONNX int8.
  */
-export function tfliteInt8Values(graph: Graph, options: { readonly quantizeInputLayer?: boolean; readonly io?: TfliteIo } = {}): string[] {
+export function tfliteInt8Values(graph: Graph, options: { readonly quantizeInputLayer?: boolean; readonly io?: TfliteIo; readonly exclude?: readonly string[] } = {}): string[] {
+  const excluded = layerMatcher(options.exclude ?? []);
   const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu: 'erf', geluOp: true }, 'TFLite');
   const inputs = new Set(g.inputs.map((v) => e.refOf(v.name)));
   const byRef = onnxValuesByRef(e, g);
+  const layers = layerNamesByRef(e, g);
   const constants = new Set(e.weights.map((w) => w.spec.name));
   const wanted = new Set<string>();
   for (const n of e.nodes) {
-    if (!INT8_TF_OPS.has(n.op) || !constants.has(n.input[1])) continue;
+    if (!INT8_TF_OPS.has(n.op) || !constants.has(n.input[1]) || excluded(layers.get(n.name) ?? n.name)) continue;
     if (!options.quantizeInputLayer && inputs.has(n.input[0])) continue;
     const [x, y] = [byRef.get(n.input[0]), byRef.get(n.name)];
     if (x !== undefined && y !== undefined) wanted.add(x).add(y);
@@ -90,6 +100,19 @@ function onnxValuesByRef(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph): 
     if (ref !== undefined && !byRef.has(ref)) byRef.set(ref, v);
   }
   return byRef;
+}
+
+/**
+ * The graph's layer name for each TF node that computes a layer's output: --exclude names layers as
+ * the graph does (`head.fc`), while the lowering may name a node after its output (`logits`).
+ */
+function layerNamesByRef(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const n of g.nodes) {
+    const ref = n.outputs[0] === undefined ? undefined : e.refOf(n.outputs[0]);
+    if (ref !== undefined && !names.has(ref)) names.set(ref, n.name);
+  }
+  return names;
 }
 
 /** The name of the metadata entry holding our JSON metadata. */
@@ -113,7 +136,9 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu, geluOp: true }, 'TFLite');
   const consts = new Map(e.weights.map((w) => [w.spec.name, constOf(w.spec.dtype, w.spec.shape, w.bytes)]));
   const ranges = options.activationRanges && tfRanges(e, g, options.activationRanges);
-  const m = new TfliteBuilder(consts, weights, ranges);
+  const excluded = layerMatcher(options.exclude ?? []);
+  const layers = layerNamesByRef(e, g);
+  const m = new TfliteBuilder(consts, weights, ranges, (name) => excluded(layers.get(name) ?? name));
   const ref = (value: string) => e.get(value).ref;
   const preprocessing = metadataJson<{ mean: number[]; std: number[] }>(graph.metadata, 'preprocessing');
   const fed = new Map<string, number>();

@@ -34,8 +34,16 @@ export class TfliteBuilder {
   /** float32 activation → its int8 form, so a layer reading another's output reuses the int8 tensor. */
   private readonly int8Of = new Map<number, number>();
 
-  /** `ranges` (by TF node name): calibrated activations, for full-integer layers where both ends have one. */
-  constructor(readonly consts: ReadonlyMap<string, Tensor>, readonly weights: TfliteWeights, readonly ranges?: ReadonlyMap<string, Range>) {}
+  /**
+   * `ranges` (by TF node name): calibrated activations, for full-integer layers where both ends have
+   * one; `keepFloat`: the layers (by name) that stay float32, weights included.
+   */
+  constructor(
+    readonly consts: ReadonlyMap<string, Tensor>,
+    readonly weights: TfliteWeights,
+    readonly ranges?: ReadonlyMap<string, Range>,
+    readonly keepFloat: (layer: string) => boolean = () => false,
+  ) {}
 
   addTensor(name: string, type: TensorTypeCode, shape: readonly number[], data?: Uint8Array, quantization?: QuantizationSpec): number {
     const dynamic = shape.includes(-1);
@@ -92,9 +100,9 @@ export class TfliteBuilder {
    * along `axis`. float16 and int8 weights are DEQUANTIZE'd to float32 in the graph: LiteRT's
    * delegates (XNNPACK, GPU) fold a DEQUANTIZE of a constant at load, the reference kernels run it once.
    */
-  weight(name: string, t: Tensor, axis: number): number {
+  weight(name: string, t: Tensor, axis: number, layer?: string): number {
     const values = toFloat32(t);
-    if (this.weights === 'float32') return this.addTensor(name, TensorType.FLOAT32, t.shape, bytesOf(values));
+    if (this.weights === 'float32' || (layer !== undefined && this.keepFloat(layer))) return this.addTensor(name, TensorType.FLOAT32, t.shape, bytesOf(values));
     if (this.weights === 'int8-hybrid') return this.int8Weight(name, t, axis);
     let stored: number;
     if (this.weights === 'float16') {
@@ -132,7 +140,7 @@ export class TfliteBuilder {
    */
   int8Layer(n: TfNode, op: 'CONV_2D' | 'DEPTHWISE_CONV_2D' | 'FULLY_CONNECTED', layer: Int8Layer): boolean {
     const [rin, rout] = [this.ranges?.get(n.input[0]), this.ranges?.get(n.name)];
-    if (!rin || !rout) return false;
+    if (!rin || !rout || this.keepFloat(n.name)) return false;
     const xq = this.int8Form(this.input(n.input[0]), rin);
     const w = this.int8Weight(n.input[1], layer.weight, layer.axis);
     const channels = layer.weight.shape[layer.axis];
@@ -264,7 +272,7 @@ const conv: Handler = (n, m) => {
   const shape = [b, windowed(h, kh, sh, dh, pad), windowed(wd, kw, sw, dw, pad), cout];
   const options = { name: 'Conv2DOptions', values: { padding: pad, stride_h: sh, stride_w: sw, dilation_h_factor: dh, dilation_w_factor: dw } } as const;
   if (m.int8Layer(n, 'CONV_2D', { weight: ohwi, axis: 0, bias: biasConst(n, m), shape, options })) return;
-  const filter = m.weight(n.input[1], ohwi, 0);
+  const filter = m.weight(n.input[1], ohwi, 0, n.name);
   const y = m.output(n, shape);
   m.floatLayer('CONV_2D', [x, filter, bias(n, m, cout)], [y], options);
 };
@@ -282,7 +290,7 @@ const depthwise: Handler = (n, m) => {
   const values = { padding: pad, stride_h: sh, stride_w: sw, depth_multiplier: mult, dilation_h_factor: dh, dilation_w_factor: dw };
   const options = { name: 'DepthwiseConv2DOptions', values } as const;
   if (m.int8Layer(n, 'DEPTHWISE_CONV_2D', { weight, axis: 3, bias: biasConst(n, m), shape, options })) return;
-  const filter = m.weight(n.input[1], weight, 3);
+  const filter = m.weight(n.input[1], weight, 3, n.name);
   const y = m.output(n, shape);
   m.floatLayer('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], options);
 };
@@ -303,7 +311,7 @@ const matmul: Handler = (n, m) => {
   const options = { name: 'FullyConnectedOptions', values: {} } as const;
   if (m.int8Layer(n, 'FULLY_CONNECTED', { weight: nk, axis: 0, bias: biasConst(n, m), shape: [xs[0], units], options })) return;
   const out = m.output(n, [xs[0], units]);
-  m.floatLayer('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0), bias(n, m, units)], [out], options);
+  m.floatLayer('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0, n.name), bias(n, m, units)], [out], options);
 };
 
 const batchMatMul: Handler = (n, m) => {
