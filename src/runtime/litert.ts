@@ -92,7 +92,7 @@ export async function loadTflite(bytes: Uint8Array, summary: TfliteSummary = rea
   return {
     run: (input) => quietly(async () => {
       const x = transposeTensor(tensor('float32', input.shape, input.data), [0, 2, 3, 1]);
-      const t = new lrt.Tensor(io.feed(x.data as Float32Array) as Float32Array<ArrayBuffer>, [...x.shape]);
+      const t = new lrt.Tensor(io.feed(x.data as Float32Array<ArrayBuffer>), [...x.shape]);
       try {
         const [y, ...rest] = await model.run(t);
         const out = { data: io.read(y.toTypedArray() as Float32Array | Uint8Array), dims: [...y.type.layout.dimensions] };
@@ -106,6 +106,16 @@ export async function loadTflite(bytes: Uint8Array, summary: TfliteSummary = rea
   };
 }
 
+/** A metadata value as JSON, or undefined when it is not an object (the file is untrusted). */
+function parsed(value: string | undefined): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(value ?? 'null');
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const TYPE_NAMES = new Map<number, string>(Object.entries(TensorType).map(([k, v]) => [v, k]));
 
 /**
@@ -115,19 +125,21 @@ const TYPE_NAMES = new Map<number, string>(Object.entries(TensorType).map(([k, v
  * and std; another uint8 model is taken to hold the normalised image itself (the TFLite converter's
  * form). LiteRT.js has no int8 tensors, so an int8 input or output is refused here.
  */
-function ioOf(s: TfliteSummary): { feed(nhwc: Float32Array): Float32Array | Uint8Array; read(y: Float32Array | Uint8Array): Float32Array } {
+function ioOf(s: TfliteSummary): { feed(nhwc: Float32Array<ArrayBuffer>): Float32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>; read(y: Float32Array | Uint8Array): Float32Array } {
   for (const [what, end] of [['input', s.input], ['output', s.output]] as const) {
     if (end.type !== TensorType.FLOAT32 && end.type !== TensorType.UINT8) throw new InputError(`LiteRT.js runs float32 and uint8 inputs and outputs; this model's ${what} is ${TYPE_NAMES.get(end.type) ?? `type ${end.type}`}`);
   }
   const q = (e: TfliteEnd) => e.quantization ?? { scale: 1, zeroPoint: 0 };
-  const bytesIn = (JSON.parse(s.metadata.quantization ?? '{}') as { io?: string }).io?.startsWith('uint8');
-  const p = bytesIn ? (JSON.parse(s.metadata.preprocessing ?? 'null') as { mean: number[]; std: number[] } | null) : null;
-  if (bytesIn && !p) throw new InputError('the uint8 .tflite model records no preprocessing (mean, std) to feed its bytes by');
+  const bytesIn = String(parsed(s.metadata.quantization)?.io ?? '').startsWith('uint8');
+  const p = bytesIn ? (parsed(s.metadata.preprocessing) as { mean?: unknown; std?: unknown } | undefined) : undefined;
+  const three = (v: unknown): v is number[] => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (bytesIn && !(three(p?.mean) && three(p?.std))) throw new InputError('the uint8 .tflite model records no per-channel mean and std to feed its bytes by');
+  const norm = p as { mean: number[]; std: number[] } | undefined;
   return {
     feed(x) {
       if (s.input.type === TensorType.FLOAT32) return x;
       const { scale, zeroPoint } = q(s.input);
-      return Uint8Array.from(x, (v, i) => Math.max(0, Math.min(255, Math.round((p ? v * p.std[i % 3] + p.mean[i % 3] : v) / scale + zeroPoint))));
+      return Uint8Array.from(x, (v, i) => Math.max(0, Math.min(255, Math.round((norm ? v * norm.std[i % 3] + norm.mean[i % 3] : v) / scale + zeroPoint))));
     },
     read(y) {
       if (s.output.type === TensorType.FLOAT32) return (y as Float32Array).slice();
