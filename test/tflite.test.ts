@@ -328,6 +328,27 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
     }
   });
 
+  it('--min-agreement: layers go back to float, measured in LiteRT, until the budget holds; the written file holds it', async (t) => {
+    await make();
+    const out = join(dir, 'fashion-full-int8-budget.tflite');
+    const r = await quantize(F('convnext_fashion.pth'), out, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), data: F('val'), minAgreement: 99.9 });
+    assert.ok(r.budget?.met, 'budget met');
+    assert.ok(r.keptFloat.length > 0, 'full int8 alone agrees on 99.80 % of the 1,000 images');
+    const recorded = JSON.parse(new TextDecoder().decode(readTflite(readFileSync(out)).metadata[METADATA_NAME])).quantization;
+    assert.deepEqual(recorded.layers_kept_float, r.keptFloat);
+    // measured again on the written file, against the float32 one, on the same images
+    const data = openDataset(F('val'), { preprocessing: { resize: 32, crop: 32, interpolation: 'bilinear', mean: meta.mean, std: meta.std } });
+    const models = await Promise.all([files.float32, out].map((file) => loadTflite(readFileSync(file))));
+    try {
+      const p = await predict(models.map(imageByImage), data);
+      const agree = agreement(p.logits[1], p.logits[0], 10).top1Agreement;
+      t.diagnostic(`${r.keptFloat.length} layers float (${r.keptFloat.join(', ')}) after ${r.budget!.evaluations} evaluations: agreement ${agree.toFixed(2)} % on ${data.size} images`);
+      assert.ok(agree >= 99.9, `agreement ${agree}`);
+    } finally {
+      for (const model of models) model.delete();
+    }
+  });
+
   it('writes every int8 layer with valid quantization: int8 in and out, per-channel symmetric weights, int32 bias at input × weight scale', async () => {
     await make();
     const f = readTflite(readFileSync(files.int8));
@@ -402,6 +423,7 @@ describe('convnext convert/quantize --format tflite (CLI)', () => {
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--op-types', 'Conv'], /full-integer int8 TFLite does not take --op-types yet/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--exclude', '*'], /--exclude '\*' names every layer/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'fp16', '--io', 'uint8'], /--io applies to full-integer int8 TFLite/],
+      [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'fp16', '--min-agreement', '99', '--data', fixturePath('fashion/val')], /--max-drop\/--min-agreement apply to int8 \(ONNX, TFLite\); for TFLite fp16/],
       [['quantize', pth, '-o', out, '--format', 'tflite', '--to', 'int8', '--calib', fixturePath('fashion/calib'), '--io', 'int8'], /Allowed choices are float, uint8/],
       [['convert', pth, '-o', pth, '--format', 'tflite'], /would overwrite the input/],
     ];

@@ -11,7 +11,9 @@ import { InputError } from '../errors.js';
 import { readTfliteSummary, type TfliteEnd, type TfliteSummary } from '../formats/tflite/read.js';
 import { TensorType } from '../formats/tflite/schema.js';
 import { transposeTensor } from '../formats/tfjs/layout.js';
-import { tensor, type Tensor } from '../graph/tensor.js';
+import { concatFloat32, tensor, type Tensor } from '../graph/tensor.js';
+import type { Dataset } from '../data/images.js';
+import { predict } from './predict.js';
 
 type LiteRt = typeof import('@litertjs/core');
 let loading: Promise<LiteRt> | undefined;
@@ -104,6 +106,28 @@ export async function loadTflite(bytes: Uint8Array, summary: TfliteSummary = rea
     }),
     delete: () => model.delete(),
   };
+}
+
+/** A predict() runner over a model whose batch is 1: a batch's images run one by one. */
+export function imageByImage(model: TfliteModel) {
+  return async (input: Tensor) => {
+    const [n, ...rest] = input.shape;
+    const per = rest.reduce((a, b) => a * b, 1);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < n; i++) out.push((await model.run(tensor('float32', [1, ...rest], (input.data as Float32Array).subarray(i * per, (i + 1) * per)))).data);
+    return { data: concatFloat32(out), dims: [n, out[0].length] };
+  };
+}
+
+/** The logits of a batch-1 .tflite model over `data`, in LiteRT.js. */
+export async function predictTflite(bytes: Uint8Array, data: Dataset, options: { readonly batchSize?: number; readonly onProgress?: (what: string, done: number, total: number) => void }, what: string) {
+  const model = await loadTflite(bytes);
+  try {
+    const p = await predict([imageByImage(model)], data, { batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.(what, d, t) });
+    return { logits: p.logits[0], classes: p.classes, labels: p.labels };
+  } finally {
+    model.delete();
+  }
 }
 
 /** A metadata value as JSON, or undefined when it is not an object (the file is untrusted). */
