@@ -31,6 +31,7 @@
 //   BENCH_CALIB_IMAGES=32     calibration images for ConvNeXt-T int8
 //   BENCH_MEM_RUNS=3          child processes per image count (memory)
 //   BENCH_TFJS_RUNS=10        TF.js batch-1 runs (tfjs); BENCH_TFJS_LOAD_RUNS=3 loads per format
+//   BENCH_TFLITE_RUNS=5       LiteRT.js batch-1 runs per model (tflite; calibration: BENCH_CALIB_IMAGES)
 //   BENCH_FASHION_DIR=DIR     another folder laid out like fixtures/fashion/
 // A quick end-to-end check: BENCH_RUNS=1 BENCH_LATENCY_RUNS=3 BENCH_MEM_RUNS=1 BENCH_TFJS_RUNS=2 BENCH_TFJS_LOAD_RUNS=1 npm run bench
 import { execFileSync } from 'node:child_process';
@@ -172,7 +173,7 @@ if (wanted('memory') && needsFashion('memory')) await benchCalibrationMemory(env
 if (wanted('accuracy') && needsFashion('accuracy')) await benchInt8Accuracy({ py, skipFx: envFlag('BENCH_SKIP_FX') });
 if (wanted('tfjs')) await benchTfjsConvNextTiny({ ckpt, fp32: ours, runs: envNumber('BENCH_TFJS_RUNS', 10), loadRuns: envNumber('BENCH_TFJS_LOAD_RUNS', 3) });
 if (wanted('tfjs-accuracy') && needsFashion('tfjs-accuracy')) await benchTfjsFashionAccuracy();
-if (wanted('tflite')) await (await import('./tflite.js')).benchTfliteConvNextTiny({ ckpt, fp32: ours, runs: envNumber('BENCH_TFLITE_RUNS', 5) });
+if (wanted('tflite')) await (await import('./tflite.js')).benchTfliteConvNextTiny({ ckpt, fp32: ours, runs: envNumber('BENCH_TFLITE_RUNS', 5), calibImages: envNumber('BENCH_CALIB_IMAGES', 32) });
 if (wanted('profile')) {
   // the int8 model the int8 part writes, made here with its defaults when that part did not run
   const int8 = join(out, 'convnext_tiny.int8.onnx');

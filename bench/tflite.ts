@@ -1,6 +1,7 @@
 // LiteRT benchmark (part of npm run bench): full-size ConvNeXt-T as .tflite in LiteRT.js (wasm,
-// XNNPACK, one thread): file size per weight format against float32, and batch-1 latency of each
-// against onnxruntime-node fp32 on one thread and TF.js wasm float32, timed in turns in one process.
+// XNNPACK, one thread): file size per weight format and of full-integer int8 against float32, and
+// batch-1 latency of each against onnxruntime-node fp32 on one thread and TF.js wasm float32, timed
+// in turns in one process.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { convert } from '../src/convert.js';
@@ -9,6 +10,8 @@ import { tensor } from '../src/graph/tensor.js';
 import { loadTflite } from '../src/runtime/litert.js';
 import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
 import { loadTfjsModel } from '../src/runtime/tfjs.js';
+import { quantize } from '../src/quantize/index.js';
+import { calibrationFor224 } from './quantize.js';
 import { fmtMs, heading, median, mib, outDir, say, sizeOf, timed, writeResult } from './common.js';
 
 export interface TfliteTinyOptions {
@@ -16,6 +19,8 @@ export interface TfliteTinyOptions {
   /** Our fp32 ONNX of the same checkpoint: the onnxruntime-node baseline. */
   readonly fp32: string;
   readonly runs: number;
+  /** Calibration images for the full-integer model. */
+  readonly calibImages: number;
 }
 
 export async function benchTfliteConvNextTiny(o: TfliteTinyOptions) {
@@ -29,8 +34,13 @@ export async function benchTfliteConvNextTiny(o: TfliteTinyOptions) {
     await convert(o.ckpt, files[w], { format: 'tflite', tflite: { weights: w } });
     sizes[w] = sizeOf(files[w]);
   }
-  say(`file size (onnx fp32 ${mib(sizeOf(o.fp32))})`);
-  for (const w of TFLITE_WEIGHTS) say(`  ${w.padEnd(8)} ${mib(sizes[w]).padStart(10)}   /float32 = ${(sizes[w] / sizes.float32).toFixed(3)}`);
+  const calib = calibrationFor224(o.calibImages);
+  files['full int8'] = join(dir, 'convnext_tiny.full-int8.tflite');
+  await quantize(o.ckpt, files['full int8'], { to: 'int8', format: 'tflite', calib: calib.path, calibSize: o.calibImages, cropPct: 1 });
+  sizes['full int8'] = sizeOf(files['full int8']);
+  const kinds = Object.keys(files);
+  say(`file size (onnx fp32 ${mib(sizeOf(o.fp32))}; full int8 calibrated on ${calib.what})`);
+  for (const w of kinds) say(`  ${w.padEnd(11)} ${mib(sizes[w]).padStart(10)}   ${String(sizes[w]).padStart(11)} B   /float32 = ${(sizes[w] / sizes.float32).toFixed(3)}`);
 
   const input = tensor('float32', [1, 3, 224, 224], new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i * 0.001)));
   const { readFileSync } = await import('node:fs');
@@ -38,11 +48,11 @@ export async function benchTfliteConvNextTiny(o: TfliteTinyOptions) {
   const tfjsFolder = join(dir, 'convnext_tiny.tfjs');
   await convert(o.ckpt, tfjsFolder, { format: 'tfjs', tfjs: { force: true } });
   const tfjsModel = await loadTfjsModel(tfjsFolder, 'wasm');
-  const lite = Object.fromEntries(await Promise.all(TFLITE_WEIGHTS.map(async (w) => [w, await loadTflite(readFileSync(files[w]))] as const)));
+  const lite = Object.fromEntries(await Promise.all(kinds.map(async (w) => [w, await loadTflite(readFileSync(files[w]))] as const)));
   const runners: Record<string, () => Promise<unknown>> = {
     'onnxruntime fp32 (1 thread)': () => runFloat(session, input),
     'TF.js wasm float32': () => tfjsModel.run({ data: input.data as Float32Array, shape: input.shape }),
-    ...Object.fromEntries(TFLITE_WEIGHTS.map((w) => [`LiteRT ${w}`, () => lite[w].run(input)])),
+    ...Object.fromEntries(kinds.map((w) => [`LiteRT ${w}`, () => lite[w].run(input)])),
   };
   for (const run of Object.values(runners)) for (let i = 0; i < 2; i++) await run(); // warm-up
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(runners).map((k) => [k, [] as number[]]));

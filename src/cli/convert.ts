@@ -15,6 +15,9 @@ function checkFormat(opts: { format?: string; weights?: string; gelu?: string; b
   if (format === 'tflite' && opts.weights !== undefined && !(TFLITE_WEIGHTS as readonly string[]).includes(opts.weights)) {
     throw new InputError(`--format tflite takes --weights ${TFLITE_WEIGHTS.join(', ')}, not '${opts.weights}'`);
   }
+  if (format === 'tfjs' && opts.weights !== undefined && !(WEIGHT_FORMATS as readonly string[]).includes(opts.weights)) {
+    throw new InputError(`--format tfjs takes --weights ${WEIGHT_FORMATS.join(', ')}, not '${opts.weights}'`);
+  }
   if (format === 'tflite' && opts.dynamicSize) throw new InputError('--format tflite takes a fixed image size (LiteRT compiles static shapes); leave out --dynamic-size');
   if (opts.data !== undefined && format !== 'transformers.js') throw new InputError('--data applies to --format transformers.js');
   checkDtypesFlag(opts);
@@ -51,7 +54,7 @@ export function convertCommand(program: Command): void {
       .option('--passes <list>', 'run exactly these passes, in this order (comma-separated; see inspect --passes)', list)
       .option('--skip-pass <name>', 'leave a pass out (repeatable)', collect, [])
       .option('--verify', 'run the graph in onnxruntime before and after each pass and report the output change')
-      .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); tflite: float32 | float16 | int8; default float32, or what a quantized ONNX input had', WEIGHT_FORMATS))
+      .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); tflite: float32 | float16 | int8 (DEQUANTIZE\'d) | int8-hybrid (LiteRT\'s dynamic-range kernels); default float32, or what a quantized ONNX input had', [...new Set([...WEIGHT_FORMATS, ...TFLITE_WEIGHTS])]))
       .addOption(choice('--gelu <form>', 'tfjs, tflite: erf (exact, default) | tanh (faster approximation)', ['erf', 'tanh']))
       .option('--batch <n>', "tflite: the input's batch size, fixed in the file (default 1)", positiveInt)
       .option('--data <dir>', "transformers.js: images (labelled, for top-1) to measure the model card's accuracy on")

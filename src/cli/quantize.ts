@@ -28,6 +28,7 @@ export function quantizeCommand(program: Command): void {
       .option('--quantize-input-layer', 'int8: quantize the layer that reads the image too (kept float by default)')
       .addOption(choice('--equalize <when>', 'int8: LayerNorm→pointwise channel equalization: auto (when it helps; default) | on | off', ['auto', 'on', 'off']))
       .addOption(choice('--target <runtime>', 'int8: where the model will run, which sets weight bits and QDQ form: cpu-avx2 (default; 7-bit, exact on any x86 CPU) | cpu-vnni | arm64 (8-bit) | wasm (7-bit) | webgpu (the form onnxruntime-web\'s WebGPU computes right; unfused on a CPU)', Object.keys(INT8_TARGETS)))
+      .addOption(choice('--io <type>', 'tflite int8: the model\'s input and output: float (default) | uint8 (the image\'s RGB bytes in, uint8 logits out: what Android\'s ImageClassifier takes)', ['float', 'uint8']))
       .option('--no-reduce-range', 'int8: full 8-bit weights whatever the target')
       .option('--no-keep-io-types', 'fp16: make the model input and output float16 too')
       .option('--fp32-ops <list>', 'fp16: op types kept float32 (default LayerNormalization)', list)
@@ -50,6 +51,7 @@ export function quantizeCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
+        if (opts.io !== undefined && (opts.to !== 'int8' || opts.format !== 'tflite')) throw new InputError('--io applies to full-integer int8 TFLite (--format tflite --to int8)');
         checkDtypesFlag(opts);
         await quietOnnxruntime();
         if (opts.format === 'transformers.js') return transformersJs(input, opts, reporter);
@@ -58,6 +60,7 @@ export function quantizeCommand(program: Command): void {
           to: opts.to,
           format: opts.format,
           tfjs: { shardSize: opts.shardSize, force: opts.force },
+          tflite: { io: opts.io },
           calib: opts.calib,
           calibSize: opts.calibSize,
           method: opts.method,

@@ -32,6 +32,7 @@
 import { InputError, UnsupportedError, type Warnings } from '../errors.js';
 import { attr, attrFloat, attrInt, topologicalOrder, withNodes, type Graph, type Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
+import { globMatcher } from '../graph/glob.js';
 import { inferShapes } from '../graph/shapes.js';
 import { numel, tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 
@@ -129,11 +130,6 @@ interface Layer {
   readonly weight: Tensor;
   /** A constant bias that can become int32 (Conv, Gemm with β = 1). */
   readonly bias?: Tensor;
-}
-
-function globMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const res = patterns.map((p) => new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
-  return (name) => res.some((r) => r.test(name));
 }
 
 /** The --exclude patterns that name no Conv, MatMul or Gemm of the graph (a typo, or another exporter's names). */

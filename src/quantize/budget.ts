@@ -51,27 +51,32 @@ export async function predictFloat(graph: Graph, data: Dataset, options: Evaluat
   }
 }
 
-interface Prediction {
+export interface Prediction {
   readonly logits: Float32Array;
   readonly classes: number;
   readonly labels: readonly number[];
 }
 
+/**
+ * The logits over `data` of the float model (`kept` undefined) or of the quantized one with the
+ * `kept` layers float: what the budget measures, in whichever runtime the model is for.
+ */
+export type Evaluate = (data: Dataset, what: string, kept?: readonly string[]) => Promise<Prediction>;
+
+/** Evaluate for ONNX graphs, in onnxruntime. */
+export function onnxEvaluate(float: Graph, makeQuantized: (exclude: readonly string[]) => Graph, options: EvaluationOptions): Evaluate {
+  return (data, what, kept) => predictFloat(kept ? makeQuantized(kept) : float, data, options, what);
+}
+
 // Measure; while over budget, return the layer that hurts most to float. Sensitivity of a layer is
 // the logit error when only that layer is quantized, measured on the first images of the data.
-export async function meetBudget(
-  float: Graph,
-  makeQuantized: (exclude: readonly string[]) => Graph,
-  data: Dataset,
-  options: BudgetOptions,
-  layers: readonly string[],
-): Promise<BudgetReport> {
-  const reference = await predictFloat(float, data, options, 'evaluate fp32');
+export async function meetBudget(evaluate: Evaluate, data: Dataset, options: BudgetOptions, layers: readonly string[]): Promise<BudgetReport> {
+  const reference = await evaluate(data, 'evaluate fp32');
   const fp32Top1 = data.labelled ? accuracy(reference.logits, reference.classes, reference.labels).top1 : undefined;
   let evaluations = 0;
   const measure = async (kept: readonly string[]): Promise<BudgetReport> => {
     evaluations++;
-    const p = await predictFloat(makeQuantized(kept), data, options, kept.length ? `evaluate (${kept.length} float)` : 'evaluate');
+    const p = await evaluate(data, kept.length ? `evaluate (${kept.length} float)` : 'evaluate', kept);
     const top1 = data.labelled ? accuracy(p.logits, p.classes, p.labels).top1 : undefined;
     const agree = agreement(p.logits, reference.logits, reference.classes).top1Agreement;
     const drop = top1 !== undefined && fp32Top1 !== undefined ? fp32Top1 - top1 : undefined;
@@ -82,9 +87,9 @@ export async function meetBudget(
   if (report.met) return report;
   const sensitivity: { layer: string; error: number }[] = [];
   const probe = limited(data, 128);
-  const probeRef = await predictFloat(float, probe, options, 'sensitivity');
+  const probeRef = await evaluate(probe, 'sensitivity');
   for (const layer of layers) {
-    const only = await predictFloat(makeQuantized(layers.filter((l) => l !== layer)), probe, options, `sensitivity ${layer}`);
+    const only = await evaluate(probe, `sensitivity ${layer}`, layers.filter((l) => l !== layer));
     sensitivity.push({ layer, error: meanSquaredError(only.logits, probeRef.logits) });
   }
   sensitivity.sort((a, b) => b.error - a.error);

@@ -6,6 +6,10 @@ import { checkDataFits, openDataset } from '../data/images.js';
 import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { filesRead } from '../formats/files.js';
 import { onnxSize } from '../formats/onnx.js';
+import { encodeTflite, type TfliteOptions } from '../formats/tflite/index.js';
+import { globMatcher } from '../graph/glob.js';
+import type { Dataset } from '../data/images.js';
+import type { Preprocessing } from '../data/preprocessing.js';
 import type { Graph } from '../graph/graph.js';
 import { labelsOf, metadataJson, preprocessingOf } from '../model/metadata.js';
 import { prepareModel, type PrepareOptions } from '../model/prepare.js';
@@ -16,7 +20,7 @@ import { runPipeline } from '../passes/pipeline.js';
 import { biasFullRank } from '../passes/bias-full-rank.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
-import { BudgetError, budgetMessage, meetBudget, type BudgetOptions, type BudgetReport } from './budget.js';
+import { BudgetError, budgetMessage, meetBudget, onnxEvaluate, type BudgetOptions, type BudgetReport, type Evaluate } from './budget.js';
 import { calibrateInt8, calibrateTfliteInt8, type Int8Recipe } from './int8.js';
 import { DEFAULT_INT8_TARGET, INT8_TARGETS, weightsReduced, type Int8Target } from './targets.js';
 import type { CalibrationMethod } from './observer.js';
@@ -125,6 +129,16 @@ function checkBudgetData(options: QuantizeOptions): string | undefined {
   return data;
 }
 
+/** The images the accuracy budget is measured on, checked against the model, if a budget is set. */
+function openBudgetData(float: Graph, options: QuantizeOptions, images: { preprocessing: Preprocessing; classNames?: readonly string[] }): Dataset | undefined {
+  const budgetData = checkBudgetData(options);
+  if (!budgetData) return undefined;
+  const data = openDataset(budgetData, { ...images, labelsFile: options.labels });
+  checkDataFits(data, float.inputs[0].shape, data.source);
+  if (options.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled data (labels.txt, a CSV or class folders)', data.source);
+  return data;
+}
+
 /**
  * The pointwise layers as MatMuls, their biases before GELU at full rank (unless --skip-pass leaves
  * either out): the form onnxruntime's int8 kernels run fastest.
@@ -148,15 +162,7 @@ export interface QuantizedFloat {
  * says, meets the accuracy budget if one is given, and records how in the `quantization` metadata.
  */
 export async function quantizeFloat(float: Graph, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizedFloat> {
-  if (options.to !== 'fp16') {
-    if (excludesEveryLayer(float, options.exclude ?? [], options.opTypes)) {
-      throw new InputError(`--exclude ${(options.exclude ?? []).map((p) => `'${p}'`).join(' ')} names every layer: nothing would be quantized`);
-    }
-    for (const p of unmatchedPatterns(float, options.exclude ?? [])) {
-      const examples = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
-      warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);
-    }
-  }
+  if (options.to !== 'fp16') checkExclude(float, options.exclude ?? [], options.opTypes, warnings);
   const images = { preprocessing: preprocessingOf(float, options), classNames: labelsOf(float.metadata) };
   let calibration: { calibrationImages?: number; equalization?: string } = {};
   let makeQuantized: (exclude: readonly string[]) => Graph;
@@ -172,12 +178,9 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   let keptFloat: readonly string[] = [];
   let budget: BudgetReport | undefined;
   let quantized = await steps.run('quantize', () => makeQuantized([]));
-  const budgetData = checkBudgetData(options);
-  if (budgetData) {
-    const data = openDataset(budgetData, { ...images, labelsFile: options.labels });
-    checkDataFits(data, float.inputs[0].shape, data.source);
-    if (options.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled data (labels.txt, a CSV or class folders)', data.source);
-    const report = await steps.run('budget', () => meetBudget(float, makeQuantized, data, options, quantizableLayers(quantized)));
+  const data = openBudgetData(float, options, images);
+  if (data) {
+    const report = await steps.run('budget', () => meetBudget(onnxEvaluate(float, makeQuantized, options), data, options, quantizableLayers(quantized)));
     budget = report;
     keptFloat = report.keptFloat;
     quantized = keptFloat.length ? makeQuantized(keptFloat) : quantized;
@@ -205,10 +208,18 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   return { graph: quantized, method, calibration, keptFloat, budget };
 }
 
+/** Refuses --exclude patterns that leave nothing to quantize; warns of those that name no layer. */
+function checkExclude(float: Graph, exclude: readonly string[], opTypes: readonly string[] | undefined, warnings: Warnings): void {
+  if (excludesEveryLayer(float, exclude, opTypes)) throw new InputError(`--exclude ${exclude.map((p) => `'${p}'`).join(' ')} names every layer: nothing would be quantized`);
+  for (const p of unmatchedPatterns(float, exclude)) {
+    const examples = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).slice(1, 4).map((n) => n.name).join(', ');
+    warnings.add(`--exclude '${p}' matches no Conv, MatMul or Gemm${examples ? `; layers are named like ${examples}` : ''}`);
+  }
+}
+
 /** What full-integer TFLite does not take yet: refused by name rather than ignored. */
 function checkTfliteInt8(options: Int8Options): void {
   const unsupported = [
-    options.exclude?.length && '--exclude',
     options.opTypes && '--op-types',
     options.equalize && options.equalize !== 'off' && options.equalize !== 'auto' && '--equalize on',
   ].filter(Boolean);
@@ -220,15 +231,24 @@ function checkTfliteInt8(options: Int8Options): void {
 // its int8 is full-integer where LiteRT has int8 kernels (formats/tflite/int8.ts), on calibrated ranges.
 async function quantizeForTfjs(float: Graph, input: string, output: string, options: QuantizeOptions, steps: Steps, warnings: Warnings): Promise<QuantizeResult> {
   const tflite = options.format === 'tflite';
-  if (options.maxDrop !== undefined || options.minAgreement !== undefined) {
-    throw new InputError(`--max-drop/--min-agreement apply to ONNX int8; for ${tflite ? 'TFLite' : 'TF.js'}, measure the written model with convnext validate`);
+  // the budget keeps layers float, which TFLite's int8 forms can and TF.js's cannot
+  const budgeted = tflite && options.to !== 'fp16';
+  if (!budgeted && (options.maxDrop !== undefined || options.minAgreement !== undefined)) {
+    throw new InputError(`--max-drop/--min-agreement apply to int8 (ONNX, TFLite); for ${tflite ? 'TFLite fp16' : 'TF.js'}, measure the written model with convnext validate`);
   }
   const weights = options.to === 'fp16' ? 'float16' : 'int8';
   const fullInt = tflite && options.to === 'int8';
   const images = { preprocessing: preprocessingOf(float, options), classNames: labelsOf(float.metadata) };
-  const calibrated = fullInt ? await calibrateTfliteInt8(float, options, images, steps) : undefined;
+  const io = options.tflite?.io ?? 'float';
+  if (io !== 'float' && !fullInt) throw new InputError(`--io ${io} applies to full-integer int8 TFLite (--format tflite --to int8 --calib DIR)`);
+  // TFLite keeps --exclude's layers float32, weights included (TF.js has no per-layer storage choice)
+  const exclude = tflite && options.to !== 'fp16' ? options.exclude ?? [] : [];
+  checkExclude(float, exclude, undefined, warnings);
+  const layers = float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).map((n) => n.name);
+  let keptFloat = layers.filter(globMatcher(exclude));
+  const calibrated = fullInt ? await calibrateTfliteInt8(float, { ...options, io }, images, steps) : undefined;
   const method = fullInt ? options.method ?? 'percentile' : undefined;
-  const recorded = !tflite
+  const recorded = (kept: readonly string[]) => !tflite
     ? { mode: options.to, tfjs_weights: weights, activations: 'float32' }
     : fullInt
       ? {
@@ -238,10 +258,26 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
           method,
           percentile: method === 'percentile' ? options.percentile ?? 99.99 : null,
           calibration_images: calibrated!.calibrationImages,
+          io: io === 'uint8' ? 'uint8: input RGB bytes (scale 1/255, normalised inside), output logits uint8' : 'float32',
+          layers_kept_float: kept,
         }
-      : { mode: options.to, tflite_weights: weights, activations: 'float32' };
-  const graph: Graph = { ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded) } };
-  const written = await writeModel(graph, output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: { ...options.tflite, weights, activationRanges: calibrated?.ranges } }, steps);
+      : { mode: options.to, tflite_weights: weights, activations: 'float32', ...(tflite ? { layers_kept_float: kept } : {}) };
+  const graphKeeping = (kept: readonly string[]): Graph => ({ ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded(kept)) } });
+  const tfliteOptions = (kept: readonly string[]): TfliteOptions => ({ ...options.tflite, weights, activationRanges: calibrated?.ranges, exclude: kept });
+  let budget: BudgetReport | undefined;
+  const data = budgeted ? openBudgetData(float, options, images) : undefined;
+  if (data) {
+    // measured in LiteRT, against the float32 .tflite: the runtime the file is for
+    const { predictTflite } = await import('../runtime/litert.js');
+    const evaluate: Evaluate = (d, what, more) =>
+      predictTflite(encodeTflite(graphKeeping(keptFloat), more ? tfliteOptions([...keptFloat, ...more]) : { gelu: options.tflite?.gelu }), d, options, what);
+    // every layer not excluded, the one reading the image too: full int8 computes it in float, but on int8 weights
+    const candidates = layers.filter((l) => !keptFloat.includes(l));
+    budget = await steps.run('budget', () => meetBudget(evaluate, data, options, candidates));
+    keptFloat = [...keptFloat, ...budget.keptFloat];
+    if (!budget.met) throw new BudgetError(budgetMessage(options, budget), budget);
+  }
+  const written = await writeModel(graphKeeping(keptFloat), output, { ...options, tfjs: { ...options.tfjs, weights }, tflite: tfliteOptions(keptFloat) }, steps);
   return {
     output,
     mode: options.to,
@@ -249,8 +285,9 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
     calibrationImages: calibrated?.calibrationImages,
     bytesWritten: written.bytesWritten,
     floatBytes: onnxSize(float),
-    quantizedLayers: float.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op)).length,
-    keptFloat: [],
+    quantizedLayers: layers.length - keptFloat.length,
+    keptFloat,
+    budget,
     timings: steps.timings,
     warnings: warnings.items,
   };

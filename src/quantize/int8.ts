@@ -11,7 +11,7 @@ import { activationsToCalibrate, QUANTIZABLE_OPS, quantizeStatic } from '../pass
 import { limited, meanSquaredError, predictFloat, type EvaluationOptions } from './budget.js';
 import { calibrate, ChannelAbsMax, observeActivations } from './calibrate.js';
 import type { CalibrationMethod, Range } from './observer.js';
-import { tfliteInt8Values } from '../formats/tflite/index.js';
+import { tfliteInt8Values, type TfliteIo } from '../formats/tflite/index.js';
 import type { Preprocessing } from '../data/preprocessing.js';
 import { DEFAULT_INT8_TARGET, INT8_TARGETS, weightsReduced, type Int8Target } from './targets.js';
 
@@ -61,9 +61,9 @@ function openCalibration(float: Graph, options: Int8Recipe, data: ImageOptions):
  * Full-integer TFLite: ranges of the values around the layers that run int8 there
  * (formats/tflite tfliteInt8Values), from the same histogram calibration on the float graph.
  */
-export async function calibrateTfliteInt8(float: Graph, options: Int8Recipe, data: ImageOptions, steps: Steps): Promise<{ ranges: Map<string, Range>; calibrationImages: number }> {
+export async function calibrateTfliteInt8(float: Graph, options: Int8Recipe & { readonly io?: TfliteIo }, data: ImageOptions, steps: Steps): Promise<{ ranges: Map<string, Range>; calibrationImages: number }> {
   const calib = openCalibration(float, options, data);
-  const values = tfliteInt8Values(float, { quantizeInputLayer: options.quantizeInputLayer });
+  const values = tfliteInt8Values(float, { quantizeInputLayer: options.quantizeInputLayer, io: options.io, exclude: options.exclude });
   if (values.length === 0) throw new InputError('no layer of this model can run int8 in TFLite (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED on constant weights)');
   const ranges = await steps.run('calibrate', () =>
     calibrate(float, values, calib, { method: options.method ?? 'percentile', percentile: options.percentile, batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.('calibrate', d, t) }),

@@ -8,8 +8,12 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
+import { readTfliteSummary, type TfliteEnd, type TfliteSummary } from '../formats/tflite/read.js';
+import { TensorType } from '../formats/tflite/schema.js';
 import { transposeTensor } from '../formats/tfjs/layout.js';
-import { tensor, type Tensor } from '../graph/tensor.js';
+import { concatFloat32, tensor, type Tensor } from '../graph/tensor.js';
+import type { Dataset } from '../data/images.js';
+import { predict } from './predict.js';
 
 type LiteRt = typeof import('@litertjs/core');
 let loading: Promise<LiteRt> | undefined;
@@ -83,16 +87,17 @@ async function quietly<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
+export async function loadTflite(bytes: Uint8Array, summary: TfliteSummary = readTfliteSummary(bytes, 'the .tflite model')): Promise<TfliteModel> {
   const lrt = await liteRt();
+  const io = ioOf(summary);
   const model = await quietly(() => lrt.loadAndCompile(bytes, { accelerator: 'wasm' }));
   return {
     run: (input) => quietly(async () => {
       const x = transposeTensor(tensor('float32', input.shape, input.data), [0, 2, 3, 1]);
-      const t = new lrt.Tensor(x.data as Float32Array<ArrayBuffer>, [...x.shape]);
+      const t = new lrt.Tensor(io.feed(x.data as Float32Array<ArrayBuffer>), [...x.shape]);
       try {
         const [y, ...rest] = await model.run(t);
-        const out = { data: (y.toTypedArray() as Float32Array).slice(), dims: [...y.type.layout.dimensions] };
+        const out = { data: io.read(y.toTypedArray() as Float32Array | Uint8Array), dims: [...y.type.layout.dimensions] };
         for (const r of [y, ...rest]) r.delete();
         return out;
       } finally {
@@ -100,5 +105,70 @@ export async function loadTflite(bytes: Uint8Array): Promise<TfliteModel> {
       }
     }),
     delete: () => model.delete(),
+  };
+}
+
+/** A predict() runner over a model whose batch is 1: a batch's images run one by one. */
+export function imageByImage(model: TfliteModel) {
+  return async (input: Tensor) => {
+    const [n, ...rest] = input.shape;
+    const per = rest.reduce((a, b) => a * b, 1);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < n; i++) out.push((await model.run(tensor('float32', [1, ...rest], (input.data as Float32Array).subarray(i * per, (i + 1) * per)))).data);
+    return { data: concatFloat32(out), dims: [n, out[0].length] };
+  };
+}
+
+/** The logits of a batch-1 .tflite model over `data`, in LiteRT.js. */
+export async function predictTflite(bytes: Uint8Array, data: Dataset, options: { readonly batchSize?: number; readonly onProgress?: (what: string, done: number, total: number) => void }, what: string) {
+  const model = await loadTflite(bytes);
+  try {
+    const p = await predict([imageByImage(model)], data, { batchSize: options.batchSize, onProgress: (d, t) => options.onProgress?.(what, d, t) });
+    return { logits: p.logits[0], classes: p.classes, labels: p.labels };
+  } finally {
+    model.delete();
+  }
+}
+
+/** A metadata value as JSON, or undefined when it is not an object (the file is untrusted). */
+function parsed(value: string | undefined): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(value ?? 'null');
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const TYPE_NAMES = new Map<number, string>(Object.entries(TensorType).map(([k, v]) => [v, k]));
+
+/**
+ * How float NHWC images go in and logits come out: as they are, or through a uint8 tensor's scale
+ * and zero point. Our uint8 models take the image's bytes (real value 0–1, normalised inside:
+ * formats/tflite TFLITE_IO), so the normalised image is first mapped back with the recorded mean
+ * and std; another uint8 model is taken to hold the normalised image itself (the TFLite converter's
+ * form). LiteRT.js has no int8 tensors, so an int8 input or output is refused here.
+ */
+function ioOf(s: TfliteSummary): { feed(nhwc: Float32Array<ArrayBuffer>): Float32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>; read(y: Float32Array | Uint8Array): Float32Array } {
+  for (const [what, end] of [['input', s.input], ['output', s.output]] as const) {
+    if (end.type !== TensorType.FLOAT32 && end.type !== TensorType.UINT8) throw new InputError(`LiteRT.js runs float32 and uint8 inputs and outputs; this model's ${what} is ${TYPE_NAMES.get(end.type) ?? `type ${end.type}`}`);
+  }
+  const q = (e: TfliteEnd) => e.quantization ?? { scale: 1, zeroPoint: 0 };
+  const bytesIn = String(parsed(s.metadata.quantization)?.io ?? '').startsWith('uint8');
+  const p = bytesIn ? (parsed(s.metadata.preprocessing) as { mean?: unknown; std?: unknown } | undefined) : undefined;
+  const three = (v: unknown): v is number[] => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (bytesIn && !(three(p?.mean) && three(p?.std))) throw new InputError('the uint8 .tflite model records no per-channel mean and std to feed its bytes by');
+  const norm = p as { mean: number[]; std: number[] } | undefined;
+  return {
+    feed(x) {
+      if (s.input.type === TensorType.FLOAT32) return x;
+      const { scale, zeroPoint } = q(s.input);
+      return Uint8Array.from(x, (v, i) => Math.max(0, Math.min(255, Math.round((norm ? v * norm.std[i % 3] + norm.mean[i % 3] : v) / scale + zeroPoint))));
+    },
+    read(y) {
+      if (s.output.type === TensorType.FLOAT32) return (y as Float32Array).slice();
+      const { scale, zeroPoint } = q(s.output);
+      return Float32Array.from(y, (v) => (v - zeroPoint) * scale);
+    },
   };
 }

@@ -14,13 +14,15 @@ import type { Runner } from './runners.js';
  */
 export async function tfliteRunner(path: string): Promise<Runner> {
   const bytes = readInputFileSync(path);
-  const { inputShape: nhwc, metadata } = readTfliteSummary(bytes, path);
+  const summary = readTfliteSummary(bytes, path);
+  const { inputShape: nhwc, metadata } = summary;
   if (nhwc.length !== 4 || nhwc.some((d) => d < 1)) throw new InputError(`validate runs image models with a fixed [batch, H, W, C] input; this one is [${nhwc.join(', ')}]`, path);
   const start = performance.now();
   let model: Awaited<ReturnType<typeof loadTflite>>;
   try {
-    model = await loadTflite(bytes);
+    model = await loadTflite(bytes, summary);
   } catch (e) {
+    if (e instanceof InputError) throw new InputError(e.message, path);
     throw new InputError(`LiteRT cannot load the model (${String((e as Error)?.message ?? e).split('\n')[0]})`, path);
   }
   const loadMs = performance.now() - start;

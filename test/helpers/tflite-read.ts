@@ -13,6 +13,8 @@ export interface TfliteTensor {
   quantization?: { scale: number[]; zeroPoint: number[]; dimension: number };
   /** The constant's bytes; empty for an activation. */
   data: Uint8Array;
+  /** Its index in the model's buffers (0: none). */
+  buffer: number;
 }
 
 export interface TfliteSummary {
@@ -85,6 +87,7 @@ export function readTflite(bytes: Uint8Array): TfliteSummary {
     shape: ints(t, 0),
     quantization: quantization(t),
     data: bytesAt(buffers[u32(t, 2)], 0),
+    buffer: u32(t, 2),
   }));
   const metadata: Record<string, Uint8Array> = {};
   for (const m of tables(root, 6)) metadata[str(m, 0)] = bytesAt(buffers[u32(m, 1)], 0);

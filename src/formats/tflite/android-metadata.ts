@@ -32,6 +32,8 @@ export interface AndroidMetadata {
   readonly size: readonly [number, number];
   readonly preprocessing?: Pick<Preprocessing, 'mean' | 'std'>;
   readonly hasLabels: boolean;
+  /** float32 (normalised by the task) or uint8 (the image's bytes, normalised inside the model). */
+  readonly inputType: 'float32' | 'uint8';
 }
 
 function floats(b: Builder, values: readonly number[]): number {
@@ -89,7 +91,7 @@ export function modelMetadata(m: AndroidMetadata): Uint8Array {
     b.addFieldOffset(1, normalization, 0);
     units.push(b.endObject());
   }
-  const input = tensorMetadata(b, { name: m.inputName, description: 'RGB image, NHWC float32, normalised per channel with the mean and std given (pixel scale)', content: inputContent, units });
+  const input = tensorMetadata(b, { name: m.inputName, description: m.inputType === 'uint8' ? 'RGB image, NHWC uint8 bytes as they are (normalised inside the model)' : 'RGB image, NHWC float32, normalised per channel with the mean and std given (pixel scale)', content: inputContent, units });
 
   // output: class scores, named by labels.txt
   b.startObject(0);

@@ -6,12 +6,13 @@
 // metadata entry `convnext_toolchain` holding the same JSON values as ONNX's metadata_props.
 
 import { InputError, UnsupportedError } from '../../errors.js';
+import { globMatcher } from '../../graph/glob.js';
 import type { Graph } from '../../graph/graph.js';
 import { TOOL_NAME, TOOL_VERSION } from '../../version.js';
 import { writeFilesAtomic } from '../files.js';
 import { structuredMetadata } from '../json-values.js';
 import { lowerToTf } from '../tfjs/lower.js';
-import { buildModel } from './schema.js';
+import { buildModel, TensorType } from './schema.js';
 import { ANDROID_METADATA_NAME, LABELS_FILE, modelMetadata, storedZip } from './android-metadata.js';
 import { labelsOf, metadataJson } from '../../model/metadata.js';
 import { TFLITE_OPS, TFLITE_WEIGHTS, TfliteBuilder, type TfliteWeights } from './ops.js';
@@ -35,7 +36,26 @@ export interface TfliteOptions {
    * graph stays float32.
    */
   readonly activationRanges?: ReadonlyMap<string, Range>;
+  /**
+   * The model's input and output ('float', default, or 'uint8'; full-integer models only): see
+   * TFLITE_IO. Needs the ranges of the graph's input and output (tfliteInt8Values with `io`).
+   */
+  readonly io?: TfliteIo;
+  /** Layers kept float32, weights included, in a full-integer model: names or globs (`stages.3.*`). */
+  readonly exclude?: readonly string[];
 }
+
+/**
+ * 'uint8': the input is the image's RGB bytes, [batch, H, W, 3] uint8 (scale 1/255, zero point 0),
+ * normalised inside the model by one MUL and ADD per channel, and the output the logits as uint8 at
+ * their calibrated scale and zero point. uint8, not int8, because that is what Android's Task Library
+ * ImageClassifier takes (uint8 or float32 input and output: tflite-support's image preprocessor and
+ * classification postprocessor refuse int8), and feeds a uint8 image its bitmap bytes unnormalised;
+ * LiteRT.js too runs only float32, int32 and uint8 tensors. Raw bytes also lose nothing: a per-tensor
+ * int8 scale cannot hold the per-channel normalisation, the model can.
+ */
+export type TfliteIo = 'float' | 'uint8';
+export const TFLITE_IO: readonly TfliteIo[] = ['float', 'uint8'];
 
 /** TF ops that have full-integer int8 kernels in LiteRT and are written int8 when calibrated. */
 const INT8_TF_OPS = new Set(['Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative', 'MatMul', '_FusedMatMul']);
@@ -47,18 +67,22 @@ const INT8_TF_OPS = new Set(['Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 
  * ranges measured on the float ONNX graph hold for the TFLite tensors. The layer that reads the image
  * stays float unless `quantizeInputLayer`, as in ONNX int8.
  */
-export function tfliteInt8Values(graph: Graph, options: { readonly quantizeInputLayer?: boolean } = {}): string[] {
+export function tfliteInt8Values(graph: Graph, options: { readonly quantizeInputLayer?: boolean; readonly io?: TfliteIo; readonly exclude?: readonly string[] } = {}): string[] {
+  const excluded = globMatcher(options.exclude ?? []);
   const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu: 'erf', geluOp: true }, 'TFLite');
   const inputs = new Set(g.inputs.map((v) => e.refOf(v.name)));
   const byRef = onnxValuesByRef(e, g);
+  const layers = layerNamesByRef(e, g);
   const constants = new Set(e.weights.map((w) => w.spec.name));
   const wanted = new Set<string>();
   for (const n of e.nodes) {
-    if (!INT8_TF_OPS.has(n.op) || !constants.has(n.input[1])) continue;
+    if (!INT8_TF_OPS.has(n.op) || !constants.has(n.input[1]) || excluded(layers.get(n.name) ?? n.name)) continue;
     if (!options.quantizeInputLayer && inputs.has(n.input[0])) continue;
     const [x, y] = [byRef.get(n.input[0]), byRef.get(n.name)];
     if (x !== undefined && y !== undefined) wanted.add(x).add(y);
   }
+  // uint8 output: the logits' range (the input's is fixed: bytes)
+  if ((options.io ?? 'float') !== 'float') for (const v of g.outputs) wanted.add(byRef.get(e.refOf(v.name)!)!);
   return [...wanted];
 }
 
@@ -73,6 +97,19 @@ function onnxValuesByRef(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph): 
   return byRef;
 }
 
+/**
+ * The graph's layer name for each TF node that computes a layer's output: --exclude names layers as
+ * the graph does (`head.fc`), while the lowering may name a node after its output (`logits`).
+ */
+function layerNamesByRef(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const n of g.nodes) {
+    const ref = n.outputs[0] === undefined ? undefined : e.refOf(n.outputs[0]);
+    if (ref !== undefined && !names.has(ref)) names.set(ref, n.name);
+  }
+  return names;
+}
+
 /** The name of the metadata entry holding our JSON metadata. */
 export const METADATA_NAME = 'convnext_toolchain';
 
@@ -81,6 +118,9 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   const gelu = options.gelu ?? 'erf';
   if (!TFLITE_WEIGHTS.includes(weights)) throw new InputError(`TFLite weights are ${TFLITE_WEIGHTS.join(', ')}, not '${weights}'`);
   if (gelu !== 'erf' && gelu !== 'tanh') throw new InputError(`unknown GELU form '${gelu}' (erf or tanh)`);
+  const io = options.io ?? 'float';
+  if (!TFLITE_IO.includes(io)) throw new InputError(`TFLite input/output is ${TFLITE_IO.join(' or ')}, not '${io}'`);
+  if (io !== 'float' && !options.activationRanges) throw new InputError(`--io ${io} applies to full-integer int8 TFLite (quantize --to int8 --calib DIR)`);
   const batch = options.batch ?? 1;
   if (!Number.isInteger(batch) || batch < 1) throw new InputError(`the batch size must be a positive whole number, not ${batch}`);
   for (const v of graph.inputs) {
@@ -91,21 +131,27 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   const { emitter: e, graph: g } = lowerToTf(graph, { weights: 'float32', gelu, geluOp: true }, 'TFLite');
   const consts = new Map(e.weights.map((w) => [w.spec.name, constOf(w.spec.dtype, w.spec.shape, w.bytes)]));
   const ranges = options.activationRanges && tfRanges(e, g, options.activationRanges);
-  const m = new TfliteBuilder(consts, weights, ranges);
+  const excluded = globMatcher(options.exclude ?? []);
+  const layers = layerNamesByRef(e, g);
+  const m = new TfliteBuilder(consts, weights, ranges, (name) => excluded(layers.get(name) ?? name));
   const ref = (value: string) => e.get(value).ref;
+  const preprocessing = metadataJson<{ mean: number[]; std: number[] }>(graph.metadata, 'preprocessing');
+  const fed = new Map<string, number>();
   for (const n of e.nodes) {
     if (n.op === 'Placeholder') {
       const dims = n.attr.shape && 'shape' in n.attr.shape ? (n.attr.shape.shape.dim ?? []).map((d) => Number(d.size)) : [];
       const shape = dims.map((d, i) => (i === 0 && d === -1 ? batch : d));
-      m.refs.set(n.name, m.addTensor(n.name, 0, shape));
+      const x: { input: number; normalised?: number } = io === 'uint8' ? bytesInput(m, n.name, shape, preprocessing) : { input: m.addTensor(n.name, TensorType.FLOAT32, shape) };
+      fed.set(n.name, x.input);
+      m.refs.set(n.name, x.normalised ?? x.input);
       continue;
     }
     const handler = TFLITE_OPS[n.op];
     if (!handler) throw new UnsupportedError(`TFLite export does not support TF op ${n.op} (from node ${n.name})`, n.name, 'tflite-op');
     handler(n, m);
   }
-  const inputs = g.inputs.map((v) => m.refs.get(ref(v.name))!);
-  const outputs = g.outputs.map((v) => m.input(ref(v.name)));
+  const inputs = g.inputs.map((v) => fed.get(ref(v.name))!);
+  const outputs = g.outputs.map((v) => (io === 'uint8' ? bytesOutput(m, m.input(ref(v.name)), ranges!.get(ref(v.name))) : m.input(ref(v.name))));
   if (ranges) m.pruneUnread(outputs);
   const provenance = m.buffers.push(new TextEncoder().encode(JSON.stringify(structuredMetadata(graph.metadata)))) - 1;
   const labels = labelsOf(graph.metadata);
@@ -118,7 +164,9 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
     inputName: g.inputs[0].name,
     outputName: g.outputs[0].name,
     size: [h, w],
-    preprocessing: metadataJson<{ mean: number[]; std: number[] }>(graph.metadata, 'preprocessing'),
+    // a uint8 model takes the bytes as they are (the Task Library does not normalise uint8 input)
+    preprocessing: io === 'uint8' ? { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] } : preprocessing,
+    inputType: io === 'uint8' ? 'uint8' : 'float32',
     hasLabels: labels !== undefined,
   })) - 1;
   let model: Uint8Array;
@@ -145,6 +193,36 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
   out.set(zip, model.length);
   return out;
 }
+
+/**
+ * The uint8 image input: the bytes (scale 1/255: real values 0–1, as preprocessing's mean and std
+ * count them) DEQUANTIZE'd, then x·(1/std) + (−mean/std) per channel, NHWC's last axis.
+ */
+function bytesInput(m: TfliteBuilder, name: string, shape: readonly number[], p: { mean: number[]; std: number[] } | undefined): { input: number; normalised: number } {
+  if (!p || p.mean.length !== 3 || p.std.length !== 3) throw new InputError('--io uint8 needs the model\'s per-channel mean and std (give --mean and --std)');
+  const bytes = m.addTensor(name, TensorType.UINT8, shape, undefined, { scale: Float32Array.of(1 / 255), zeroPoint: [0], quantizedDimension: 0 });
+  const unit = m.addTensor(`${name}/unit`, TensorType.FLOAT32, shape);
+  m.op('DEQUANTIZE', [bytes], [unit]);
+  const scaled = m.addTensor(`${name}/scaled`, TensorType.FLOAT32, shape);
+  m.op('MUL', [unit, floats(m, `${name}/inv_std`, p.std.map((s) => 1 / s))], [scaled], { name: 'MulOptions', values: {} });
+  const normalised = m.addTensor(`${name}/normalised`, TensorType.FLOAT32, shape);
+  m.op('ADD', [scaled, floats(m, `${name}/shift`, p.mean.map((v, c) => -v / p.std[c]))], [normalised], { name: 'AddOptions', values: {} });
+  return { input: bytes, normalised };
+}
+
+/** The uint8 output: the logits' int8 form (the last layer's own, or a QUANTIZE) requantized by +128. */
+function bytesOutput(m: TfliteBuilder, y: number, r: Range | undefined): number {
+  if (!r) throw new Error('internal: the output was not calibrated');
+  const yq = m.int8Form(y, r);
+  const q = m.tensors[yq].quantization!;
+  const name = m.tensors[y].name;
+  m.tensors[y] = { ...m.tensors[y], name: `${name}/float` };
+  const out = m.addTensor(name, TensorType.UINT8, m.shape(y), undefined, { ...q, zeroPoint: q.zeroPoint.map((z) => z + 128) });
+  m.op('QUANTIZE', [yq], [out], undefined, 2);
+  return out;
+}
+
+const floats = (m: TfliteBuilder, name: string, values: readonly number[]) => m.addTensor(name, TensorType.FLOAT32, [values.length], new Uint8Array(Float32Array.from(values).buffer));
 
 function tfRanges(e: ReturnType<typeof lowerToTf>['emitter'], g: Graph, ranges: ReadonlyMap<string, Range>): Map<string, Range> {
   const out = new Map<string, Range>();

@@ -25,22 +25,36 @@ export class TfliteBuilder {
   /** TF node name → tensor index (activations, and constants once materialised). */
   readonly refs = new Map<string, number>();
   private readonly shapes: number[][] = [];
+  private readonly bySize = new Map<number, number[]>();
   /** float32 activation → its int8 form, so a layer reading another's output reuses the int8 tensor. */
   private readonly int8Of = new Map<number, number>();
 
-  /** `ranges` (by TF node name): calibrated activations, for full-integer layers where both ends have one. */
-  constructor(readonly consts: ReadonlyMap<string, Tensor>, readonly weights: TfliteWeights, readonly ranges?: ReadonlyMap<string, Range>) {}
+  /**
+   * `ranges` (by TF node name): calibrated activations, for full-integer layers where both ends have
+   * one; `keepFloat`: the layers (by name) that stay float32, weights included.
+   */
+  constructor(
+    readonly consts: ReadonlyMap<string, Tensor>,
+    readonly weights: TfliteWeights,
+    readonly ranges?: ReadonlyMap<string, Range>,
+    readonly keepFloat: (layer: string) => boolean = () => false,
+  ) {}
 
   addTensor(name: string, type: TensorTypeCode, shape: readonly number[], data?: Uint8Array, quantization?: QuantizationSpec): number {
     const dynamic = shape.includes(-1);
-    let buffer = 0;
-    if (data) {
-      buffer = this.buffers.length;
-      this.buffers.push(data);
-    }
+    const buffer = data ? this.bufferFor(data) : 0;
     this.tensors.push({ name, type, shape: shape.map((d) => (d === -1 ? 1 : d)), shapeSignature: dynamic ? [...shape] : undefined, buffer, quantization });
     this.shapes.push([...shape]);
     return this.tensors.length - 1;
+  }
+
+  /** A buffer index for `data`: an existing buffer of the same bytes (LayerNorm axes, equal biases) or a new one. */
+  private bufferFor(data: Uint8Array): number {
+    const same = this.bySize.get(data.byteLength) ?? [];
+    const found = same.find((i) => Buffer.compare(this.buffers[i], data) === 0);
+    if (found !== undefined) return found;
+    this.bySize.set(data.byteLength, [...same, this.buffers.length]);
+    return this.buffers.push(data) - 1;
   }
 
   shape(index: number): readonly number[] {
@@ -81,9 +95,10 @@ export class TfliteBuilder {
    * along `axis`. float16 and int8 weights are DEQUANTIZE'd to float32 in the graph: LiteRT's
    * delegates (XNNPACK, GPU) fold a DEQUANTIZE of a constant at load, the reference kernels run it once.
    */
-  weight(name: string, t: Tensor, axis: number): number {
+  weight(name: string, t: Tensor, axis: number, layer?: string): number {
     const values = toFloat32(t);
-    if (this.weights === 'float32') return this.addTensor(name, TensorType.FLOAT32, t.shape, bytesOf(values));
+    if (this.weights === 'float32' || (layer !== undefined && this.keepFloat(layer))) return this.addTensor(name, TensorType.FLOAT32, t.shape, bytesOf(values));
+    if (this.weights === 'int8-hybrid') return this.int8Weight(name, t, axis);
     let stored: number;
     if (this.weights === 'float16') {
       stored = this.addTensor(`${name}/float16`, TensorType.FLOAT16, t.shape, encodeFloat16(name, values, t.shape).bytes);
@@ -91,8 +106,16 @@ export class TfliteBuilder {
       stored = this.int8Weight(name, t, axis);
     }
     const out = this.addTensor(name, TensorType.FLOAT32, t.shape);
-    this.op('DEQUANTIZE', [stored], [out], undefined, this.weights === 'float16' ? 3 : 2);
+    this.op('DEQUANTIZE', [stored], [out], undefined, this.weights === 'float16' ? 3 : 5);
     return out;
+  }
+
+  /** A float layer on a weight from `weight`: in hybrid mode at the op version of LiteRT's hybrid kernel. */
+  floatLayer(name: keyof typeof HYBRID_VERSIONS, inputs: readonly number[], outputs: readonly number[], options: NonNullable<OperatorSpec['options']>): void {
+    if (this.weights !== 'int8-hybrid') return this.op(name, inputs, outputs, options);
+    // per batch row asymmetric input quantization: GELU's outputs and the LayerNorm'd stream are skewed
+    const values = name === 'FULLY_CONNECTED' ? { ...options.values, asymmetric_quantize_inputs: 1 } : options.values;
+    this.op(name, inputs, outputs, { ...options, values }, HYBRID_VERSIONS[name]);
   }
 
   /** Symmetric per-channel int8 along `axis` (the scales are computed with the channel axis last, as TF.js's). */
@@ -112,14 +135,8 @@ export class TfliteBuilder {
    */
   int8Layer(n: TfNode, op: 'CONV_2D' | 'DEPTHWISE_CONV_2D' | 'FULLY_CONNECTED', layer: Int8Layer): boolean {
     const [rin, rout] = [this.ranges?.get(n.input[0]), this.ranges?.get(n.name)];
-    if (!rin || !rout) return false;
-    const x = this.input(n.input[0]);
-    let xq = this.int8Of.get(x);
-    if (xq === undefined) {
-      xq = this.addTensor(`${this.tensors[x].name}/int8`, TensorType.INT8, this.shape(x), undefined, activationQuantization(rin));
-      this.op('QUANTIZE', [x], [xq], undefined, 2);
-      this.int8Of.set(x, xq);
-    }
+    if (!rin || !rout || this.keepFloat(n.name)) return false;
+    const xq = this.int8Form(this.input(n.input[0]), rin);
     const w = this.int8Weight(n.input[1], layer.weight, layer.axis);
     const channels = layer.weight.shape[layer.axis];
     const b = quantizeBias(layer.bias ? toFloat32(layer.bias) : new Float32Array(channels), this.tensors[xq].quantization!.scale[0], this.tensors[w].quantization!.scale);
@@ -130,6 +147,17 @@ export class TfliteBuilder {
     this.op('DEQUANTIZE', [yq], [y], undefined, 2);
     this.int8Of.set(y, yq);
     return true;
+  }
+
+  /** The int8 form of float activation `x`: the one a layer already made, or a QUANTIZE at range `r`. */
+  int8Form(x: number, r: Range): number {
+    let xq = this.int8Of.get(x);
+    if (xq === undefined) {
+      xq = this.addTensor(`${this.tensors[x].name}/int8`, TensorType.INT8, this.shape(x), undefined, activationQuantization(r));
+      this.op('QUANTIZE', [x], [xq], undefined, 2);
+      this.int8Of.set(x, xq);
+    }
+    return xq;
   }
 
   /** Drops ops none of whose outputs is read (a DEQUANTIZE between two int8 layers). */
@@ -160,8 +188,10 @@ interface Int8Layer {
   readonly options: OperatorSpec['options'];
 }
 
-// the op versions of schema.fbs's per-op changelogs that introduced int8 with per-channel weights
+// the op versions (tensorflow/lite/tools/versioning/op_version.cc) of int8 with per-channel weights,
+// and of float input on per-channel int8 weights (hybrid)
 const INT8_VERSIONS = { CONV_2D: 3, DEPTHWISE_CONV_2D: 3, FULLY_CONNECTED: 4 } as const;
+const HYBRID_VERSIONS = { CONV_2D: 5, DEPTHWISE_CONV_2D: 6, FULLY_CONNECTED: 12 } as const;
 
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const moveLast = (rank: number, axis: number) => [...Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis), axis];
@@ -198,6 +228,8 @@ type Handler = (n: TfNode, m: TfliteBuilder) => void;
 /** A bias: the fused BiasAdd's constant, or zeros (TFLite's kernels all take one). */
 function bias(n: TfNode, m: TfliteBuilder, channels: number): number {
   const ref = biasRef(n);
+  // float16 storage halves the biases too (DEQUANTIZE'd like the weights); int8 leaves them float32, as LiteRT's converter does
+  if (ref !== undefined && m.weights === 'float16' && m.constant(ref)) return m.weight(ref, m.constant(ref)!, 0);
   if (ref !== undefined) return m.input(ref);
   return m.addTensor(`${n.name}/bias`, TensorType.FLOAT32, [channels], new Uint8Array(channels * 4));
 }
@@ -235,9 +267,9 @@ const conv: Handler = (n, m) => {
   const shape = [b, windowed(h, kh, sh, dh, pad), windowed(wd, kw, sw, dw, pad), cout];
   const options = { name: 'Conv2DOptions', values: { padding: pad, stride_h: sh, stride_w: sw, dilation_h_factor: dh, dilation_w_factor: dw } } as const;
   if (m.int8Layer(n, 'CONV_2D', { weight: ohwi, axis: 0, bias: biasConst(n, m), shape, options })) return;
-  const filter = m.weight(n.input[1], ohwi, 0);
+  const filter = m.weight(n.input[1], ohwi, 0, n.name);
   const y = m.output(n, shape);
-  m.op('CONV_2D', [x, filter, bias(n, m, cout)], [y], options);
+  m.floatLayer('CONV_2D', [x, filter, bias(n, m, cout)], [y], options);
 };
 
 const depthwise: Handler = (n, m) => {
@@ -253,9 +285,9 @@ const depthwise: Handler = (n, m) => {
   const values = { padding: pad, stride_h: sh, stride_w: sw, depth_multiplier: mult, dilation_h_factor: dh, dilation_w_factor: dw };
   const options = { name: 'DepthwiseConv2DOptions', values } as const;
   if (m.int8Layer(n, 'DEPTHWISE_CONV_2D', { weight, axis: 3, bias: biasConst(n, m), shape, options })) return;
-  const filter = m.weight(n.input[1], weight, 3);
+  const filter = m.weight(n.input[1], weight, 3, n.name);
   const y = m.output(n, shape);
-  m.op('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], options);
+  m.floatLayer('DEPTHWISE_CONV_2D', [x, filter, bias(n, m, c * mult)], [y], options);
 };
 
 /** MatMul by a constant [K, N] matrix is FULLY_CONNECTED on [N, K] weights; otherwise BATCH_MATMUL. */
@@ -274,7 +306,7 @@ const matmul: Handler = (n, m) => {
   const options = { name: 'FullyConnectedOptions', values: {} } as const;
   if (m.int8Layer(n, 'FULLY_CONNECTED', { weight: nk, axis: 0, bias: biasConst(n, m), shape: [xs[0], units], options })) return;
   const out = m.output(n, [xs[0], units]);
-  m.op('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0), bias(n, m, units)], [out], options);
+  m.floatLayer('FULLY_CONNECTED', [x, m.weight(n.input[1], nk, 0, n.name), bias(n, m, units)], [out], options);
 };
 
 const batchMatMul: Handler = (n, m) => {

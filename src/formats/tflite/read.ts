@@ -6,9 +6,17 @@
 import { InputError } from '../../errors.js';
 import { METADATA_NAME } from './index.js';
 
+/** A tensor's element type (schema.fbs TensorType code) and, when quantized, its per-tensor parameters. */
+export interface TfliteEnd {
+  readonly type: number;
+  readonly quantization?: { readonly scale: number; readonly zeroPoint: number };
+}
+
 export interface TfliteSummary {
   /** The first subgraph input's shape (NHWC). */
   readonly inputShape: readonly number[];
+  readonly input: TfliteEnd;
+  readonly output: TfliteEnd;
   readonly metadata: Record<string, string>;
 }
 
@@ -18,7 +26,12 @@ const MODEL_BUFFERS = 4;
 const MODEL_METADATA = 6;
 const SUBGRAPH_TENSORS = 0;
 const SUBGRAPH_INPUTS = 1;
+const SUBGRAPH_OUTPUTS = 2;
 const TENSOR_SHAPE = 0;
+const TENSOR_TYPE = 1;
+const TENSOR_QUANTIZATION = 4;
+const QUANTIZATION_SCALE = 2;
+const QUANTIZATION_ZERO_POINT = 3;
 const METADATA_NAME_SLOT = 0;
 const METADATA_BUFFER = 1;
 const BUFFER_DATA = 0;
@@ -61,6 +74,17 @@ class Flatbuffer {
     return Array.from({ length }, (_, i) => start + 4 + i * width);
   }
 
+  i8 = (table: number, slot: number) => {
+    const f = this.field(table, slot);
+    return f ? this.view.getInt8(this.at(f, 1)) : 0;
+  };
+  table = (table: number, slot: number) => {
+    const f = this.field(table, slot);
+    return f ? f + this.u32(f) : 0;
+  };
+  floats = (table: number, slot: number) => this.vector(table, slot, 4).map((p) => this.view.getFloat32(p, true));
+  // a zero point is an int64; TFLite's are 8-bit, so the low word holds it
+  int64s = (table: number, slot: number) => this.vector(table, slot, 8).map((p) => this.i32(p));
   tables = (table: number, slot: number) => this.vector(table, slot, 4).map((p) => p + this.u32(p));
   ints = (table: number, slot: number) => this.vector(table, slot, 4).map((p) => this.i32(p));
   bytesOf = (table: number, slot: number) => {
@@ -79,6 +103,8 @@ export function readTfliteSummary(bytes: Uint8Array, where: string): TfliteSumma
   const tensors = fb.tables(graph, SUBGRAPH_TENSORS);
   const input = tensors[fb.ints(graph, SUBGRAPH_INPUTS)[0]];
   if (input === undefined) throw new InputError('the .tflite model has no input tensor', where);
+  const output = tensors[fb.ints(graph, SUBGRAPH_OUTPUTS)[0]];
+  if (output === undefined) throw new InputError('the .tflite model has no output tensor', where);
   const metadata: Record<string, string> = {};
   const buffers = fb.tables(root, MODEL_BUFFERS);
   for (const m of fb.tables(root, MODEL_METADATA)) {
@@ -96,5 +122,13 @@ export function readTfliteSummary(bytes: Uint8Array, where: string): TfliteSumma
       for (const [k, v] of Object.entries(values)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
     }
   }
-  return { inputShape: fb.ints(input, TENSOR_SHAPE), metadata };
+  return { inputShape: fb.ints(input, TENSOR_SHAPE), input: end(fb, input), output: end(fb, output), metadata };
+}
+
+function end(fb: Flatbuffer, tensor: number): TfliteEnd {
+  const type = fb.i8(tensor, TENSOR_TYPE);
+  const q = fb.table(tensor, TENSOR_QUANTIZATION);
+  const [scale] = q ? fb.floats(q, QUANTIZATION_SCALE) : [];
+  if (scale === undefined) return { type };
+  return { type, quantization: { scale, zeroPoint: fb.int64s(q, QUANTIZATION_ZERO_POINT)[0] ?? 0 } };
 }
