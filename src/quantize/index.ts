@@ -6,7 +6,7 @@ import { checkDataFits, openDataset } from '../data/images.js';
 import { InputError, UnsupportedError, Warnings } from '../errors.js';
 import { filesRead } from '../formats/files.js';
 import { onnxSize } from '../formats/onnx.js';
-import { encodeTflite, type TfliteOptions } from '../formats/tflite/index.js';
+import type { TfliteOptions } from '../formats/tflite/index.js';
 import { globMatcher } from '../graph/glob.js';
 import type { Dataset } from '../data/images.js';
 import type { Preprocessing } from '../data/preprocessing.js';
@@ -261,7 +261,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
           io: io === 'uint8' ? 'uint8: input RGB bytes (scale 1/255, normalised inside), output logits uint8' : 'float32',
           layers_kept_float: kept,
         }
-      : { mode: options.to, tflite_weights: weights, activations: 'float32', ...(tflite ? { layers_kept_float: kept } : {}) };
+      : { mode: options.to, tflite_weights: weights, activations: 'float32', layers_kept_float: kept };
   const graphKeeping = (kept: readonly string[]): Graph => ({ ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded(kept)) } });
   const tfliteOptions = (kept: readonly string[]): TfliteOptions => ({ ...options.tflite, weights, activationRanges: calibrated?.ranges, exclude: kept });
   let budget: BudgetReport | undefined;
@@ -269,6 +269,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
   if (data) {
     // measured in LiteRT, against the float32 .tflite: the runtime the file is for
     const { predictTflite } = await import('../runtime/litert.js');
+    const { encodeTflite } = await import('../formats/tflite/index.js');
     const evaluate: Evaluate = (d, what, more) =>
       predictTflite(encodeTflite(graphKeeping(keptFloat), more ? tfliteOptions([...keptFloat, ...more]) : { gelu: options.tflite?.gelu }), d, options, what);
     // every layer not excluded, the one reading the image too: full int8 computes it in float, but on int8 weights

@@ -57,6 +57,17 @@ function tensorMetadata(b: Builder, t: { name: string; description: string; cont
   return b.endObject();
 }
 
+/**
+ * A table whose first two fields are a union: its type code (field 0) and its value (field 1), as
+ * Content (content_properties) and ProcessUnit (options) are; `fields` is the table's field count.
+ */
+function unionTable(b: Builder, fields: number, type: number, value: number): number {
+  b.startObject(fields);
+  b.addFieldInt8(0, type, 0);
+  b.addFieldOffset(1, value, 0);
+  return b.endObject();
+}
+
 /** The ModelMetadata flatbuffer. */
 export function modelMetadata(m: AndroidMetadata): Uint8Array {
   const b = new Builder(1024);
@@ -72,11 +83,7 @@ export function modelMetadata(m: AndroidMetadata): Uint8Array {
   b.startObject(2);
   b.addFieldInt8(0, COLOR_SPACE_RGB, 0);
   b.addFieldOffset(1, imageSize, 0);
-  const image = b.endObject();
-  b.startObject(3);
-  b.addFieldInt8(0, CONTENT_IMAGE, 0);
-  b.addFieldOffset(1, image, 0);
-  const inputContent = b.endObject();
+  const inputContent = unionTable(b, 3, CONTENT_IMAGE, b.endObject());
   const units: number[] = [];
   if (m.preprocessing) {
     // the task feeds pixels 0–255; ours are normalised from 0–1
@@ -85,21 +92,13 @@ export function modelMetadata(m: AndroidMetadata): Uint8Array {
     b.startObject(2);
     b.addFieldOffset(0, mean, 0);
     b.addFieldOffset(1, std, 0);
-    const normalization = b.endObject();
-    b.startObject(2);
-    b.addFieldInt8(0, UNIT_NORMALIZATION, 0);
-    b.addFieldOffset(1, normalization, 0);
-    units.push(b.endObject());
+    units.push(unionTable(b, 2, UNIT_NORMALIZATION, b.endObject()));
   }
   const input = tensorMetadata(b, { name: m.inputName, description: m.inputType === 'uint8' ? 'RGB image, NHWC uint8 bytes as they are (normalised inside the model)' : 'RGB image, NHWC float32, normalised per channel with the mean and std given (pixel scale)', content: inputContent, units });
 
   // output: class scores, named by labels.txt
   b.startObject(0);
-  const feature = b.endObject();
-  b.startObject(3);
-  b.addFieldInt8(0, CONTENT_FEATURE, 0);
-  b.addFieldOffset(1, feature, 0);
-  const outputContent = b.endObject();
+  const outputContent = unionTable(b, 3, CONTENT_FEATURE, b.endObject());
   const files: number[] = [];
   if (m.hasLabels) {
     const fileName = str(LABELS_FILE);

@@ -214,7 +214,9 @@ function bufferTable(b: Builder, data: Uint8Array): number {
   return b.endObject();
 }
 
-function tensorMaps(b: Builder, names: readonly string[], indices: readonly number[]): number {
+// A vector of (name, index) tables, the shape of both TensorMap (a signature's tensor) and Metadata
+// (a metadata entry's buffer): field 0 the name, field 1 the index.
+function namedIndices(b: Builder, names: readonly string[], indices: readonly number[]): number {
   const maps = names.map((n, i) => {
     const name = b.createString(n);
     b.startObject(2);
@@ -246,15 +248,9 @@ export function buildModel(m: ModelSpec): Uint8Array {
   b.addFieldOffset(4, graphName, 0);
   const subgraph = b.endObject();
   const codes = offsetVector(b, m.operatorCodes.map((c) => operatorCodeTable(b, c)));
-  const metadata = offsetVector(b, m.metadata.map((e) => {
-    const name = b.createString(e.name);
-    b.startObject(2);
-    b.addFieldOffset(0, name, 0);
-    b.addFieldInt32(1, e.buffer, 0);
-    return b.endObject();
-  }));
-  const sigInputs = tensorMaps(b, m.signature.inputs, m.inputs);
-  const sigOutputs = tensorMaps(b, m.signature.outputs, m.outputs);
+  const metadata = namedIndices(b, m.metadata.map((e) => e.name), m.metadata.map((e) => e.buffer));
+  const sigInputs = namedIndices(b, m.signature.inputs, m.inputs);
+  const sigOutputs = namedIndices(b, m.signature.outputs, m.outputs);
   const sigKey = b.createString(m.signature.key);
   b.startObject(5);
   b.addFieldOffset(0, sigInputs, 0);
