@@ -57,7 +57,15 @@ describe('convnext quantize', () => {
       const g = decodeOnnx(readFileSync(out), { source: out });
       const zeroPoints = g.nodes.filter((n) => n.op === 'QuantizeLinear').map((n) => g.initializers.get(n.inputs[2])!.dtype);
       assert.ok(zeroPoints.length > 0 && zeroPoints.every((d) => d === activations), `${target}: ${[...new Set(zeroPoints)]}`);
+      // onnxruntime's CPU kernels (native and wasm) get the pointwise layers with their bias in one contrib op
+      const fused = g.nodes.filter((n) => n.op === 'MatMulIntegerToFloat' && n.domain === 'com.microsoft').length;
+      assert.equal(fused > 0, target !== 'webgpu', `${target}: ${fused} MatMulIntegerToFloat`);
+      assert.equal(g.nodes.filter((n) => n.op === 'MatMul').length === 0, target !== 'webgpu');
     }
+    // --skip-pass keeps the standard QDQ form, for runtimes other than onnxruntime
+    const plain = join(dir, 'int8-plain.onnx');
+    assert.equal(cli('quantize', ckpt, '-o', plain, '--to', 'int8', '--calib', calib, '--image-size', '64', '--skip-pass', 'matmul-integer-to-float', '-q').code, 0);
+    assert.ok(decodeOnnx(readFileSync(plain), { source: plain }).nodes.every((n) => n.domain === ''));
     const r = cli('quantize', ckpt, '-o', join(dir, 'x.onnx'), '--to', 'fp16', '--target', 'webgpu');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--target applies to ONNX int8/);

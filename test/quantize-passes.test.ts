@@ -12,15 +12,22 @@
 // The fixtures are far too small and random for these to predict a trained model's accuracy; they
 // bound the numerics and catch a broken rewrite, whose error is of the order of the logits.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildConvNextGraph } from '../src/convnext/build.js';
 import { importConvNext } from '../src/convnext/import.js';
+import { loadOnnxModel } from '../src/convnext/import-onnx.js';
 import { loadCheckpoint } from '../src/convnext/load.js';
 import { Warnings } from '../src/errors.js';
 import { attr, checkGraph, consumers, GraphBuilder, producers, type Graph } from '../src/graph/graph.js';
 import { float32, halfToFloat, int64, isFloat, numel, tensor, toFloat32, type Tensor } from '../src/graph/tensor.js';
+import { onnxBytes } from '../src/formats/onnx.js';
 import { convertToFloat16, float16Pass } from '../src/passes/fp16.js';
 import { recordingContext } from '../src/passes/pass.js';
+import { biasFullRank } from '../src/passes/bias-full-rank.js';
+import { expandMatMulIntegerToFloat, matmulIntegerToFloat } from '../src/passes/matmul-integer-to-float.js';
 import { pointwiseToMatMul } from '../src/passes/pointwise-layout.js';
 import { runPipeline, selectPasses } from '../src/passes/pipeline.js';
 import {
@@ -338,6 +345,57 @@ describe('int8 static (QDQ)', () => {
     const g = await int8GraphOf('v1_official');
     assert.throws(() => quantizeStatic(g, new Map(), { vectorActivationScales: true }), /need int8 activations/);
   });
+});
+
+describe("matmul-integer-to-float: the int8 pointwise layers with their bias as onnxruntime's MatMulIntegerToFloat", () => {
+  for (const name of ['v1_official', 'v2_official']) {
+    it(`${name}: every MatMul and its bias Add become one node; onnxruntime computes the same; read back as QDQ`, async () => {
+      const g = biasFullRank.run(await int8GraphOf(name), recordingContext());
+      const { input } = golden(fixture(name));
+      const q = quantizeStatic(g, await observeRanges(g, activationsToCalibrate(g), input), { method: 'minmax' });
+      const ctx = recordingContext();
+      const fused = matmulIntegerToFloat.run(q, ctx);
+      assert.deepEqual(checkGraph(fused), []);
+      const matmuls = count(g, 'MatMul');
+      assert.ok(matmuls >= 8);
+      assert.equal(ctx.log.length, matmuls);
+      assert.equal(count(fused, 'MatMul'), 0);
+      assert.equal(count(fused, 'Add'), count(q, 'Add') - matmuls, 'the bias Adds are gone, the residual Adds stay');
+      const nodes = fused.nodes.filter((n) => n.op === 'MatMulIntegerToFloat');
+      assert.equal(nodes.length, matmuls);
+      for (const n of nodes) {
+        assert.equal(n.domain, 'com.microsoft');
+        assert.equal(n.inputs.length, 7, `${n.name}: with its bias`);
+        assert.equal(fused.initializers.get(n.inputs[1])!.dtype, 'int8');
+        assert.equal(fused.initializers.get(n.inputs[6])!.shape.length, 1, 'a 1-D bias');
+      }
+      assert.equal(fused.opsets['com.microsoft'], 1);
+      assert.equal(matmulIntegerToFloat.run(fused, recordingContext()), fused, 'nothing left to change');
+
+      const ops = await optimizedOps(fused);
+      assert.equal(ops.get('MatMulIntegerToFloat'), matmuls);
+      const unfused = await optimizedOps(q);
+      assert.equal(unfused.get('MatMulIntegerToFloat'), matmuls, 'onnxruntime fuses DQ → MatMul itself');
+      assert.equal((unfused.get('Add') ?? 0) - (ops.get('Add') ?? 0), matmuls, 'but not the bias Add after it');
+      // the same integer products and scales; the bias joins in the GEMM's output stage instead of after it
+      const qdq = await runAny(q, input);
+      assertNear(await runAny(fused, input), qdq, 1e-5, `${name} fused vs QDQ`);
+
+      const expanded = expandMatMulIntegerToFloat(fused);
+      assert.equal(count(expanded, 'MatMulIntegerToFloat'), 0);
+      assert.equal(count(expanded, 'MatMul'), matmuls);
+      assertNear(await runAny(expanded, input), qdq, 1e-5, `${name} expanded back vs QDQ`);
+      const dir = mkdtempSync(join(tmpdir(), 'mitf-'));
+      try {
+        writeFileSync(join(dir, 'm.onnx'), onnxBytes(fused));
+        const read = loadOnnxModel(join(dir, 'm.onnx'));
+        assert.equal(read.nodes.filter((n) => n.domain !== '').length, 0, 'read back in standard ops only');
+        assertNear(await runAny(read, input), qdq, 1e-5, `${name} read back vs QDQ`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('quantization parameters (onnxruntime conventions)', () => {

@@ -7,6 +7,8 @@ import { formatBytes, Reporter, runCommand } from './report.js';
 /** When the passes outside the default pipeline run. */
 const WHEN: Record<string, string> = {
   'pointwise-to-matmul': 'instead of pointwise-to-conv in quantize --to int8 / int8-weights',
+  'bias-full-rank': 'after pointwise-to-matmul in quantize --to int8 / int8-weights',
+  'matmul-integer-to-float': "after quantize --to int8 for onnxruntime's CPU targets (not --target webgpu)",
   'compact-names': 'on writing ONNX: convert --compact-names; quantize unless --keep-names',
 };
 

@@ -11,6 +11,7 @@ import { decodeOnnx } from '../formats/onnx.js';
 import { readInputFileSync } from '../formats/sniff.js';
 import { checkGraph, topologicalOrder, type Graph } from '../graph/graph.js';
 import { attributeProblem, KNOWN_OPS } from '../graph/ops.js';
+import { expandMatMulIntegerToFloat } from '../passes/matmul-integer-to-float.js';
 
 export const MIN_OPSET = 13;
 export const MAX_OPSET = 21;
@@ -35,6 +36,8 @@ export function loadOnnxModel(path: string): Graph {
   if (opset < MIN_OPSET || opset > MAX_OPSET) {
     throw new UnsupportedError(`ONNX opset ${opset} is not supported (opsets ${MIN_OPSET}–${MAX_OPSET} are); re-export the model with opset_version between them`, path, 'onnx-opset');
   }
+  // our own int8 models hold onnxruntime's MatMulIntegerToFloat: read back as the standard QDQ ops
+  graph = expandMatMulIntegerToFloat(graph);
   const unknown = graph.nodes.filter((n) => !isKnown(n.domain, n.op));
   if (unknown.length) throw unsupportedOps(unknown, path);
   // a pass reads attributes as the ONNX spec types them: a wrong kind is the file's fault, said here

@@ -230,6 +230,11 @@ class Inference {
       }
       case 'MatMul':
         return this.matmul(node);
+      // onnxruntime's (com.microsoft): the integer product, out at its scale's float type
+      case 'MatMulIntegerToFloat': {
+        const product = this.matmul(node)?.[0];
+        return product ? [{ dtype: this.type(node.inputs[2])?.dtype ?? 'float32', shape: product.shape }] : undefined;
+      }
       case 'Gemm': {
         const b = this.type(node.inputs[1]);
         if (!x || !b || x.shape.length !== 2 || b.shape.length !== 2) return undefined;

@@ -1,4 +1,5 @@
-// to-float32: DQ(q, s, z) of a constant → the float constant (q − z)·s;  DQ(Q(x)) → x;
+// to-float32: MatMulIntegerToFloat → its QDQ form (then as below)
+//             DQ(q, s, z) of a constant → the float constant (q − z)·s;  DQ(Q(x)) → x;
 //             float16 constants → float32;  Cast to float16 / float32 inside a float graph → x
 // A model that `quantize` made (QDQ int8, or float16) going to a target without int8 or float16
 // kernels (TF.js) becomes a plain float32 graph again. What precision it had is returned, so the
@@ -9,6 +10,7 @@ import { GraphEditor } from '../graph/edit.js';
 import { inferShapes } from '../graph/shapes.js';
 import { tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 import { onnxDataType } from '../graph/dtypes.js';
+import { expandMatMulIntegerToFloat } from './matmul-integer-to-float.js';
 import type { PassContext } from './pass.js';
 
 export type SourcePrecision = 'float32' | 'float16' | 'int8';
@@ -16,7 +18,9 @@ export type SourcePrecision = 'float32' | 'float16' | 'int8';
 const FLOAT32 = onnxDataType('float32');
 const FLOAT16 = onnxDataType('float16');
 
-export function toFloat32Graph(graph: Graph, ctx?: PassContext): { graph: Graph; precision: SourcePrecision } {
+export function toFloat32Graph(quantized: Graph, ctx?: PassContext): { graph: Graph; precision: SourcePrecision } {
+  // onnxruntime's fused int8 layers (our CPU targets' form) first become the standard QDQ ops
+  const graph = expandMatMulIntegerToFloat(quantized);
   const shapes = inferShapes(graph);
   const editor = new GraphEditor(graph);
   let precision: SourcePrecision = 'float32';

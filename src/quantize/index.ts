@@ -16,8 +16,9 @@ import { prepareModel, type PrepareOptions } from '../model/prepare.js';
 import { Steps } from '../model/steps.js';
 import { checkModelOutput, writeModel, type WriteOptions } from '../model/write.js';
 import { convertToFloat16 } from '../passes/fp16.js';
-import { runPipeline } from '../passes/pipeline.js';
+import { applyPasses, runPipeline } from '../passes/pipeline.js';
 import { biasFullRank } from '../passes/bias-full-rank.js';
+import { matmulIntegerToFloat, MICROSOFT_DOMAIN } from '../passes/matmul-integer-to-float.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, onnxEvaluate, type BudgetOptions, type BudgetReport, type Evaluate } from './budget.js';
@@ -172,7 +173,8 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
     makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] });
   } else {
     const int8Model = await calibrateInt8(float, options, images, steps);
-    makeQuantized = int8Model.makeQuantized;
+    // the accuracy budget measures the form that is written
+    makeQuantized = cpuForm(options) ? (exclude) => applyPasses(int8Model.makeQuantized(exclude), [matmulIntegerToFloat]) : int8Model.makeQuantized;
     calibration = int8Model;
   }
   let keptFloat: readonly string[] = [];
@@ -206,6 +208,11 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
     },
   };
   return { graph: quantized, method, calibration, keptFloat, budget };
+}
+
+/** onnxruntime's CPU kernels (native or wasm) run the int8 pointwise layers with their bias as MatMulIntegerToFloat, unless --skip-pass says not to. */
+function cpuForm(options: Int8Options): boolean {
+  return INT8_TARGETS[options.target ?? DEFAULT_INT8_TARGET].form === 'cpu' && !(options.skip ?? []).includes(matmulIntegerToFloat.name);
 }
 
 /** Refuses --exclude patterns that leave nothing to quantize; warns of those that name no layer. */
@@ -294,8 +301,9 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
   };
 }
 
-/** Names of the nodes that run on quantized weights (those fed by a DequantizeLinear of a constant). */
+/** Names of the nodes that run on quantized weights (those fed by a DequantizeLinear of a constant, or fused with it). */
 export function quantizableLayers(graph: Graph): string[] {
   const dq = new Set(graph.nodes.filter((n) => n.op === 'DequantizeLinear' && graph.initializers.has(n.inputs[0])).map((n) => n.outputs[0]));
-  return graph.nodes.filter((n) => (QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))).map((n) => n.name);
+  const quantized = (n: Graph['nodes'][number]) => ((QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))) || (n.op === 'MatMulIntegerToFloat' && n.domain === MICROSOFT_DOMAIN);
+  return graph.nodes.filter(quantized).map((n) => n.name);
 }
