@@ -16,9 +16,12 @@ export { TFLITE_WEIGHTS, type TfliteWeights } from './precisions.js';
 
 type OpName = keyof typeof Op;
 
+/** While the model is built every tensor has a name: the int8 forms and --exclude's layers are found by it. */
+export type NamedTensor = TensorSpec & { readonly name: string };
+
 /** The model being written: tensors, their data, operators, and where each TF node's output lives. */
 export class TfliteBuilder {
-  readonly tensors: TensorSpec[] = [];
+  readonly tensors: NamedTensor[] = [];
   readonly buffers: Uint8Array[] = [new Uint8Array(0)];
   readonly operators: OperatorSpec[] = [];
   readonly codes: { builtin: number; version: number }[] = [];
