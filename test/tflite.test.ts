@@ -294,7 +294,8 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
   it('--exclude keeps the named layers float32, weights included; the rest stay int8; LiteRT keeps top-1', async (t) => {
     await make();
     const out = join(dir, 'fashion-full-int8-exclude.tflite');
-    const r = await quantize(F('convnext_fashion.pth'), out, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), exclude: ['stages.3.*', 'head.fc'] });
+    // named tensors (--keep-names) to find each layer's by
+    const r = await quantize(F('convnext_fashion.pth'), out, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), exclude: ['stages.3.*', 'head.fc'], compactNames: false });
     const f = readTflite(readFileSync(out));
     const kept = (name: string) => name.startsWith('stages.3.') || name === 'head.fc';
     const layers = f.operators.filter((o) => LAYERS.includes(o.op));
@@ -469,7 +470,8 @@ describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     });
     // files whose damage only LiteRT itself finds (tensor sizes, operator indices): its own ERROR
-    // lines go into the one refusal line, not above it (cases a mutation run found)
+    // lines go into the one refusal line, not above it (cases a mutation run found; re-picked when
+    // the file's layout changes: mutant 38 took 44's place when shared vectors moved the tables)
     let seed = 7;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const mutants = new Map<number, Buffer>();
@@ -486,7 +488,7 @@ describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
         for (let i = 0; i < n; i++) b[Math.floor(random() * b.length)] = Math.floor(random() * 256);
         m = b;
       }
-      if ([44, 54, 59, 71].includes(k)) mutants.set(k, m);
+      if ([38, 54, 59, 71].includes(k)) mutants.set(k, m);
     }
     let litertSaid = 0;
     for (const [k, bytes] of mutants) {

@@ -216,7 +216,8 @@ function tensorTable(b: Builder, v: SharedVectors, t: TensorSpec): number {
   if (name) b.addFieldOffset(3, name, 0);
   if (q) b.addFieldOffset(4, q, 0);
   if (signature) b.addFieldOffset(7, signature, 0);
-  b.addFieldInt8(8, 1, 0); // has_rank: a scalar constant is rank 0, not of unknown rank
+  // has_rank tells a scalar (rank 0) from a tensor of unknown rank; a non-empty shape says its rank itself
+  if (t.shape.length === 0) b.addFieldInt8(8, 1, 0);
   return b.endObject();
 }
 
