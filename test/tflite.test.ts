@@ -147,6 +147,17 @@ describe('the .tflite file', () => {
     }
   });
 
+  it('float16 with a layer excluded keeps that layer float32, its bias included', async () => {
+    const path = join(dir, 'v2-float16-exclude-head.tflite');
+    await convert(fixturePath(m.path), path, { format: 'tflite', tflite: { weights: 'float16', exclude: ['head.fc'], keepNames: true }, stateDictKey: m.state_dict_key ?? undefined, imageSize: m.image_size });
+    const f = readTflite(readFileSync(path));
+    const dequantized = new Set(f.operators.filter((o) => o.op === 'DEQUANTIZE').map((o) => o.outputs[0]));
+    const [head] = f.operators.filter((o) => o.op === 'FULLY_CONNECTED');
+    for (const i of head.inputs.slice(1)) assert.ok(f.tensors[i].type === 'FLOAT32' && !dequantized.has(i), `${f.tensors[i].name}: stored float32`);
+    const conv = f.operators.find((o) => o.op === 'CONV_2D')!;
+    assert.ok(conv.inputs.slice(1).every((i) => dequantized.has(i)), 'the other layers stay float16');
+  });
+
   it('is byte-for-byte the same for the same input', () => {
     const make = () => {
       const g = new GraphBuilder('conv');

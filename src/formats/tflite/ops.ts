@@ -232,7 +232,7 @@ type Handler = (n: TfNode, m: TfliteBuilder) => void;
 function bias(n: TfNode, m: TfliteBuilder, channels: number): number {
   const ref = biasRef(n);
   // float16 storage halves the biases too (DEQUANTIZE'd like the weights); int8 leaves them float32, as LiteRT's converter does
-  if (ref !== undefined && m.weights === 'float16' && m.constant(ref)) return m.weight(ref, m.constant(ref)!, 0);
+  if (ref !== undefined && m.weights === 'float16' && m.constant(ref)) return m.weight(ref, m.constant(ref)!, 0, n.name);
   if (ref !== undefined) return m.input(ref);
   return m.addTensor(`${n.name}/bias`, TensorType.FLOAT32, [channels], new Uint8Array(channels * 4));
 }
