@@ -204,9 +204,10 @@ describe('Fashion-MNIST ConvNeXt as .tflite in LiteRT, 1,000 validation images',
         lines.push(`${w}: top-1 ${top1.toFixed(2)} % (drop ${(fp32 - top1).toFixed(2)}), agreement ${agree.toFixed(2)} %, ${size.toFixed(3)} × float32`);
         assert.ok(fp32 - top1 <= (w === 'float16' ? 0.05 : 0.1) + 1e-9, `${w} drop ${fp32 - top1}`);
         assert.ok(agree >= 99.5, `${w} agreement ${agree}`);
-        // on a model this small the graph's structure (~35 KB of tensor and operator tables, names
-        // and shapes) and, for int8, the per-channel scales and zero points weigh (README: TFLite)
-        assert.ok(size <= (w === 'float16' ? 0.516 : 0.302), `${w} size ${size}`);
+        // float16 0.5072, int8 0.2801, int8-hybrid 0.2790: on a model this small the per-channel scales
+        // and zero points (int64, one vector per channel count) and float32 biases keep int8 above
+        // 0.27 with no structure at all (README: TFLite, what the bytes are)
+        assert.ok(size <= (w === 'float16' ? 0.508 : 0.281), `${w} size ${size}`);
       }
       t.diagnostic(lines.join('; '));
     } finally {
@@ -243,9 +244,9 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
       t.diagnostic(`float32 ${fp32.toFixed(2)} %, int8 ${int8.toFixed(2)} % (drop ${(fp32 - int8).toFixed(2)}), agreement ${agree.toFixed(2)} %, ${size.toFixed(3)} × float32`);
       assert.ok(fp32 - int8 <= 0.3 + 1e-9, `int8 drop ${fp32 - int8}`);
       assert.ok(agree >= 99, `int8 agreement ${agree}`);
-      // 12 bytes of scale and int64 zero point per output channel, twice (weight and bias), weigh on
-      // a 356k-parameter model (README: TFLite); ConvNeXt-T's 28M parameters bring it to 0.260
-      assert.ok(size <= 0.332, `int8 size ${size}`);
+      // 0.2917: a float32 scale per output channel, twice (weight and bias), and the shared int64
+      // zero points weigh on a 356k-parameter model (README: TFLite); ConvNeXt-T is at 0.255
+      assert.ok(size <= 0.292, `int8 size ${size}`);
     } finally {
       for (const model of models) model.delete();
     }
