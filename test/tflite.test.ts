@@ -147,6 +147,17 @@ describe('the .tflite file', () => {
     }
   });
 
+  it('float16 with a layer excluded keeps that layer float32, its bias included', async () => {
+    const path = join(dir, 'v2-float16-exclude-head.tflite');
+    await convert(fixturePath(m.path), path, { format: 'tflite', tflite: { weights: 'float16', exclude: ['head.fc'], keepNames: true }, stateDictKey: m.state_dict_key ?? undefined, imageSize: m.image_size });
+    const f = readTflite(readFileSync(path));
+    const dequantized = new Set(f.operators.filter((o) => o.op === 'DEQUANTIZE').map((o) => o.outputs[0]));
+    const [head] = f.operators.filter((o) => o.op === 'FULLY_CONNECTED');
+    for (const i of head.inputs.slice(1)) assert.ok(f.tensors[i].type === 'FLOAT32' && !dequantized.has(i), `${f.tensors[i].name}: stored float32`);
+    const conv = f.operators.find((o) => o.op === 'CONV_2D')!;
+    assert.ok(conv.inputs.slice(1).every((i) => dequantized.has(i)), 'the other layers stay float16');
+  });
+
   it('is byte-for-byte the same for the same input', () => {
     const make = () => {
       const g = new GraphBuilder('conv');
@@ -193,9 +204,10 @@ describe('Fashion-MNIST ConvNeXt as .tflite in LiteRT, 1,000 validation images',
         lines.push(`${w}: top-1 ${top1.toFixed(2)} % (drop ${(fp32 - top1).toFixed(2)}), agreement ${agree.toFixed(2)} %, ${size.toFixed(3)} × float32`);
         assert.ok(fp32 - top1 <= (w === 'float16' ? 0.05 : 0.1) + 1e-9, `${w} drop ${fp32 - top1}`);
         assert.ok(agree >= 99.5, `${w} agreement ${agree}`);
-        // on a model this small the graph's structure (~35 KB of tensor and operator tables, names
-        // and shapes) and, for int8, the per-channel scales and zero points weigh (README: TFLite)
-        assert.ok(size <= (w === 'float16' ? 0.516 : 0.302), `${w} size ${size}`);
+        // float16 0.5072, int8 0.2801, int8-hybrid 0.2790: on a model this small the per-channel scales
+        // and zero points (int64, one vector per channel count) and float32 biases keep int8 above
+        // 0.27 with no structure at all (README: TFLite, what the bytes are)
+        assert.ok(size <= (w === 'float16' ? 0.508 : 0.281), `${w} size ${size}`);
       }
       t.diagnostic(lines.join('; '));
     } finally {
@@ -232,9 +244,9 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
       t.diagnostic(`float32 ${fp32.toFixed(2)} %, int8 ${int8.toFixed(2)} % (drop ${(fp32 - int8).toFixed(2)}), agreement ${agree.toFixed(2)} %, ${size.toFixed(3)} × float32`);
       assert.ok(fp32 - int8 <= 0.3 + 1e-9, `int8 drop ${fp32 - int8}`);
       assert.ok(agree >= 99, `int8 agreement ${agree}`);
-      // 12 bytes of scale and int64 zero point per output channel, twice (weight and bias), weigh on
-      // a 356k-parameter model (README: TFLite); ConvNeXt-T's 28M parameters bring it to 0.260
-      assert.ok(size <= 0.332, `int8 size ${size}`);
+      // 0.2917: a float32 scale per output channel, twice (weight and bias), and the shared int64
+      // zero points weigh on a 356k-parameter model (README: TFLite); ConvNeXt-T is at 0.255
+      assert.ok(size <= 0.292, `int8 size ${size}`);
     } finally {
       for (const model of models) model.delete();
     }
@@ -294,7 +306,8 @@ describe('full-integer int8 .tflite (quantize --to int8 --calib), Fashion model,
   it('--exclude keeps the named layers float32, weights included; the rest stay int8; LiteRT keeps top-1', async (t) => {
     await make();
     const out = join(dir, 'fashion-full-int8-exclude.tflite');
-    const r = await quantize(F('convnext_fashion.pth'), out, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), exclude: ['stages.3.*', 'head.fc'] });
+    // named tensors (--keep-names) to find each layer's by
+    const r = await quantize(F('convnext_fashion.pth'), out, { to: 'int8', format: 'tflite', imageSize: 32, cropPct: 1, calib: F('calib'), exclude: ['stages.3.*', 'head.fc'], compactNames: false });
     const f = readTflite(readFileSync(out));
     const kept = (name: string) => name.startsWith('stages.3.') || name === 'head.fc';
     const layers = f.operators.filter((o) => LAYERS.includes(o.op));
@@ -469,7 +482,8 @@ describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     });
     // files whose damage only LiteRT itself finds (tensor sizes, operator indices): its own ERROR
-    // lines go into the one refusal line, not above it (cases a mutation run found)
+    // lines go into the one refusal line, not above it (cases a mutation run found; re-picked when
+    // the file's layout changes: mutant 38 took 44's place when shared vectors moved the tables)
     let seed = 7;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const mutants = new Map<number, Buffer>();
@@ -486,7 +500,7 @@ describe('convnext validate MODEL.tflite (LiteRT.js in Node)', () => {
         for (let i = 0; i < n; i++) b[Math.floor(random() * b.length)] = Math.floor(random() * 256);
         m = b;
       }
-      if ([44, 54, 59, 71].includes(k)) mutants.set(k, m);
+      if ([38, 54, 59, 71].includes(k)) mutants.set(k, m);
     }
     let litertSaid = 0;
     for (const [k, bytes] of mutants) {

@@ -8,10 +8,11 @@ import { collect, imageSizeArg, list, positiveInt } from './parse.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides } from './parse.js';
 
-function checkFormat(opts: { format?: string; weights?: string; gelu?: string; batch?: number; dynamicSize?: boolean; data?: string; dtypes?: string[] }): void {
+function checkFormat(opts: { format?: string; weights?: string; gelu?: string; batch?: number; keepNames?: boolean; dynamicSize?: boolean; data?: string; dtypes?: string[] }): void {
   const format = opts.format ?? 'onnx';
   if (format !== 'tfjs' && format !== 'tflite' && (opts.weights !== undefined || (opts.gelu ?? 'erf') !== 'erf')) throw new InputError('--weights and --gelu apply to --format tfjs and tflite');
   if (opts.batch !== undefined && format !== 'tflite') throw new InputError('--batch applies to --format tflite (ONNX and TF.js models take any batch)');
+  if (opts.keepNames && format !== 'tflite') throw new InputError('--keep-names applies to --format tflite (convert keeps ONNX names unless --compact-names)');
   if (format === 'tflite' && opts.weights !== undefined && !(TFLITE_WEIGHTS as readonly string[]).includes(opts.weights)) {
     throw new InputError(`--format tflite takes --weights ${TFLITE_WEIGHTS.join(', ')}, not '${opts.weights}'`);
   }
@@ -57,6 +58,7 @@ export function convertCommand(program: Command): void {
       .addOption(choice('--weights <format>', 'tfjs: weight storage float32 | float16 | uint16 | uint8 | int8 (per-channel); tflite: float32 | float16 | int8 (DEQUANTIZE\'d) | int8-hybrid (LiteRT\'s dynamic-range kernels); default float32, or what a quantized ONNX input had', [...new Set([...WEIGHT_FORMATS, ...TFLITE_WEIGHTS])]))
       .addOption(choice('--gelu <form>', 'tfjs, tflite: erf (exact, default) | tanh (faster approximation)', ['erf', 'tanh']))
       .option('--batch <n>', "tflite: the input's batch size, fixed in the file (default 1)", positiveInt)
+      .option('--keep-names', 'tflite: name every tensor (by default only the input and output are named: a smaller file)')
       .option('--data <dir>', "transformers.js: images (labelled, for top-1) to measure the model card's accuracy on")
       .option('--json', 'print a JSON summary on stdout')
       .option('-q, --quiet', 'print nothing but errors'),
@@ -77,7 +79,7 @@ export function convertCommand(program: Command): void {
         const r = await convert(input, opts.output, {
           format: opts.format,
           tfjs: { weights: opts.weights, gelu: opts.gelu, shardSize: opts.shardSize, force: opts.force },
-          tflite: { weights: opts.weights, gelu: opts.gelu, batch: opts.batch },
+          tflite: { weights: opts.weights, gelu: opts.gelu, batch: opts.batch, keepNames: opts.keepNames },
           imageSize: opts.imageSize,
           dynamicSize: opts.dynamicSize,
           outputs: opts.outputs,

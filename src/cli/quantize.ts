@@ -36,7 +36,7 @@ export function quantizeCommand(program: Command): void {
       .option('--labels <file>', 'labels for --data (FILE LABEL lines or CSV)')
       .option('--max-drop <points>', 'accuracy budget: largest allowed top-1 drop, in points', finiteNumber)
       .option('--min-agreement <pct>', 'accuracy budget: smallest allowed top-1 agreement with fp32, in %', finiteNumber)
-      .option('--keep-names', 'onnx: keep every value and node name (by default internal names are shortened: a smaller file)')
+      .option('--keep-names', 'keep every name: onnx values and nodes, tflite tensors (by default ONNX\'s internal names are shortened and TFLite\'s left out: a smaller file)')
       .option('--batch-size <n>', 'images per inference batch', positiveInt)
       .option('--image-size <pixels>', 'input height and width for checkpoints (`test`: a timm Hub folder\'s test_input_size)', imageSizeArg)
       .option('--state-dict-key <key>', 'entry of the checkpoint to take weights from')

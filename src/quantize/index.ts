@@ -270,7 +270,9 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
         }
       : { mode: options.to, tflite_weights: weights, activations: 'float32', layers_kept_float: kept };
   const graphKeeping = (kept: readonly string[]): Graph => ({ ...float, metadata: { ...float.metadata, quantization: JSON.stringify(recorded(kept)) } });
-  const tfliteOptions = (kept: readonly string[]): TfliteOptions => ({ ...options.tflite, weights, activationRanges: calibrated?.ranges, exclude: kept });
+  // one choice of names for every format: compactNames false (--keep-names) keeps TFLite's tensor names too
+  const keepNames = options.tflite?.keepNames ?? options.compactNames === false;
+  const tfliteOptions = (kept: readonly string[]): TfliteOptions => ({ ...options.tflite, keepNames, weights, activationRanges: calibrated?.ranges, exclude: kept });
   let budget: BudgetReport | undefined;
   const data = budgeted ? openBudgetData(float, options, images) : undefined;
   if (data) {

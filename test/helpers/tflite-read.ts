@@ -15,6 +15,8 @@ export interface TfliteTensor {
   data: Uint8Array;
   /** Its index in the model's buffers (0: none). */
   buffer: number;
+  /** Where its shape, scale and zero point vectors are in the file (0: absent): equal offsets are one shared vector. */
+  at: { shape: number; scale: number; zeroPoint: number };
 }
 
 export interface TfliteSummary {
@@ -80,6 +82,8 @@ export function readTflite(bytes: Uint8Array): TfliteSummary {
       dimension: field(q, 6) ? bb.readInt32(q + field(q, 6)) : 0,
     };
   };
+  const vectorAt = (table: number, slot: number) => (table && field(table, slot) ? bb.__vector(table + field(table, slot)) : 0);
+  const quantizationAt = (t: number) => (field(t, 4) ? bb.__indirect(t + field(t, 4)) : 0);
   const buffers = tables(root, 4);
   const tensors = tables(graph, 0).map((t) => ({
     name: str(t, 3),
@@ -88,6 +92,7 @@ export function readTflite(bytes: Uint8Array): TfliteSummary {
     quantization: quantization(t),
     data: bytesAt(buffers[u32(t, 2)], 0),
     buffer: u32(t, 2),
+    at: { shape: vectorAt(t, 0), scale: vectorAt(quantizationAt(t), 2), zeroPoint: vectorAt(quantizationAt(t), 3) },
   }));
   const metadata: Record<string, Uint8Array> = {};
   for (const m of tables(root, 6)) metadata[str(m, 0)] = bytesAt(buffers[u32(m, 1)], 0);

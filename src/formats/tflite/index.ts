@@ -43,6 +43,12 @@ export interface TfliteOptions {
   readonly io?: TfliteIo;
   /** Layers kept float32, weights included, in a full-integer model: names or globs (`stages.3.*`). */
   readonly exclude?: readonly string[];
+  /**
+   * Keep every tensor's name (default: only the model's input and output are named). Names are
+   * optional in TFLite and nothing at run time reads them (the signature has its own); on a small
+   * model they are a few per cent of the file.
+   */
+  readonly keepNames?: boolean;
 }
 
 /**
@@ -169,12 +175,13 @@ export function encodeTflite(graph: Graph, options: TfliteOptions = {}): Uint8Ar
     inputType: io === 'uint8' ? 'uint8' : 'float32',
     hasLabels: labels !== undefined,
   })) - 1;
+  const ends = new Set([...inputs, ...outputs]);
   let model: Uint8Array;
   try {
     model = buildModel({
       description: graph.metadata.converter ?? `${TOOL_NAME} ${TOOL_VERSION}`,
       operatorCodes: m.codes,
-      tensors: m.tensors,
+      tensors: options.keepNames ? m.tensors : m.tensors.map((t, i) => (ends.has(i) ? t : { ...t, name: undefined })),
       inputs,
       outputs,
       operators: m.operators,

@@ -16,9 +16,12 @@ export { TFLITE_WEIGHTS, type TfliteWeights } from './precisions.js';
 
 type OpName = keyof typeof Op;
 
+/** While the model is built every tensor has a name: the int8 forms and --exclude's layers are found by it. */
+export type NamedTensor = TensorSpec & { readonly name: string };
+
 /** The model being written: tensors, their data, operators, and where each TF node's output lives. */
 export class TfliteBuilder {
-  readonly tensors: TensorSpec[] = [];
+  readonly tensors: NamedTensor[] = [];
   readonly buffers: Uint8Array[] = [new Uint8Array(0)];
   readonly operators: OperatorSpec[] = [];
   readonly codes: { builtin: number; version: number }[] = [];
@@ -229,7 +232,7 @@ type Handler = (n: TfNode, m: TfliteBuilder) => void;
 function bias(n: TfNode, m: TfliteBuilder, channels: number): number {
   const ref = biasRef(n);
   // float16 storage halves the biases too (DEQUANTIZE'd like the weights); int8 leaves them float32, as LiteRT's converter does
-  if (ref !== undefined && m.weights === 'float16' && m.constant(ref)) return m.weight(ref, m.constant(ref)!, 0);
+  if (ref !== undefined && m.weights === 'float16' && m.constant(ref)) return m.weight(ref, m.constant(ref)!, 0, n.name);
   if (ref !== undefined) return m.input(ref);
   return m.addTensor(`${n.name}/bias`, TensorType.FLOAT32, [channels], new Uint8Array(channels * 4));
 }

@@ -81,7 +81,8 @@ export interface QuantizationSpec {
 }
 
 export interface TensorSpec {
-  readonly name: string;
+  /** Optional in schema.fbs; the writer leaves internal tensors unnamed unless asked to keep names. */
+  readonly name?: string;
   readonly type: TensorTypeCode;
   readonly shape: readonly number[];
   /** The shape with −1 for sizes known only at run time (the batch); omitted when all are known. */
@@ -149,13 +150,53 @@ function optionsTable(b: Builder, name: OptionsName, values: Readonly<Record<str
   return b.endObject();
 }
 
-function quantization(b: Builder, q: QuantizationSpec): number {
-  b.startVector(4, q.scale.length, 4);
-  for (let i = q.scale.length - 1; i >= 0; i--) b.addFloat32(q.scale[i]);
-  const scale = b.endVector();
-  b.startVector(8, q.zeroPoint.length, 8);
-  for (let i = q.zeroPoint.length - 1; i >= 0; i--) b.addInt64(BigInt(q.zeroPoint[i]));
-  const zero = b.endVector();
+/**
+ * Vectors and options tables by content. A flatbuffer reaches a vector or table by offset, so every
+ * table holding equal ones can point at one copy (the verifier follows offsets, it does not count
+ * owners). What repeats: per-channel zero points (int64 zeros, one vector per channel count: TFLite
+ * wants as many zero points as scales), scales of layers with equal weights' ranges, shapes (a
+ * DEQUANTIZE'd weight and its float32 form; every activation of a stage), and options such as ADD's
+ * empty AddOptions. Keys are the bytes, so −0 and 0, or two NaNs of different bits, stay apart.
+ */
+class SharedVectors {
+  private readonly seen = new Map<string, number>();
+  constructor(private readonly b: Builder) {}
+
+  int32s(values: readonly number[]): number {
+    return this.once(`i32 ${values.join(',')}`, () => int32Vector(this.b, values));
+  }
+
+  float32s(values: Float32Array): number {
+    return this.once(`f32 ${Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('latin1')}`, () => {
+      this.b.startVector(4, values.length, 4);
+      for (let i = values.length - 1; i >= 0; i--) this.b.addFloat32(values[i]);
+      return this.b.endVector();
+    });
+  }
+
+  int64s(values: readonly number[]): number {
+    return this.once(`i64 ${values.join(',')}`, () => {
+      this.b.startVector(8, values.length, 8);
+      for (let i = values.length - 1; i >= 0; i--) this.b.addInt64(BigInt(values[i]));
+      return this.b.endVector();
+    });
+  }
+
+  options(name: OptionsName, values: Readonly<Record<string, number>>): number {
+    const key = Object.keys(values).sort().map((k) => `${k}=${values[k]}`).join(',');
+    return this.once(`${name} ${key}`, () => optionsTable(this.b, name, values));
+  }
+
+  private once(key: string, make: () => number): number {
+    let offset = this.seen.get(key);
+    if (offset === undefined) this.seen.set(key, (offset = make()));
+    return offset;
+  }
+}
+
+function quantization(b: Builder, v: SharedVectors, q: QuantizationSpec): number {
+  const scale = v.float32s(q.scale);
+  const zero = v.int64s(q.zeroPoint);
   b.startObject(7);
   b.addFieldOffset(2, scale, 0);
   b.addFieldOffset(3, zero, 0);
@@ -163,26 +204,27 @@ function quantization(b: Builder, q: QuantizationSpec): number {
   return b.endObject();
 }
 
-function tensorTable(b: Builder, t: TensorSpec): number {
-  const shape = int32Vector(b, t.shape);
-  const name = b.createString(t.name);
-  const q = t.quantization ? quantization(b, t.quantization) : 0;
-  const signature = t.shapeSignature ? int32Vector(b, t.shapeSignature) : 0;
+function tensorTable(b: Builder, v: SharedVectors, t: TensorSpec): number {
+  const shape = v.int32s(t.shape);
+  const name = t.name === undefined ? 0 : b.createString(t.name);
+  const q = t.quantization ? quantization(b, v, t.quantization) : 0;
+  const signature = t.shapeSignature ? v.int32s(t.shapeSignature) : 0;
   b.startObject(9);
   b.addFieldOffset(0, shape, 0);
   b.addFieldInt8(1, t.type, 0);
   b.addFieldInt32(2, t.buffer, 0);
-  b.addFieldOffset(3, name, 0);
+  if (name) b.addFieldOffset(3, name, 0);
   if (q) b.addFieldOffset(4, q, 0);
   if (signature) b.addFieldOffset(7, signature, 0);
-  b.addFieldInt8(8, 1, 0); // has_rank: a scalar constant is rank 0, not of unknown rank
+  // has_rank tells a scalar (rank 0) from a tensor of unknown rank; a non-empty shape says its rank itself
+  if (t.shape.length === 0) b.addFieldInt8(8, 1, 0);
   return b.endObject();
 }
 
-function operatorTable(b: Builder, o: OperatorSpec): number {
-  const inputs = int32Vector(b, o.inputs);
-  const outputs = int32Vector(b, o.outputs);
-  const options = o.options ? optionsTable(b, o.options.name, o.options.values) : 0;
+function operatorTable(b: Builder, v: SharedVectors, o: OperatorSpec): number {
+  const inputs = v.int32s(o.inputs);
+  const outputs = v.int32s(o.outputs);
+  const options = o.options ? v.options(o.options.name, o.options.values) : 0;
   b.startObject(5);
   b.addFieldInt32(0, o.opcode, 0);
   b.addFieldOffset(1, inputs, 0);
@@ -235,10 +277,11 @@ export function buildModel(m: ModelSpec): Uint8Array {
   // buffers first: the largest part, written at the end of the file, with the tables before them
   const buffers = offsetVector(b, m.buffers.map((d) => bufferTable(b, d)));
   // children before parents: flatbuffers cannot nest one object's construction in another's
-  const tensors = offsetVector(b, m.tensors.map((t) => tensorTable(b, t)));
+  const shared = new SharedVectors(b);
+  const tensors = offsetVector(b, m.tensors.map((t) => tensorTable(b, shared, t)));
   const inputs = int32Vector(b, m.inputs);
   const outputs = int32Vector(b, m.outputs);
-  const operators = offsetVector(b, m.operators.map((o) => operatorTable(b, o)));
+  const operators = offsetVector(b, m.operators.map((o) => operatorTable(b, shared, o)));
   const graphName = b.createString('main');
   b.startObject(5);
   b.addFieldOffset(0, tensors, 0);
