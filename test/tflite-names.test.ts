@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
-import { tensor, type Tensor } from '../src/graph/tensor.js';
+import { tensor } from '../src/graph/tensor.js';
 import { quantize } from '../src/quantize/index.js';
 import { fixturePath, golden, manifest } from './helpers/fixtures.js';
 import { assertCliRefused, runCli } from './helpers/cli.js';
-import { loadTflite } from './helpers/litert.js';
+import { runTfliteFile } from './helpers/litert.js';
 import { readTflite, type TfliteSummary } from './helpers/tflite-read.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'convnext-tflite-names-'));
@@ -23,15 +23,6 @@ const fashion = ['--image-size', '32', '--crop-pct', '1', '-q'];
 
 /** The tensors that carry a name. */
 const named = (f: TfliteSummary) => f.tensors.flatMap((t, i) => (t.name ? [i] : []));
-
-async function run(path: string, input: Tensor) {
-  const model = await loadTflite(readFileSync(path));
-  try {
-    return await model.run(input);
-  } finally {
-    model.delete();
-  }
-}
 
 describe('.tflite tensor names: only the input and output by default, all with --keep-names', () => {
   for (const [verb, args] of [['convert', ['--weights', 'int8']], ['quantize', ['--to', 'int8-weights']]] as const) {
@@ -91,11 +82,11 @@ describe('.tflite shares equal vectors', () => {
         assert.ok(zeros < q.length, `${what}: ${zeros} zero point vectors for ${q.length} quantized tensors`);
         owners((t) => (t.quantization ? t.quantization.scale.join(',') : undefined), (t) => t.at.scale);
       }
-      const y = what === 'full' ? undefined : await run(short, input);
-      if (y) assert.deepEqual(y.data, (await run(long, input)).data, `${what}: the same outputs with and without names`);
+      const y = what === 'full' ? undefined : await runTfliteFile(short, input);
+      if (y) assert.deepEqual(y.data, (await runTfliteFile(long, input)).data, `${what}: the same outputs with and without names`);
     }
     // the full-integer file runs on a Fashion-sized image
     const image = tensor('float32', [1, 3, 32, 32], Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i)));
-    assert.deepEqual((await run(files.full[0], image)).data, (await run(files.full[1], image)).data, 'full int8: the same outputs');
+    assert.deepEqual((await runTfliteFile(files.full[0], image)).data, (await runTfliteFile(files.full[1], image)).data, 'full int8: the same outputs');
   });
 });

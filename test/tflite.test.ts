@@ -21,7 +21,7 @@ import { predict } from '../src/runtime/predict.js';
 import { loadTfjsModel } from '../src/runtime/tfjs.js';
 import { assertClose, checkpointFixtures, fixturePath, golden, manifest, type ModelFixture } from './helpers/fixtures.js';
 import { assertCliRefused, runCli } from './helpers/cli.js';
-import { imageByImage, liteRt, loadTflite } from './helpers/litert.js';
+import { imageByImage, liteRt, loadTflite, runTfliteFile } from './helpers/litert.js';
 import { readTflite, type TfliteSummary } from './helpers/tflite-read.js';
 import { ByteBuffer } from 'flatbuffers';
 import { openZip } from '../src/formats/zip.js';
@@ -45,15 +45,6 @@ async function convertFixture(m: ModelFixture, weights: TfliteWeights, batch: nu
 
 const summary = async (m: ModelFixture, weights: TfliteWeights) => readTflite(readFileSync(await convertFixture(m, weights, 1)));
 
-async function runFile(path: string, input: Parameters<Awaited<ReturnType<typeof loadTflite>>['run']>[0]) {
-  const model = await loadTflite(readFileSync(path));
-  try {
-    return await model.run(input);
-  } finally {
-    model.delete();
-  }
-}
-
 describe('LiteRT runs every fixture converted to .tflite and matches PyTorch', () => {
   for (const m of fixtures) {
     it(`${m.name} (${m.format} ${m.version}, ${m.dtype})`, async (t) => {
@@ -61,7 +52,7 @@ describe('LiteRT runs every fixture converted to .tflite and matches PyTorch', (
       const sizes: string[] = [];
       for (const weights of ['float32', 'float16', 'int8', 'int8-hybrid'] as const) {
         const path = await convertFixture(m, weights, input.shape[0]);
-        const y = await runFile(path, input);
+        const y = await runTfliteFile(path, input);
         assert.deepEqual(y.dims, output.shape);
         const ratio = assertClose(y.data, output, `${m.name} ${weights}`, BOUNDS[weights]);
         assert.equal(agreement(y.data, output.data as Float32Array, output.shape[1]).top1Agreement, 100, `${m.name} ${weights}: top-1 kept`);
@@ -135,7 +126,7 @@ describe('the .tflite file', () => {
 
   it('int8 weights are read as written: LiteRT gives what TF.js computes from the same integers and scales', async () => {
     const { input } = golden(m);
-    const tflite = await runFile(await convertFixture(m, 'int8', 2), input);
+    const tflite = await runTfliteFile(await convertFixture(m, 'int8', 2), input);
     const folder = join(dir, 'tfjs-int8');
     await convert(fixturePath(m.path), folder, { format: 'tfjs', tfjs: { weights: 'int8' }, stateDictKey: m.state_dict_key ?? undefined, imageSize: m.image_size });
     const model = await loadTfjsModel(folder, 'cpu');
@@ -421,7 +412,7 @@ describe('convnext convert/quantize --format tflite (CLI)', () => {
     const m = manifest.models.find((x) => x.name === 'v1_torchvision')!;
     const { input, output } = golden(m);
     const one = tensor('float32', [1, 3, 64, 64], (input.data as Float32Array).subarray(0, 3 * 64 * 64));
-    const y = await runFile(out, one);
+    const y = await runTfliteFile(out, one);
     assertClose(y.data, float32([1, 10], (output.data as Float32Array).subarray(0, 10)), 'cli fp16', 1e-3);
   });
 
@@ -560,7 +551,7 @@ describe('Android metadata (TFLITE_METADATA, labels.txt packed in)', () => {
 
     const zip = openZip(bytes, out);
     assert.deepEqual(zip.read('labels.txt', true).toString('utf8').trim().split('\n'), readFileSync(join(F, 'classes.txt'), 'utf8').trim().split('\n'));
-    const y = await runFile(out, float32([1, 3, 32, 32]));
+    const y = await runTfliteFile(out, float32([1, 3, 32, 32]));
     assert.equal(y.dims.join(), '1,10');
   });
 });

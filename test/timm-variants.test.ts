@@ -21,7 +21,7 @@ import { createSession, runFloat } from '../src/runtime/onnxruntime.js';
 import { loadTfjsModel } from '../src/runtime/tfjs.js';
 import { assertCliRefused, runCli } from './helpers/cli.js';
 import { assertClose, fixturePath } from './helpers/fixtures.js';
-import { loadTflite } from './helpers/litert.js';
+import { runTfliteFile } from './helpers/litert.js';
 import { FP16_TOLERANCE, INT8_STATIC_TOLERANCE, INT8_WEIGHTS_TOLERANCE } from './helpers/quantize.js';
 
 interface VariantFixture {
@@ -50,14 +50,7 @@ async function run(model: string, x: Tensor): Promise<Float32Array> {
   }
 }
 
-async function runTflite(path: string, x: Tensor): Promise<Float32Array> {
-  const model = await loadTflite(readFileSync(path));
-  try {
-    return (await model.run(x)).data;
-  } finally {
-    model.delete();
-  }
-}
+const runTflite = async (path: string, x: Tensor): Promise<Float32Array> => (await runTfliteFile(path, x)).data;
 
 /** Error as a share of max |logit| alone (calibrated on images, run on the N(0,1) golden input). */
 function relativeError(got: ArrayLike<number>, want: Tensor): number {

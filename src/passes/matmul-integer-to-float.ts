@@ -59,10 +59,10 @@ function oneDimensional(editor: GraphEditor, bias: { value: string; tensor: Tens
   return bias.tensor.shape.length === 1 ? bias.value : editor.addConstant(`${bias.value}.1d`, reshape(bias.tensor, [numel(bias.tensor.shape)]));
 }
 
-/** The constant bias Add reading only this MatMul's output, if its bias is one value per output column. */
+/** The constant bias Add reading only this MatMul's output (not a graph output), if its bias is one value per output column. */
 function biasAdd(editor: GraphEditor, matmul: Node, columns: number): { add: Node; value: string; tensor: Tensor } | undefined {
   const readers = editor.consumers(matmul.outputs[0]);
-  if (readers.length !== 1 || readers[0].op !== 'Add' || editor.isGraphOutput(matmul.outputs[0])) return undefined;
+  if (readers.length !== 1 || readers[0].op !== 'Add') return undefined;
   const add = readers[0];
   const value = add.inputs.find((v) => v !== matmul.outputs[0]);
   const tensor = value === undefined ? undefined : editor.constant(value);

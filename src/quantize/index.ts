@@ -16,6 +16,7 @@ import { prepareModel, type PrepareOptions } from '../model/prepare.js';
 import { Steps } from '../model/steps.js';
 import { checkModelOutput, writeModel, type WriteOptions } from '../model/write.js';
 import { convertToFloat16 } from '../passes/fp16.js';
+import type { Pass } from '../passes/pass.js';
 import { applyPasses, runPipeline } from '../passes/pipeline.js';
 import { biasFullRank } from '../passes/bias-full-rank.js';
 import { matmulIntegerToFloat, MICROSOFT_DOMAIN } from '../passes/matmul-integer-to-float.js';
@@ -145,7 +146,7 @@ function openBudgetData(float: Graph, options: QuantizeOptions, images: { prepro
  * either out): the form onnxruntime's int8 kernels run fastest.
  */
 export async function intLayout(float: Graph, options: PrepareOptions, inPlace: boolean): Promise<Graph> {
-  const passes = [pointwiseToMatMul, biasFullRank].filter((p) => !(options.skip ?? []).includes(p.name));
+  const passes = [pointwiseToMatMul, biasFullRank].filter((p) => !skipped(options, p));
   return passes.length ? (await runPipeline(float, passes, { inPlace })).graph : float;
 }
 
@@ -212,8 +213,11 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
 
 /** onnxruntime's CPU kernels (native or wasm) run the int8 pointwise layers with their bias as MatMulIntegerToFloat, unless --skip-pass says not to. */
 function cpuForm(options: Int8Options): boolean {
-  return INT8_TARGETS[options.target ?? DEFAULT_INT8_TARGET].form === 'cpu' && !(options.skip ?? []).includes(matmulIntegerToFloat.name);
+  return INT8_TARGETS[options.target ?? DEFAULT_INT8_TARGET].form === 'cpu' && !skipped(options, matmulIntegerToFloat);
 }
+
+/** Whether --skip-pass leaves out one of the passes quantize adds to the pipeline. */
+const skipped = (options: PrepareOptions, pass: Pass): boolean => (options.skip ?? []).includes(pass.name);
 
 /** Refuses --exclude patterns that leave nothing to quantize; warns of those that name no layer. */
 function checkExclude(float: Graph, exclude: readonly string[], opTypes: readonly string[] | undefined, warnings: Warnings): void {
