@@ -77,7 +77,8 @@ export async function benchInt8ConvNextTiny(o: Int8TinyOptions) {
   // the target a user of this machine would name: its int8 kernels differ with and without VNNI
   const vnni = hasVnni();
   const target = vnni ? 'cpu-vnni' : 'cpu-avx2';
-  const latencyTarget = vnni ? 0.5 : 0.7;
+  // issue 15 sets ≤ 0.5 with VNNI; without it int8 GEMMs barely beat fp32's, and the ratio is reported
+  const latencyTarget = vnni ? 0.5 : undefined;
   const q = await timed(() => quantize(o.ckpt, int8, { to: 'int8', calib: calib.path, calibSize: o.calibImages, cropPct: 1, target }));
   const qw = await timed(() => quantize(o.ckpt, int8w, { to: 'int8-weights' }));
   const sizes = { fp32: sizeOf(o.fp32), int8: sizeOf(int8), int8Weights: sizeOf(int8w) };
@@ -92,7 +93,7 @@ export async function benchInt8ConvNextTiny(o: Int8TinyOptions) {
     const [r] = await compareLatency({ fp32: o.fp32, int8 }, [batch], runs);
     const ratio = r.medianMs.int8 / r.medianMs.fp32;
     latency.push({ ...r, runs, ratio });
-    say(`latency batch ${String(batch).padEnd(2)}  fp32 ${fmtMs(r.medianMs.fp32)}, int8 ${fmtMs(r.medianMs.int8)}   int8/fp32 = ${against(ratio, '≤', latencyTarget)} (median of ${runs})`);
+    say(`latency batch ${String(batch).padEnd(2)}  fp32 ${fmtMs(r.medianMs.fp32)}, int8 ${fmtMs(r.medianMs.int8)}   int8/fp32 = ${latencyTarget ? against(ratio, '≤', latencyTarget) : `${ratio.toFixed(3)} (no VNNI: reported, no target)`} (median of ${runs})`);
   }
   const json = writeResult('quantize_convnext_tiny', {
     calibration: calib.what,
@@ -106,7 +107,7 @@ export async function benchInt8ConvNextTiny(o: Int8TinyOptions) {
     sizes,
     sizeRatios: { int8: sizes.int8 / sizes.fp32, int8Weights: sizes.int8Weights / sizes.fp32 },
     latency,
-    targets: { latencyRatio: latencyTarget, sizeRatio: 0.28 },
+    targets: { latencyRatio: latencyTarget ?? null, sizeRatio: 0.28 },
   });
   say(`→ ${json}`);
 }

@@ -43,14 +43,15 @@ describe('convnext quantize', () => {
     assert.ok(names(named).every((v) => v.endsWith('.dequantized')), names(named).join(' '));
   });
 
-  it('--target sets the weight bits and the form, and says so; the WebGPU form warns that it is not faster there', () => {
-    const expected: [string, number, string][] = [['cpu-vnni', 8, 'uint8'], ['arm64', 8, 'uint8'], ['wasm', 7, 'uint8'], ['webgpu', 8, 'int8']];
+  it('--target sets the weight bits and the form, and says so; the WebGPU and AVX2 forms warn that they are not faster there', () => {
+    const expected: [string, number, string][] = [['cpu-avx2', 7, 'uint8'], ['cpu-vnni', 8, 'uint8'], ['arm64', 8, 'uint8'], ['wasm', 7, 'uint8'], ['webgpu', 8, 'int8']];
     for (const [target, bits, activations] of expected) {
       const out = join(dir, `int8-${target}.onnx`);
       const r = cli('quantize', ckpt, '-o', out, '--to', 'int8', '--calib', calib, '--image-size', '64', '--target', target);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`for ${target} \\(${bits}-bit weights`));
       assert.equal(target === 'webgpu', /warning: int8 for WebGPU: .*not faster/.test(r.stderr), r.stderr);
+      assert.equal(target === 'cpu-avx2', /warning: int8 for cpu-avx2: .*about fp32 speed/.test(r.stderr), r.stderr);
       const q = meta(out);
       assert.equal(q.target, target);
       assert.equal(q.weight_bits, bits);

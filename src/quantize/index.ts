@@ -82,7 +82,9 @@ export interface QuantizeResult {
 
 export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
   const warnings = new Warnings();
+  // the targets where int8 is a smaller file but not a faster model say so when named
   if (options.to === 'int8' && options.target === 'webgpu') warnings.add(`int8 for WebGPU: ${INT8_TARGETS.webgpu.note}`);
+  if (options.to === 'int8' && options.target === 'cpu-avx2') warnings.add(`int8 for cpu-avx2: ${INT8_TARGETS['cpu-avx2'].note}`);
   const steps = new Steps(options.onStep);
   const onnx = (options.format ?? 'onnx') === 'onnx';
   const reads = [
