@@ -28,6 +28,9 @@ import { convertToFloat16, float16Pass } from '../src/passes/fp16.js';
 import { recordingContext } from '../src/passes/pass.js';
 import { biasFullRank } from '../src/passes/bias-full-rank.js';
 import { expandMatMulIntegerToFloat, matmulIntegerToFloat } from '../src/passes/matmul-integer-to-float.js';
+import { dequantizeAsCastMul } from '../src/passes/dequantize-as-cast-mul.js';
+import { foldConstants } from '../src/passes/fold-constants.js';
+import { toFloat32Graph } from '../src/passes/to-float32.js';
 import { pointwiseToMatMul } from '../src/passes/pointwise-layout.js';
 import { runPipeline, selectPasses } from '../src/passes/pipeline.js';
 import {
@@ -223,6 +226,14 @@ describe('int8 weight-only', () => {
     assert.deepEqual(checkGraph(q), []);
     const ratio = modelBytes(q).byteLength / modelBytes(g).byteLength;
     assert.ok(ratio <= 0.3, `int8 model is ${ratio.toFixed(3)} of float32`);
+    // in the Cast → Mul form too, and after convert's constant folding, which must not widen the
+    // weights back to float32 (all but those of at most 8192 values, whose float32 copy is ≤ 32 KiB)
+    const folded = foldConstants.run(dequantizeAsCastMul.run(q, recordingContext()), recordingContext());
+    const big = q.nodes.filter((n) => n.op === 'DequantizeLinear' && numel(q.initializers.get(n.inputs[0])!.shape) > 8192).length;
+    assert.ok(big >= 4);
+    assert.equal(count(folded, 'Cast'), big);
+    const foldedRatio = modelBytes(folded).byteLength / modelBytes(g).byteLength;
+    assert.ok(foldedRatio <= 0.3, `Cast → Mul form after fold-constants: ${foldedRatio.toFixed(3)} of float32`);
   });
 });
 
@@ -394,6 +405,43 @@ describe("matmul-integer-to-float: the int8 pointwise layers with their bias as 
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+  }
+});
+
+describe('dequantize-as-cast-mul: int8 weights that onnxruntime folds into float32 ones at load', () => {
+  for (const name of ['v1_official', 'v2_official']) {
+    it(`${name}: each weight DequantizeLinear becomes Cast → Mul, the same function; onnxruntime runs neither; read back as int8`, async () => {
+      // the float layout (1×1 Convs), which quantize --to int8-weights keeps with this pass
+      const g = await graphOf(name);
+      const { input, output } = golden(fixture(name));
+      const q = quantizeWeightsOnly(g, { method: 'absmax' });
+      const ctx = recordingContext();
+      const cast = dequantizeAsCastMul.run(q, ctx);
+      assert.deepEqual(checkGraph(cast), []);
+      const layers = count(q, 'DequantizeLinear');
+      assert.ok(layers >= 8);
+      assert.equal(ctx.log.length, layers);
+      assert.equal(count(cast, 'DequantizeLinear'), 0);
+      assert.equal(count(cast, 'Cast'), layers);
+      for (const n of cast.nodes.filter((x) => x.op === 'Cast')) assert.equal(cast.initializers.get(n.inputs[0])!.dtype, 'int8', `${n.name} reads the int8 weight`);
+      assert.equal(dequantizeAsCastMul.run(cast, recordingContext()), cast, 'nothing left to change');
+      // a Cast and a Mul per layer, named after it: these fixtures' long names add 7 %; quantize compacts them
+      assert.ok(modelBytes(cast).byteLength <= 1.1 * modelBytes(q).byteLength, 'the file stays int8-sized');
+
+      // each int8 value is exact in float32 and meets its channel's scale once, in Mul as in DequantizeLinear
+      const qdq = await runAny(q, input);
+      assertNear(await runAny(cast, input), qdq, 1e-6, `${name} Cast → Mul vs DequantizeLinear`);
+      assertNear(qdq, output, INT8_WEIGHTS_TOLERANCE, `${name} int8 weights vs PyTorch`);
+      // what the session runs: the QDQ form dequantizes on every run, the Cast → Mul form is folded at load
+      assert.ok((await optimizedOps(q)).get('DequantizeLinear')! > 0, 'onnxruntime keeps DequantizeLinear');
+      const ops = await optimizedOps(cast);
+      assert.equal((ops.get('Cast') ?? 0) + (ops.get('DequantizeLinear') ?? 0), 0, [...ops].join(' '));
+
+      const back = toFloat32Graph(cast);
+      assert.equal(back.precision, 'int8', 'read back as an int8-weight model');
+      assert.equal(count(back.graph, 'Cast'), 0);
+      assertNear(await runAny(back.graph, input), qdq, 1e-6, `${name} back to float32`);
     });
   }
 });

@@ -6,9 +6,10 @@ import { formatBytes, Reporter, runCommand } from './report.js';
 
 /** When the passes outside the default pipeline run. */
 const WHEN: Record<string, string> = {
-  'pointwise-to-matmul': 'instead of pointwise-to-conv in quantize --to int8 / int8-weights',
-  'bias-full-rank': 'after pointwise-to-matmul in quantize --to int8 / int8-weights',
+  'pointwise-to-matmul': 'instead of pointwise-to-conv in quantize --to int8 (and int8-weights with --skip-pass dequantize-as-cast-mul)',
+  'bias-full-rank': 'after pointwise-to-matmul in quantize --to int8 (and int8-weights with --skip-pass dequantize-as-cast-mul)',
   'matmul-integer-to-float': "after quantize --to int8 for onnxruntime's CPU targets (not --target webgpu)",
+  'dequantize-as-cast-mul': 'after quantize --to int8-weights',
   'compact-names': 'on writing ONNX: convert --compact-names; quantize unless --keep-names',
 };
 

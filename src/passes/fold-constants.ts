@@ -13,11 +13,16 @@ import { topologicalOrder } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { constantValue, evaluate, shapeOf } from '../graph/evaluate.js';
 import { inferShapes, isStatic, type Shapes } from '../graph/shapes.js';
-import { numel } from '../graph/tensor.js';
+import { BYTES_PER_ELEMENT, numel, type Tensor } from '../graph/tensor.js';
 import type { Pass } from './pass.js';
 
-/** Folding must not blow a small constant up into a big one (Expand, ConstantOfShape). */
-const GROWTH_LIMIT = 4096;
+/**
+ * Folding must not make the model bigger: neither blow a small constant up (Expand, ConstantOfShape)
+ * nor widen a big one (the Cast of an int8 weight to float32, which onnxruntime folds itself at load:
+ * passes/dequantize-as-cast-mul.ts). Up to 4096 int64 values may appear.
+ */
+const GROWTH_LIMIT_BYTES = 4096 * 8;
+const bytes = (t: Tensor) => numel(t.shape) * BYTES_PER_ELEMENT[t.dtype];
 
 export const foldConstants: Pass = {
   name: 'fold-constants',
@@ -51,8 +56,8 @@ export const foldConstants: Pass = {
       if (node.inputs.length === 0 || node.inputs.some((i, k) => i && !inputs[k])) continue;
       const out = evaluate(node, inputs);
       if (!out || node.outputs.length !== 1) continue;
-      const inputSize = inputs.reduce((n, t) => n + (t ? numel(t.shape) : 0), 0);
-      if (numel(out.shape) > Math.max(inputSize, GROWTH_LIMIT)) continue;
+      const inputBytes = inputs.reduce((n, t) => n + (t ? bytes(t) : 0), 0);
+      if (bytes(out) > Math.max(inputBytes, GROWTH_LIMIT_BYTES)) continue;
       editor.initializers.set(node.outputs[0], out);
       editor.removeNode(node);
       ctx.fired('evaluate', node.name);

@@ -15,6 +15,7 @@ import { recordingContext, type Pass, type PassContext } from './pass.js';
 import { pointwiseToConv, pointwiseToMatMul } from './pointwise-layout.js';
 import { compactNames } from './compact-names.js';
 import { matmulIntegerToFloat } from './matmul-integer-to-float.js';
+import { dequantizeAsCastMul } from './dequantize-as-cast-mul.js';
 import { tfjsFoldGeluScales, tfjsFuseGelu } from './tfjs-gelu.js';
 
 /** Every pass, in the order the default pipeline runs them. */
@@ -32,10 +33,11 @@ export const PASSES: readonly Pass[] = [
 
 /**
  * Passes outside the default pipeline, which --passes can name: quantize runs pointwise-to-matmul
- * and bias-full-rank for int8, and matmul-integer-to-float after it for onnxruntime's CPU targets
- * (--skip-pass leaves any out), and compact-names runs as a file is written.
+ * and bias-full-rank for int8, matmul-integer-to-float after it for onnxruntime's CPU targets and
+ * dequantize-as-cast-mul for int8-weights (--skip-pass leaves any out), and compact-names runs as a
+ * file is written.
  */
-export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, biasFullRank, matmulIntegerToFloat, compactNames];
+export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, biasFullRank, matmulIntegerToFloat, dequantizeAsCastMul, compactNames];
 
 /** Passes the TF.js writer runs on its way out; not selectable, since their op is TF.js's alone. */
 export const TFJS_WRITER_PASSES: readonly Pass[] = [tfjsFuseGelu, tfjsFoldGeluScales('erf')];

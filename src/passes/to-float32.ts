@@ -1,5 +1,6 @@
 // to-float32: MatMulIntegerToFloat → its QDQ form (then as below)
 //             DQ(q, s, z) of a constant → the float constant (q − z)·s;  DQ(Q(x)) → x;
+//             Mul(Cast(q), s) of int8 constants → the float constant q·s;
 //             float16 constants → float32;  Cast to float16 / float32 inside a float graph → x
 // A model that `quantize` made (QDQ int8, or float16) going to a target without int8 or float16
 // kernels (TF.js) becomes a plain float32 graph again. What precision it had is returned, so the
@@ -7,6 +8,7 @@
 
 import { attrInt, type Graph } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
+import { evaluate } from '../graph/evaluate.js';
 import { inferShapes } from '../graph/shapes.js';
 import { tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 import { onnxDataType } from '../graph/dtypes.js';
@@ -47,6 +49,20 @@ export function toFloat32Graph(quantized: Graph, ctx?: PassContext): { graph: Gr
         precision = 'int8';
         ctx?.fired('drop-activation-qdq', name);
       }
+    } else if (n.op === 'Cast' && attrInt(n, 'to') === FLOAT32 && editor.constant(n.inputs[0])?.dtype === 'int8') {
+      // int8-weights' form for onnxruntime (passes/dequantize-as-cast-mul.ts): Mul(Cast(q), s)
+      const [mul] = editor.consumers(n.outputs[0]);
+      const scale = mul && mul.inputs.length === 2 ? editor.constant(mul.inputs.find((v) => v !== n.outputs[0]) ?? '') : undefined;
+      if (editor.consumers(n.outputs[0]).length !== 1 || mul.op !== 'Mul' || scale?.dtype !== 'float32' || editor.isGraphOutput(n.outputs[0])) continue;
+      const q = editor.constant(n.inputs[0])!;
+      const weight = evaluate(mul, mul.inputs.map((v) => (v === n.outputs[0] ? evaluate(n, [q]) : scale)));
+      if (!weight) continue;
+      const value = editor.addConstant(`${n.inputs[0]}.float`, weight);
+      editor.removeNode(n);
+      editor.removeNode(mul);
+      editor.rewire(mul.outputs[0], value);
+      precision = 'int8';
+      ctx?.fired('dequantize-constant', name);
     } else if (n.op === 'Cast' && [FLOAT16, FLOAT32].includes(attrInt(n, 'to')) && ['float16', 'float32'].includes(shapes.get(n.inputs[0])?.dtype ?? '')) {
       if (attrInt(n, 'to') === FLOAT16) precision = precision === 'int8' ? 'int8' : 'float16';
       editor.bypass(n);

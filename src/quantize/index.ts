@@ -20,6 +20,7 @@ import type { Pass } from '../passes/pass.js';
 import { applyPasses, runPipeline } from '../passes/pipeline.js';
 import { biasFullRank } from '../passes/bias-full-rank.js';
 import { matmulIntegerToFloat, MICROSOFT_DOMAIN } from '../passes/matmul-integer-to-float.js';
+import { dequantizeAsCastMul } from '../passes/dequantize-as-cast-mul.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, onnxEvaluate, type BudgetOptions, type BudgetReport, type Evaluate } from './budget.js';
@@ -99,8 +100,10 @@ export async function quantize(input: string, output: string, options: QuantizeO
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   checkBudgetData(options);
   // onnxruntime's int8 kernels are fastest on channels-last MatMuls, its float kernels on 1×1 Convs
-  // (passes/pointwise-layout.ts): int8 keeps or puts the pointwise layers back in MatMul form
-  const int8 = options.to !== 'fp16' && onnx;
+  // (passes/pointwise-layout.ts): int8 keeps or puts the pointwise layers back in MatMul form;
+  // int8-weights computes in float once onnxruntime has folded its Cast → Mul weights, so it keeps
+  // the float layout unless it stays QDQ (where DQ → MatMul becomes onnxruntime's MatMulNBits)
+  const int8 = onnx && (options.to === 'int8' || (options.to === 'int8-weights' && skipped(options, dequantizeAsCastMul)));
   const prepared = await prepareModel(input, int8 ? { ...options, skip: [...(options.skip ?? []), pointwiseToConv.name] } : options, steps, warnings);
   // prepareModel hands its graph over, so the pass may transpose weights in place
   const float = int8 ? await intLayout(prepared.graph, options, true) : prepared.graph;
@@ -173,7 +176,8 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   if (options.to === 'fp16') {
     makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings });
   } else if (options.to === 'int8-weights') {
-    makeQuantized = (exclude) => quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] });
+    const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
+    makeQuantized = (exclude) => applyPasses(quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] }), castMul);
   } else {
     const int8Model = await calibrateInt8(float, options, images, steps);
     // the accuracy budget measures the form that is written
@@ -309,9 +313,11 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
   };
 }
 
-/** Names of the nodes that run on quantized weights (those fed by a DequantizeLinear of a constant, or fused with it). */
+/** Names of the nodes that run on quantized weights (fed by a DequantizeLinear, or Cast → Mul, of an int8 constant, or fused with it). */
 export function quantizableLayers(graph: Graph): string[] {
   const dq = new Set(graph.nodes.filter((n) => n.op === 'DequantizeLinear' && graph.initializers.has(n.inputs[0])).map((n) => n.outputs[0]));
+  const casts = new Set(graph.nodes.filter((n) => n.op === 'Cast' && graph.initializers.get(n.inputs[0])?.dtype === 'int8').map((n) => n.outputs[0]));
+  for (const n of graph.nodes) if (n.op === 'Mul' && n.inputs.some((i) => casts.has(i))) dq.add(n.outputs[0]);
   const quantized = (n: Graph['nodes'][number]) => ((QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))) || (n.op === 'MatMulIntegerToFloat' && n.domain === MICROSOFT_DOMAIN);
   return graph.nodes.filter(quantized).map((n) => n.name);
 }
