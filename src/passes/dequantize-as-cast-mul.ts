@@ -26,6 +26,8 @@ export const dequantizeAsCastMul: Pass = {
       const [w, scale] = [editor.constant(dq.inputs[0]), editor.constant(dq.inputs[1])];
       const zero = dq.inputs[2] ? editor.constant(dq.inputs[2]) : undefined;
       if (!w || w.dtype !== 'int8' || !scale || scale.dtype !== 'float32' || (dq.inputs[2] && !zero)) continue;
+      // per tensor or per channel only: opset 21's blocked form (block_size, a scale of rank > 1) stays
+      if (scale.shape.length > 1 || dq.attrs.block_size !== undefined) continue;
       if (zero && zero.data.some((z) => Number(z) !== 0)) continue;
       const rank = w.shape.length;
       const perChannel = numel(scale.shape) > 1 || scale.shape.length === 1;
@@ -34,9 +36,9 @@ export const dequantizeAsCastMul: Pass = {
       // [C] along `axis` becomes [1, …, C, …, 1]: the same data, broadcast the way Mul reads it
       const broadcast = perChannel ? editor.addConstant(`${dq.inputs[1]}.broadcast`, reshape(scale, w.shape.map((d, i) => (i === axis ? d : 1)))) : dq.inputs[1];
       const castOut = editor.uniqueName(`${dq.outputs[0]}/int8_as_float`);
-      const cast: Node = { name: `${dq.name}/Cast`, op: 'Cast', domain: '', inputs: [dq.inputs[0]], outputs: [castOut], attrs: { to: attr.int(onnxDataType('float32')) } };
+      const cast: Node = { name: editor.uniqueName(`${dq.name}/Cast`), op: 'Cast', domain: '', inputs: [dq.inputs[0]], outputs: [castOut], attrs: { to: attr.int(onnxDataType('float32')) } };
       editor.replaceNode(dq, cast);
-      editor.insertAfter(cast, { name: `${dq.name}/Mul`, op: 'Mul', domain: '', inputs: [castOut, broadcast], outputs: [dq.outputs[0]], attrs: {} });
+      editor.insertAfter(cast, { name: editor.uniqueName(`${dq.name}/Mul`), op: 'Mul', domain: '', inputs: [castOut, broadcast], outputs: [dq.outputs[0]], attrs: {} });
       rewritten++;
       ctx.fired('dequantize-as-cast-mul', dq.name);
     }

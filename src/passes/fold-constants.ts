@@ -17,11 +17,12 @@ import { BYTES_PER_ELEMENT, numel, type Tensor } from '../graph/tensor.js';
 import type { Pass } from './pass.js';
 
 /**
- * Folding must not make the model bigger: neither blow a small constant up (Expand, ConstantOfShape)
- * nor widen a big one (the Cast of an int8 weight to float32, which onnxruntime folds itself at load:
- * passes/dequantize-as-cast-mul.ts). Up to 4096 int64 values may appear.
+ * Folding must not blow a small constant up into a big one (Expand, ConstantOfShape): at most 4096
+ * values more than its inputs hold; nor widen a big one (the Cast of an int8 weight to float32,
+ * which onnxruntime folds itself at load: passes/dequantize-as-cast-mul.ts): at most 32 KiB more.
  */
-const GROWTH_LIMIT_BYTES = 4096 * 8;
+const GROWTH_LIMIT = 4096;
+const GROWTH_LIMIT_BYTES = 32 << 10;
 const bytes = (t: Tensor) => numel(t.shape) * BYTES_PER_ELEMENT[t.dtype];
 
 export const foldConstants: Pass = {
@@ -56,8 +57,9 @@ export const foldConstants: Pass = {
       if (node.inputs.length === 0 || node.inputs.some((i, k) => i && !inputs[k])) continue;
       const out = evaluate(node, inputs);
       if (!out || node.outputs.length !== 1) continue;
+      const inputSize = inputs.reduce((n, t) => n + (t ? numel(t.shape) : 0), 0);
       const inputBytes = inputs.reduce((n, t) => n + (t ? bytes(t) : 0), 0);
-      if (bytes(out) > Math.max(inputBytes, GROWTH_LIMIT_BYTES)) continue;
+      if (numel(out.shape) > Math.max(inputSize, GROWTH_LIMIT) || bytes(out) > Math.max(inputBytes, GROWTH_LIMIT_BYTES)) continue;
       editor.initializers.set(node.outputs[0], out);
       editor.removeNode(node);
       ctx.fired('evaluate', node.name);

@@ -99,11 +99,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
   if (options.to === 'int8' && options.format === 'tflite') checkTfliteInt8(options);
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   checkBudgetData(options);
-  // onnxruntime's int8 kernels are fastest on channels-last MatMuls, its float kernels on 1×1 Convs
-  // (passes/pointwise-layout.ts): int8 keeps or puts the pointwise layers back in MatMul form;
-  // int8-weights computes in float once onnxruntime has folded its Cast → Mul weights, so it keeps
-  // the float layout unless it stays QDQ (where DQ → MatMul becomes onnxruntime's MatMulNBits)
-  const int8 = onnx && (options.to === 'int8' || (options.to === 'int8-weights' && skipped(options, dequantizeAsCastMul)));
+  const int8 = onnx && inIntLayout(options.to, options);
   const prepared = await prepareModel(input, int8 ? { ...options, skip: [...(options.skip ?? []), pointwiseToConv.name] } : options, steps, warnings);
   // prepareModel hands its graph over, so the pass may transpose weights in place
   const float = int8 ? await intLayout(prepared.graph, options, true) : prepared.graph;
@@ -144,6 +140,16 @@ function openBudgetData(float: Graph, options: QuantizeOptions, images: { prepro
   checkDataFits(data, float.inputs[0].shape, data.source);
   if (options.maxDrop !== undefined && !data.labelled) throw new InputError('--max-drop needs labelled data (labels.txt, a CSV or class folders)', data.source);
   return data;
+}
+
+/**
+ * Whether `to` is made from intLayout's form. onnxruntime's int8 kernels are fastest on channels-last
+ * MatMuls, its float kernels on 1×1 Convs (passes/pointwise-layout.ts): int8 puts the pointwise layers
+ * back in MatMul form; int8-weights computes in float once onnxruntime has folded its Cast → Mul
+ * weights, so it keeps the float layout unless it stays QDQ (where DQ → MatMul becomes MatMulNBits).
+ */
+export function inIntLayout(to: QuantizeOptions['to'], options: PrepareOptions): boolean {
+  return to === 'int8' || (to === 'int8-weights' && skipped(options, dequantizeAsCastMul));
 }
 
 /**

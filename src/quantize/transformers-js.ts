@@ -19,7 +19,7 @@ import { createGraphSession, runFloat } from '../runtime/onnxruntime.js';
 import { predict } from '../runtime/predict.js';
 import { probeInput } from '../runtime/probe.js';
 import type { BudgetOptions } from './budget.js';
-import { intLayout, quantizeFloat, type QuantizeOptions } from './index.js';
+import { inIntLayout, intLayout, quantizeFloat, type QuantizeOptions } from './index.js';
 import type { Int8Recipe } from './int8.js';
 
 export interface TransformersJsOptions extends PrepareOptions, Int8Recipe, BudgetOptions {
@@ -92,7 +92,7 @@ export async function exportTransformersJs(input: string, dir: string, options: 
     const to = MODE[dtype];
     // transformers.js feeds float32 pixel_values and reads float32 logits whatever the dtype
     const how: QuantizeOptions = to === 'fp16' ? { ...options, to, keepIoTypes: true } : to === 'int8' ? { ...options, to } : { ...options, to };
-    const base = to === 'fp16' ? float : (intFloat ??= await intLayout(float, options, false));
+    const base = inIntLayout(to, options) ? (intFloat ??= await intLayout(float, options, false)) : float;
     const q = await quantizeFloat(base, how, steps, warnings);
     models.push({ dtype, graph: q.graph });
     if (q.method) made[dtype] = `${q.method} calibration on ${q.calibration.calibrationImages} images${q.calibration.equalization ? `, channel equalization ${q.calibration.equalization}` : ''}`;
