@@ -23,6 +23,16 @@ describe('graph', () => {
     const shuffled = { ...g, nodes: [g.nodes[3], g.nodes[2], g.nodes[1], g.nodes[0]] };
     assert.deepEqual(topologicalOrder(g).map((n) => n.name), ['a', 'b', 'c', 'd']);
     assert.deepEqual(topologicalOrder(shuffled).map((n) => n.name), ['a', 'c', 'b', 'd']);
+    // an order that is already topological comes back as it is (a copy), whichever valid order it is
+    const other = { ...g, nodes: [g.nodes[0], g.nodes[2], g.nodes[1], g.nodes[3]] };
+    const kept = topologicalOrder(other);
+    assert.notEqual(kept, other.nodes);
+    assert.deepEqual(kept.map((n) => n.name), ['a', 'c', 'b', 'd']);
+    // and what is not still throws: a node reading its own output, a value nothing defines
+    const self = { ...g, nodes: [...g.nodes, { name: 'e', op: 'Relu', domain: '', inputs: ['e'], outputs: ['e'], attrs: {} }] };
+    assert.throws(() => topologicalOrder(self), /cycle/);
+    const undefinedInput = { ...g, nodes: [...g.nodes, { name: 'f', op: 'Relu', domain: '', inputs: ['nowhere'], outputs: ['f'], attrs: {} }] };
+    assert.throws(() => topologicalOrder(undefinedInput), /nowhere, which nothing defines/);
   });
 
   it('checkGraph finds undefined values, double definitions, cycles and missing outputs', () => {

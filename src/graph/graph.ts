@@ -158,6 +158,9 @@ export function consumers(graph: Graph): Map<string, Node[]> {
  * that came first in the input order goes first. Throws on a cycle or an undefined input.
  */
 export function topologicalOrder(graph: Graph): Node[] {
+  // Most edits leave the nodes in order, and then Kahn's algorithm gives them back as they are (the
+  // next node in order is always ready and first): one pass over them says so, at a fifth of the cost.
+  if (alreadyOrdered(graph)) return [...graph.nodes];
   const available = new Set<string>([...graph.inputs.map((v) => v.name), ...graph.initializers.keys()]);
   const producedBy = producers(graph);
   const indexOf = new Map(graph.nodes.map((n, i) => [n, i]));
@@ -191,6 +194,16 @@ export function topologicalOrder(graph: Graph): Node[] {
   }
   if (order.length !== graph.nodes.length) throw new Error('graph has a cycle');
   return order;
+}
+
+/** Whether every node's inputs are defined before it, in the order the nodes are listed. */
+function alreadyOrdered(graph: Graph): boolean {
+  const available = new Set<string>([...graph.inputs.map((v) => v.name), ...graph.initializers.keys()]);
+  for (const n of graph.nodes) {
+    for (const i of n.inputs) if (i && !available.has(i)) return false;
+    for (const o of n.outputs) available.add(o);
+  }
+  return true;
 }
 
 class MinHeap<T> {
