@@ -6,7 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { decodeOnnx } from '../src/formats/onnx.js';
-import { fixturePath, ROOT } from './helpers/fixtures.js';
+import { readNpy } from '../src/formats/npy.js';
+import { float32 } from '../src/graph/tensor.js';
+import { assertClose, fixturePath, ROOT } from './helpers/fixtures.js';
+import { runAny } from './helpers/quantize.js';
 
 const BIN = join(ROOT, 'dist', 'bin', 'convnext.js');
 const dir = mkdtempSync(join(tmpdir(), 'convnext-q-'));
@@ -82,6 +85,25 @@ describe('convnext quantize', () => {
       assert.ok(statSync(out).size < ratio * statSync(fp32).size, `${to}: ${statSync(out).size} vs ${statSync(fp32).size}`);
       assert.equal(meta(out).mode, to);
     }
+  });
+
+  it('int8-weights: Cast → Mul weights (QDQ with --skip-pass); converted again, the model stays int8 and computes the same', async () => {
+    const out = join(dir, 'w8-cast.onnx');
+    assert.equal(cli('quantize', ckpt, '-o', out, '--to', 'int8-weights', '--image-size', '64', '-q').code, 0);
+    const g = decodeOnnx(readFileSync(out), { source: out });
+    const ops = (m: typeof g, op: string) => m.nodes.filter((n) => n.op === op).length;
+    assert.equal(ops(g, 'DequantizeLinear'), 0);
+    assert.ok(ops(g, 'Cast') >= 8 && g.nodes.filter((n) => n.op === 'Cast').every((n) => g.initializers.get(n.inputs[0])?.dtype === 'int8'));
+    const again = join(dir, 'w8-cast-again.onnx');
+    assert.equal(cli('convert', out, '-o', again, '-q').code, 0);
+    assert.ok(statSync(again).size < 1.05 * statSync(out).size, `converted again: ${statSync(again).size} vs ${statSync(out).size} bytes`);
+    const input = readNpy(calib);
+    assertClose(await runAny(decodeOnnx(readFileSync(again), { source: again }), input), float32([input.shape[0], 10], await runAny(g, input)), 'converted again', 1e-6);
+    const qdq = join(dir, 'w8-qdq.onnx');
+    assert.equal(cli('quantize', ckpt, '-o', qdq, '--to', 'int8-weights', '--skip-pass', 'dequantize-as-cast-mul', '-q').code, 0);
+    const q = decodeOnnx(readFileSync(qdq), { source: qdq });
+    assert.equal(ops(q, 'Cast'), 0);
+    assert.equal(ops(q, 'DequantizeLinear'), ops(g, 'Cast'));
   });
 
   it('int8-weights honours --exclude, and a pattern that names no layer is warned about', () => {

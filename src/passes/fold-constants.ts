@@ -18,11 +18,11 @@ import type { Pass } from './pass.js';
 
 /**
  * Folding must not blow a small constant up into a big one (Expand, ConstantOfShape): at most 4096
- * values more than its inputs hold; nor widen a big one (the Cast of an int8 weight to float32,
- * which onnxruntime folds itself at load: passes/dequantize-as-cast-mul.ts): at most 32 KiB more.
+ * values more than its inputs hold; nor widen one to a bigger type (the Cast of an int8 weight to
+ * float32, which onnxruntime folds itself at load: passes/dequantize-as-cast-mul.ts) by over 256 bytes.
  */
 const GROWTH_LIMIT = 4096;
-const GROWTH_LIMIT_BYTES = 32 << 10;
+const WIDENING_LIMIT_BYTES = 256;
 const bytes = (t: Tensor) => numel(t.shape) * BYTES_PER_ELEMENT[t.dtype];
 
 export const foldConstants: Pass = {
@@ -59,7 +59,8 @@ export const foldConstants: Pass = {
       if (!out || node.outputs.length !== 1) continue;
       const inputSize = inputs.reduce((n, t) => n + (t ? numel(t.shape) : 0), 0);
       const inputBytes = inputs.reduce((n, t) => n + (t ? bytes(t) : 0), 0);
-      if (numel(out.shape) > Math.max(inputSize, GROWTH_LIMIT) || bytes(out) > Math.max(inputBytes, GROWTH_LIMIT_BYTES)) continue;
+      if (numel(out.shape) > Math.max(inputSize, GROWTH_LIMIT)) continue;
+      if (numel(out.shape) <= inputSize && bytes(out) > inputBytes + WIDENING_LIMIT_BYTES) continue;
       editor.initializers.set(node.outputs[0], out);
       editor.removeNode(node);
       ctx.fired('evaluate', node.name);
