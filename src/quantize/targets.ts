@@ -13,8 +13,9 @@ export const INT8_TARGETS = {
   'cpu-avx2': {
     weightBits: 7,
     form: 'cpu',
-    note: 'x86 without VNNI, exact on any x86 CPU; a 4× smaller file, but without VNNI onnxruntime runs int8 at about fp32 speed ' +
-      '(ConvNeXt-T on an AVX2 AMD EPYC, one thread: 0.96–1.03× at batch 1, 1.12× at batch 32); a CPU with VNNI runs the same file about twice as fast as fp32',
+    note: 'x86 without VNNI, exact on any x86 CPU. A 4× smaller file; without VNNI onnxruntime runs it at about fp32 speed ' +
+      '(ConvNeXt-T, AVX2 AMD EPYC, one thread: 0.96–1.03× at batch 1, 1.12× at batch 32), with VNNI about twice as fast. ' +
+      'For an AVX2-only CPU, --to int8-weights gives the same size at fp32 speed, without calibration and closer to fp32',
   },
   'cpu-vnni': { weightBits: 8, form: 'cpu', note: 'x86 with AVX-512 VNNI or AVX-VNNI' },
   arm64: { weightBits: 8, form: 'cpu', note: 'ARM64 (NEON dot products)' },
