@@ -7,7 +7,7 @@ import type OnnxProto from 'onnx-proto';
 import { onnxProto } from './onnx-proto.js';
 import { InputError, UnsupportedError } from '../errors.js';
 import type { Attr, Dim, Graph, Node, ValueInfo } from '../graph/graph.js';
-import { BYTES_PER_ELEMENT, numel, tensor, tensorBytes, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
+import { BYTES_PER_ELEMENT, byteSize, numel, tensor, tensorBytes, type DType, type Tensor, type TensorData } from '../graph/tensor.js';
 import { dtypeFromOnnx, onnxDataType } from '../graph/dtypes.js';
 
 const { onnx } = onnxProto;
@@ -33,7 +33,7 @@ export const EXTERNAL_DATA_THRESHOLD = 1.8 * 1024 ** 3;
 
 export function initializerBytes(graph: Graph): number {
   let total = 0;
-  for (const t of graph.initializers.values()) total += numel(t.shape) * BYTES_PER_ELEMENT[t.dtype];
+  for (const t of graph.initializers.values()) total += byteSize(t);
   return total;
 }
 

@@ -2,7 +2,7 @@
 // dtype exactly (float16 and bfloat16 as raw 16-bit words), so a reader can hand over a view of the
 // file it mapped without converting, and converts only when a consumer asks for float32.
 
-import type { DType, TensorData } from './dtypes.js';
+import { BYTES_PER_ELEMENT, type DType, type TensorData } from './dtypes.js';
 
 export { BYTES_PER_ELEMENT, type DType, type TensorData } from './dtypes.js';
 
@@ -118,6 +118,11 @@ export function asFloat32(t: Tensor): Tensor {
 /** Same data, new shape (element counts must agree). */
 export function reshape(t: Tensor, shape: readonly number[]): Tensor {
   return tensor(t.dtype, shape, t.data);
+}
+
+/** How many bytes the tensor's values take. */
+export function byteSize(t: Tensor): number {
+  return numel(t.shape) * BYTES_PER_ELEMENT[t.dtype];
 }
 
 /** Bytes of the data in little-endian order, as stored in ONNX raw_data and safetensors. */

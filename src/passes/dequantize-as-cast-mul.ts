@@ -11,8 +11,13 @@
 import { attr, attrInt, type Graph, type Node } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { onnxDataType } from '../graph/dtypes.js';
-import { numel, reshape } from '../graph/tensor.js';
+import { numel, reshape, type Tensor } from '../graph/tensor.js';
 import type { Pass, PassContext } from './pass.js';
+
+/** Whether `n` is the Cast this pass writes: an int8 constant's values as float32 (its Mul applies the scale). */
+export function castsInt8Weight(n: Node, constant: (value: string) => Tensor | undefined): boolean {
+  return n.op === 'Cast' && attrInt(n, 'to') === onnxDataType('float32') && constant(n.inputs[0])?.dtype === 'int8';
+}
 
 export const dequantizeAsCastMul: Pass = {
   name: 'dequantize-as-cast-mul',
@@ -30,7 +35,7 @@ export const dequantizeAsCastMul: Pass = {
       if (scale.shape.length > 1 || dq.attrs.block_size !== undefined) continue;
       if (zero && zero.data.some((z) => Number(z) !== 0)) continue;
       const rank = w.shape.length;
-      const perChannel = numel(scale.shape) > 1 || scale.shape.length === 1;
+      const perChannel = scale.shape.length === 1;
       const axis = (attrInt(dq, 'axis', 1) + rank) % rank;
       if (perChannel && (rank === 0 || numel(scale.shape) !== w.shape[axis])) continue;
       // [C] along `axis` becomes [1, …, C, …, 1]: the same data, broadcast the way Mul reads it

@@ -13,7 +13,7 @@ import { topologicalOrder } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { constantValue, evaluate, shapeOf } from '../graph/evaluate.js';
 import { inferShapes, isStatic, type Shapes } from '../graph/shapes.js';
-import { BYTES_PER_ELEMENT, numel, type Tensor } from '../graph/tensor.js';
+import { byteSize, numel } from '../graph/tensor.js';
 import type { Pass } from './pass.js';
 
 /**
@@ -23,7 +23,6 @@ import type { Pass } from './pass.js';
  */
 const GROWTH_LIMIT = 4096;
 const WIDENING_LIMIT_BYTES = 256;
-const bytes = (t: Tensor) => numel(t.shape) * BYTES_PER_ELEMENT[t.dtype];
 
 export const foldConstants: Pass = {
   name: 'fold-constants',
@@ -58,9 +57,9 @@ export const foldConstants: Pass = {
       const out = evaluate(node, inputs);
       if (!out || node.outputs.length !== 1) continue;
       const inputSize = inputs.reduce((n, t) => n + (t ? numel(t.shape) : 0), 0);
-      const inputBytes = inputs.reduce((n, t) => n + (t ? bytes(t) : 0), 0);
+      const inputBytes = inputs.reduce((n, t) => n + (t ? byteSize(t) : 0), 0);
       if (numel(out.shape) > Math.max(inputSize, GROWTH_LIMIT)) continue;
-      if (numel(out.shape) <= inputSize && bytes(out) > inputBytes + WIDENING_LIMIT_BYTES) continue;
+      if (numel(out.shape) <= inputSize && byteSize(out) > inputBytes + WIDENING_LIMIT_BYTES) continue;
       editor.initializers.set(node.outputs[0], out);
       editor.removeNode(node);
       ctx.fired('evaluate', node.name);

@@ -94,7 +94,7 @@ export function scaleOutputChannels(editor: GraphEditor, l: Linear, scale: Float
   if (outFirst) {
     for (let o = 0; o < out; o++) scaleRun(w, o * perOutput, perOutput, scale[o]);
   } else {
-    for (let j = 0; j < w.length; j += out) mulRow(w, j, scale, 0, out);
+    for (let j = 0; j < w.length; j += out) mulRow(w, j, scale, out);
   }
   setWeight(editor, l, w, tag);
   if (l.bias) setBias(editor, l, Float32Array.from(toFloat32(l.bias), (v, o) => v * scale[o]), tag);
@@ -141,9 +141,9 @@ function scaleRun(w: Float32Array, at: number, n: number, s: number): void {
   for (let j = at, end = at + n; j < end; j++) w[j] *= s;
 }
 
-// w[at + k] *= s[from + k] for k < n
-function mulRow(w: Float32Array, at: number, s: Float32Array, from: number, n: number): void {
-  for (let k = 0; k < n; k++) w[at + k] *= s[from + k];
+// w[at + k] *= s[k] for k < n
+function mulRow(w: Float32Array, at: number, s: Float32Array, n: number): void {
+  for (let k = 0; k < n; k++) w[at + k] *= s[k];
 }
 
 // Σ w[at + k]·β[from + k], then w[at + k] *= γ[from + k]

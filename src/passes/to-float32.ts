@@ -13,6 +13,7 @@ import { inferShapes } from '../graph/shapes.js';
 import { tensor, toFloat32, type Tensor } from '../graph/tensor.js';
 import { onnxDataType } from '../graph/dtypes.js';
 import { expandMatMulIntegerToFloat } from './matmul-integer-to-float.js';
+import { castsInt8Weight } from './dequantize-as-cast-mul.js';
 import type { PassContext } from './pass.js';
 
 export type SourcePrecision = 'float32' | 'float16' | 'int8';
@@ -49,11 +50,12 @@ export function toFloat32Graph(quantized: Graph, ctx?: PassContext): { graph: Gr
         precision = 'int8';
         ctx?.fired('drop-activation-qdq', name);
       }
-    } else if (n.op === 'Cast' && attrInt(n, 'to') === FLOAT32 && editor.constant(n.inputs[0])?.dtype === 'int8') {
+    } else if (castsInt8Weight(n, (v) => editor.constant(v))) {
       // int8-weights' form for onnxruntime (passes/dequantize-as-cast-mul.ts): Mul(Cast(q), s)
-      const [mul] = editor.consumers(n.outputs[0]);
-      const scale = mul && mul.inputs.length === 2 ? editor.constant(mul.inputs.find((v) => v !== n.outputs[0]) ?? '') : undefined;
-      if (editor.consumers(n.outputs[0]).length !== 1 || mul.op !== 'Mul' || scale?.dtype !== 'float32' || editor.isGraphOutput(n.outputs[0])) continue;
+      const readers = editor.consumers(n.outputs[0]);
+      const [mul] = readers;
+      const scale = mul?.op === 'Mul' && mul.inputs.length === 2 ? editor.constant(mul.inputs.find((v) => v !== n.outputs[0]) ?? '') : undefined;
+      if (readers.length !== 1 || scale?.dtype !== 'float32' || editor.isGraphOutput(n.outputs[0])) continue;
       const q = editor.constant(n.inputs[0])!;
       const weight = evaluate(mul, mul.inputs.map((v) => (v === n.outputs[0] ? evaluate(n, [q]) : scale)));
       if (!weight) continue;

@@ -20,7 +20,7 @@ import type { Pass } from '../passes/pass.js';
 import { applyPasses, runPipeline } from '../passes/pipeline.js';
 import { biasFullRank } from '../passes/bias-full-rank.js';
 import { matmulIntegerToFloat, MICROSOFT_DOMAIN } from '../passes/matmul-integer-to-float.js';
-import { dequantizeAsCastMul } from '../passes/dequantize-as-cast-mul.js';
+import { castsInt8Weight, dequantizeAsCastMul } from '../passes/dequantize-as-cast-mul.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, onnxEvaluate, type BudgetOptions, type BudgetReport, type Evaluate } from './budget.js';
@@ -322,7 +322,7 @@ async function quantizeForTfjs(float: Graph, input: string, output: string, opti
 /** Names of the nodes that run on quantized weights (fed by a DequantizeLinear, or Cast → Mul, of an int8 constant, or fused with it). */
 export function quantizableLayers(graph: Graph): string[] {
   const dq = new Set(graph.nodes.filter((n) => n.op === 'DequantizeLinear' && graph.initializers.has(n.inputs[0])).map((n) => n.outputs[0]));
-  const casts = new Set(graph.nodes.filter((n) => n.op === 'Cast' && graph.initializers.get(n.inputs[0])?.dtype === 'int8').map((n) => n.outputs[0]));
+  const casts = new Set(graph.nodes.filter((n) => castsInt8Weight(n, (v) => graph.initializers.get(v))).map((n) => n.outputs[0]));
   for (const n of graph.nodes) if (n.op === 'Mul' && n.inputs.some((i) => casts.has(i))) dq.add(n.outputs[0]);
   const quantized = (n: Graph['nodes'][number]) => ((QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))) || (n.op === 'MatMulIntegerToFloat' && n.domain === MICROSOFT_DOMAIN);
   return graph.nodes.filter(quantized).map((n) => n.name);
