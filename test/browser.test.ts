@@ -32,6 +32,9 @@ const FULL = process.env.CONVNEXT_BROWSER_FULL === '1';
 const GPU_IMAGES = FULL ? 1000 : 32;
 const CPU_IMAGES = 1000;
 const FIXTURES_ON_GPU = FULL ? checkpointFixtures.map((m) => m.name) : ['v1_official', 'v2_official'];
+// int4-weights in the page and in Node run the same products (MatMulNBits dequantizes in float32
+// on both; the page's wasm is MLAS like Node's, WebGPU unpacks in its shader): float32 rounding apart
+const INT4_IN_PAGE_TOLERANCE = 1e-4;
 
 let work: string;
 let session: BrowserSession;
@@ -49,6 +52,7 @@ before(async () => {
     ['int8', { to: 'int8' as const, calib }],
     ['int8-webgpu', { to: 'int8' as const, calib, target: 'webgpu' as const }],
     ['int8-weights', { to: 'int8-weights' as const }],
+    ['int4-weights', { to: 'int4-weights' as const }],
   ] as const) {
     models[name] = join(work, `fashion-${name}.onnx`);
     await quantize(fp32, models[name], options);
@@ -122,7 +126,7 @@ describe('onnxruntime-web in Chromium', { skip }, () => {
 
   // the same file in Node (onnxruntime-node, CPU) is the reference: what runs in a browser must be
   // what was validated in Node
-  const precisions: [string, number][] = [['fp32', 1e-4], ['fp16', FP16_TOLERANCE], ['int8', INT8_STATIC_TOLERANCE], ['int8-webgpu', INT8_STATIC_TOLERANCE], ['int8-weights', INT8_WEIGHTS_TOLERANCE]];
+  const precisions: [string, number][] = [['fp32', 1e-4], ['fp16', FP16_TOLERANCE], ['int8', INT8_STATIC_TOLERANCE], ['int8-webgpu', INT8_STATIC_TOLERANCE], ['int8-weights', INT8_WEIGHTS_TOLERANCE], ['int4-weights', INT4_IN_PAGE_TOLERANCE]];
   for (const ep of ['wasm', 'webgpu'] as const satisfies readonly WebProvider[]) {
     it(`Fashion on ${ep}: every precision that can run here agrees with Node; the others are refused with the reason`, async (t) => {
       const features = 'features' in session.environment.webgpu ? session.environment.webgpu.features : [];

@@ -6,10 +6,11 @@ import { formatBytes, Reporter, runCommand } from './report.js';
 
 /** When the passes outside the default pipeline run. */
 const WHEN: Record<string, string> = {
-  'pointwise-to-matmul': 'instead of pointwise-to-conv in quantize --to int8 (and int8-weights with --skip-pass dequantize-as-cast-mul)',
-  'bias-full-rank': 'after pointwise-to-matmul in quantize --to int8 (and int8-weights with --skip-pass dequantize-as-cast-mul)',
+  'pointwise-to-matmul': 'instead of pointwise-to-conv in quantize --to int8 and int4-weights (and int8-weights with --skip-pass dequantize-as-cast-mul)',
+  'bias-full-rank': 'after pointwise-to-matmul in quantize --to int8 and int4-weights (and int8-weights with --skip-pass dequantize-as-cast-mul)',
   'matmul-integer-to-float': "after quantize --to int8 for onnxruntime's CPU targets (not --target webgpu)",
-  'dequantize-as-cast-mul': 'after quantize --to int8-weights',
+  'dequantize-as-cast-mul': 'after quantize --to int8-weights (and on the Conv weights of int4-weights)',
+  'matmul-nbits': 'in quantize --to int4-weights (after pointwise-to-matmul and bias-full-rank), with its --block-size',
   'compact-names': 'on writing ONNX: convert --compact-names; quantize unless --keep-names',
 };
 

@@ -7,18 +7,19 @@ import { choice, outputFormatFlags, preprocessingFlags, preprocessingOverrides }
 import { formatBytes, formatMs, quietOnnxruntime, Reporter, runCommand } from './report.js';
 import { checkDtypesFlag, runTransformersJs } from './transformers-js.js';
 
-const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights'];
+const MODES: QuantizeMode[] = ['fp16', 'int8', 'int8-weights', 'int4-weights'];
 // the transformers.js dtype each mode's model is (formats/transformers-js)
-const DTYPE_OF: Record<QuantizeMode, string> = { fp16: 'fp16', int8: 'int8', 'int8-weights': 'q8' };
+const DTYPE_OF: Record<QuantizeMode, string> = { fp16: 'fp16', int8: 'int8', 'int8-weights': 'q8', 'int4-weights': 'q4' };
 
 export function quantizeCommand(program: Command): void {
   preprocessingFlags(
     outputFormatFlags(
       program.command('quantize')
-      .description('convert and quantize: fp16, calibrated int8 (QDQ) or int8 weights only')
+      .description('convert and quantize: fp16, calibrated int8 (QDQ), int8 weights only, or 4-bit weights for WebGPU')
       .argument('<input>', 'checkpoint, Hugging Face folder or ONNX model')
       .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js)')
-      .addOption(choice('--to <mode>', 'fp16 | int8 | int8-weights', MODES).makeOptionMandatory())
+      .addOption(choice('--to <mode>', "fp16 | int8 | int8-weights | int4-weights (4-bit MatMul/Gemm weights as onnxruntime's MatMulNBits, int8 Conv weights; ONNX for onnxruntime-web's WebGPU)", MODES).makeOptionMandatory())
+      .option('--block-size <n>', 'int4-weights: weights per 4-bit block along the input channels, 16 | 32 (default) | 64 | 128 | 256', positiveInt)
       .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
       .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
       .addOption(choice('--method <name>', 'calibration: minmax | percentile (default) | entropy', ['minmax', 'percentile', 'entropy']))
@@ -51,6 +52,7 @@ export function quantizeCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
+        if (opts.blockSize !== undefined && opts.to !== 'int4-weights') throw new InputError('--block-size applies to --to int4-weights');
         if (opts.io !== undefined && (opts.to !== 'int8' || opts.format !== 'tflite')) throw new InputError('--io applies to full-integer int8 TFLite (--format tflite --to int8)');
         checkDtypesFlag(opts);
         await quietOnnxruntime();
@@ -67,6 +69,7 @@ export function quantizeCommand(program: Command): void {
           percentile: opts.percentile,
           opTypes: opts.opTypes,
           exclude: opts.exclude,
+          blockSize: opts.blockSize,
           // commander sets --no-reduce-range's default (true): pass it only when given, so that the target chooses
           reduceRange: opts.reduceRange === false ? false : undefined,
           target: opts.target,
@@ -91,7 +94,7 @@ export function quantizeCommand(program: Command): void {
         for (const w of r.warnings) reporter.warn(w);
         const lines = [
           `${input} → ${r.output}: ${r.mode}${r.method ? ` (${r.method}, ${r.calibrationImages} calibration images${r.equalization ? `, channel equalization ${r.equalization}` : ''})` : ''}${r.target ? `, for ${r.target.name} (${r.target.weightBits}-bit weights; --target for another)` : ''}`,
-          `  ${formatBytes(r.bytesWritten)} (${((100 * r.bytesWritten) / r.floatBytes).toFixed(1)} % of fp32), ${r.quantizedLayers} layers on int8 weights, ${formatMs(Object.values(r.timings).reduce((a, b) => a + b, 0))}`,
+          `  ${formatBytes(r.bytesWritten)} (${((100 * r.bytesWritten) / r.floatBytes).toFixed(1)} % of fp32), ${r.quantizedLayers} layers on ${r.mode === 'int4-weights' ? '4-bit (MatMul, Gemm) or int8 (Conv)' : 'int8'} weights, ${formatMs(Object.values(r.timings).reduce((a, b) => a + b, 0))}`,
         ];
         if (r.budget) {
           const b = r.budget;

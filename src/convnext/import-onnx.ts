@@ -12,6 +12,7 @@ import { readInputFileSync } from '../formats/sniff.js';
 import { checkGraph, topologicalOrder, type Graph } from '../graph/graph.js';
 import { attributeProblem, KNOWN_OPS } from '../graph/ops.js';
 import { expandMatMulIntegerToFloat } from '../passes/matmul-integer-to-float.js';
+import { expandMatMulNBits } from '../passes/matmul-nbits.js';
 
 export const MIN_OPSET = 13;
 export const MAX_OPSET = 21;
@@ -36,8 +37,9 @@ export function loadOnnxModel(path: string): Graph {
   if (opset < MIN_OPSET || opset > MAX_OPSET) {
     throw new UnsupportedError(`ONNX opset ${opset} is not supported (opsets ${MIN_OPSET}–${MAX_OPSET} are); re-export the model with opset_version between them`, path, 'onnx-opset');
   }
-  // our own int8 models hold onnxruntime's MatMulIntegerToFloat: read back as the standard QDQ ops
-  graph = expandMatMulIntegerToFloat(graph);
+  // our own int8 and int4 models hold onnxruntime's MatMulIntegerToFloat and MatMulNBits: read back
+  // as the standard QDQ ops, and as MatMuls of the weights the 4-bit codes stand for
+  graph = expandMatMulNBits(expandMatMulIntegerToFloat(graph));
   const unknown = graph.nodes.filter((n) => !isKnown(n.domain, n.op));
   if (unknown.length) throw unsupportedOps(unknown, path);
   // a pass reads attributes as the ONNX spec types them: a wrong kind is the file's fault, said here

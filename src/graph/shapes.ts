@@ -139,10 +139,11 @@ class Inference {
       this.setConstant(name, t);
     }
     for (const node of topologicalOrder(this.graph)) {
-      if (node.domain !== '' && node.domain !== 'ai.onnx') continue;
+      const contrib = node.domain === 'com.microsoft';
+      if (node.domain !== '' && node.domain !== 'ai.onnx' && !contrib) continue;
       let outs: (ValueType | undefined)[] | undefined;
       try {
-        outs = this.infer(node);
+        outs = contrib ? this.inferContrib(node) : this.infer(node);
       } catch {
         outs = undefined; // a malformed attribute: the outputs stay unknown, like an unknown op's
       }
@@ -339,6 +340,14 @@ class Inference {
   }
 
   // MatMul: numpy matmul; a 1-D operand gets a dimension for the product, removed afterwards.
+  /** onnxruntime's contrib ops (com.microsoft) that this project writes; others stay unknown. */
+  private inferContrib(node: Node): ValueType[] | undefined {
+    const a = this.type(node.inputs[0]);
+    // MatMulNBits: A [..., K] times the N columns its attributes name, out in A's type
+    if (node.op !== 'MatMulNBits' || !a || a.shape.length === 0) return undefined;
+    return [{ dtype: a.dtype, shape: [...a.shape.slice(0, -1), attrInt(node, 'N')] }];
+  }
+
   private matmul(node: Node): ValueType[] | undefined {
     const a = this.type(node.inputs[0]);
     const b = this.type(node.inputs[1]);

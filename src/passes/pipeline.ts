@@ -16,6 +16,7 @@ import { pointwiseToConv, pointwiseToMatMul } from './pointwise-layout.js';
 import { compactNames } from './compact-names.js';
 import { matmulIntegerToFloat } from './matmul-integer-to-float.js';
 import { dequantizeAsCastMul } from './dequantize-as-cast-mul.js';
+import { matmulNBits } from './matmul-nbits.js';
 import { tfjsFoldGeluScales, tfjsFuseGelu } from './tfjs-gelu.js';
 
 /** Every pass, in the order the default pipeline runs them. */
@@ -37,7 +38,7 @@ export const PASSES: readonly Pass[] = [
  * dequantize-as-cast-mul for int8-weights (--skip-pass leaves any out), and compact-names runs as a
  * file is written.
  */
-export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, biasFullRank, matmulIntegerToFloat, dequantizeAsCastMul, compactNames];
+export const OPTIONAL_PASSES: readonly Pass[] = [pointwiseToMatMul, biasFullRank, matmulIntegerToFloat, dequantizeAsCastMul, matmulNBits(), compactNames];
 
 /** Passes the TF.js writer runs on its way out; not selectable, since their op is TF.js's alone. */
 export const TFJS_WRITER_PASSES: readonly Pass[] = [tfjsFuseGelu, tfjsFoldGeluScales('erf')];

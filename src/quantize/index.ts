@@ -21,6 +21,7 @@ import { applyPasses, runPipeline } from '../passes/pipeline.js';
 import { biasFullRank } from '../passes/bias-full-rank.js';
 import { matmulIntegerToFloat, MICROSOFT_DOMAIN } from '../passes/matmul-integer-to-float.js';
 import { castsInt8Weight, dequantizeAsCastMul } from '../passes/dequantize-as-cast-mul.js';
+import { DEFAULT_NBITS_BLOCK_SIZE, matmulNBits } from '../passes/matmul-nbits.js';
 import { pointwiseToConv, pointwiseToMatMul } from '../passes/pointwise-layout.js';
 import { excludesEveryLayer, QUANTIZABLE_OPS, quantizeWeightsOnly, unmatchedPatterns } from '../passes/quantize-int8.js';
 import { BudgetError, budgetMessage, meetBudget, onnxEvaluate, type BudgetOptions, type BudgetReport, type Evaluate } from './budget.js';
@@ -30,7 +31,7 @@ import type { CalibrationMethod } from './observer.js';
 
 export { BudgetError, type BudgetReport } from './budget.js';
 
-export type QuantizeMode = 'fp16' | 'int8' | 'int8-weights';
+export type QuantizeMode = 'fp16' | 'int8' | 'int8-weights' | 'int4-weights';
 
 /** What every mode takes: where the model comes from and goes, progress, and an accuracy budget. */
 interface CommonOptions extends PrepareOptions, WriteOptions, BudgetOptions {
@@ -56,12 +57,21 @@ export interface Int8WeightsOptions extends CommonOptions {
   readonly exclude?: readonly string[];
 }
 
+/** 4-bit blocks for MatMul/Gemm weights (onnxruntime's MatMulNBits), int8 for Conv weights; ONNX only. */
+export interface Int4WeightsOptions extends CommonOptions {
+  readonly to: 'int4-weights';
+  readonly opTypes?: readonly string[];
+  readonly exclude?: readonly string[];
+  /** Weights per 4-bit block along K (default 32). */
+  readonly blockSize?: number;
+}
+
 /** int8 with its calibration (`calib` is required for ONNX output). */
 export interface Int8Options extends CommonOptions, Int8Recipe {
   readonly to: 'int8';
 }
 
-export type QuantizeOptions = Fp16Options | Int8WeightsOptions | Int8Options;
+export type QuantizeOptions = Fp16Options | Int8WeightsOptions | Int4WeightsOptions | Int8Options;
 
 export interface QuantizeResult {
   readonly output: string;
@@ -96,6 +106,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     ...(options.labelsFile ? filesRead(options.labelsFile, 'the class names file') : []),
   ];
   checkModelOutput(output, options.format ?? 'onnx', reads);
+  if (options.to === 'int4-weights' && !onnx) throw new UnsupportedError(`int4-weights is ONNX only (onnxruntime's MatMulNBits); for ${options.format}, --to int8-weights`, undefined, 'quantization');
   if (options.to === 'int8' && options.format === 'tflite') checkTfliteInt8(options);
   if (options.to === 'int8' && onnx && !options.calib) throw new InputError('int8 needs calibration images: give --calib DIR');
   checkBudgetData(options);
@@ -149,7 +160,7 @@ function openBudgetData(float: Graph, options: QuantizeOptions, images: { prepro
  * weights, so it keeps the float layout unless it stays QDQ (where DQ → MatMul becomes MatMulNBits).
  */
 export function inIntLayout(to: QuantizeOptions['to'], options: PrepareOptions): boolean {
-  return to === 'int8' || (to === 'int8-weights' && skipped(options, dequantizeAsCastMul));
+  return to === 'int8' || to === 'int4-weights' || (to === 'int8-weights' && skipped(options, dequantizeAsCastMul));
 }
 
 /**
@@ -184,6 +195,8 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   } else if (options.to === 'int8-weights') {
     const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
     makeQuantized = (exclude) => applyPasses(quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] }), castMul);
+  } else if (options.to === 'int4-weights') {
+    makeQuantized = int4Weights(float, options);
   } else {
     const int8Model = await calibrateInt8(float, options, images, steps);
     // the accuracy budget measures the form that is written
@@ -214,13 +227,32 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
         percentile: options.to === 'int8' && method === 'percentile' ? options.percentile ?? 99.99 : null,
         calibration_images: calibration.calibrationImages ?? null,
         channel_equalization: calibration.equalization ?? null,
-        weight_bits: options.to === 'fp16' ? null : options.to === 'int8' && weightsReduced(options) ? 7 : 8,
+        weight_bits: options.to === 'fp16' ? null : options.to === 'int4-weights' ? 4 : options.to === 'int8' && weightsReduced(options) ? 7 : 8,
         target: options.to === 'int8' ? options.target ?? DEFAULT_INT8_TARGET : null,
         layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
+        ...(options.to === 'int4-weights' ? { block_size: options.blockSize ?? DEFAULT_NBITS_BLOCK_SIZE, conv_weight_bits: 8 } : {}),
       }),
     },
   };
   return { graph: quantized, method, calibration, keptFloat, budget };
+}
+
+/**
+ * int4-weights: the MatMul/Gemm layers (ConvNeXt's pointwise layers and head, 90 % of its weights)
+ * on 4-bit blocks, then the Convs (stem, downsampling, depthwise) on int8 weights as int8-weights
+ * stores them: 4 bits there would cost more accuracy for little (a tenth of the weights), and
+ * MatMulNBits has no convolution form.
+ */
+function int4Weights(float: Graph, options: Int4WeightsOptions): (exclude: readonly string[]) => Graph {
+  const opTypes = options.opTypes ?? QUANTIZABLE_OPS;
+  const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
+  return (more) => {
+    const exclude = [...(options.exclude ?? []), ...more];
+    const nbits = matmulNBits({ blockSize: options.blockSize, exclude, opTypes });
+    const dense = skipped(options, nbits) ? float : applyPasses(float, [nbits]);
+    // it also records the layers left float: the Convs it skips and the MatMuls excluded above
+    return applyPasses(quantizeWeightsOnly(dense, { opTypes: opTypes.filter((op) => op === 'Conv'), exclude }), castMul);
+  };
 }
 
 /** onnxruntime's CPU kernels (native or wasm) run the int8 pointwise layers with their bias as MatMulIntegerToFloat, unless --skip-pass says not to. */
@@ -324,6 +356,7 @@ export function quantizableLayers(graph: Graph): string[] {
   const dq = new Set(graph.nodes.filter((n) => n.op === 'DequantizeLinear' && graph.initializers.has(n.inputs[0])).map((n) => n.outputs[0]));
   const casts = new Set(graph.nodes.filter((n) => castsInt8Weight(n, (v) => graph.initializers.get(v))).map((n) => n.outputs[0]));
   for (const n of graph.nodes) if (n.op === 'Mul' && n.inputs.some((i) => casts.has(i))) dq.add(n.outputs[0]);
-  const quantized = (n: Graph['nodes'][number]) => ((QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))) || (n.op === 'MatMulIntegerToFloat' && n.domain === MICROSOFT_DOMAIN);
+  const contrib = (n: Graph['nodes'][number]) => (n.op === 'MatMulIntegerToFloat' || n.op === 'MatMulNBits') && n.domain === MICROSOFT_DOMAIN;
+  const quantized = (n: Graph['nodes'][number]) => ((QUANTIZABLE_OPS as readonly string[]).includes(n.op) && n.inputs.some((i) => dq.has(i))) || contrib(n);
   return graph.nodes.filter(quantized).map((n) => n.name);
 }
