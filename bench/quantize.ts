@@ -1,5 +1,5 @@
 // Quantization benchmarks (parts of npm run bench):
-//   int8 on ConvNeXt-T      calibrated int8 (32 images at 224) and int8-weights vs our fp32 ONNX:
+//   int8 on ConvNeXt-T      calibrated int8 (32 images at 224), int8-weights and int4-weights vs our fp32 ONNX:
 //                           file sizes, onnxruntime-node CPU latency at batch 1 and 32 (medians)
 //   calibration memory      peak RSS of a fresh process quantizing the Fashion model with 100 vs
 //                           1,000 calibration images
@@ -74,6 +74,7 @@ export async function benchInt8ConvNextTiny(o: Int8TinyOptions) {
   const calib = calibrationFor224(o.calibImages);
   const int8 = join(outDir, 'convnext_tiny.int8.onnx');
   const int8w = join(outDir, 'convnext_tiny.int8-weights.onnx');
+  const int4w = join(outDir, 'convnext_tiny.int4-weights.onnx');
   // the target a user of this machine would name: its int8 kernels differ with and without VNNI
   const vnni = hasVnni();
   const target = vnni ? 'cpu-vnni' : 'cpu-avx2';
@@ -81,22 +82,27 @@ export async function benchInt8ConvNextTiny(o: Int8TinyOptions) {
   const latencyTarget = vnni ? 0.5 : undefined;
   const q = await timed(() => quantize(o.ckpt, int8, { to: 'int8', calib: calib.path, calibSize: o.calibImages, cropPct: 1, target }));
   const qw = await timed(() => quantize(o.ckpt, int8w, { to: 'int8-weights' }));
-  const sizes = { fp32: sizeOf(o.fp32), int8: sizeOf(int8), int8Weights: sizeOf(int8w) };
-  say(`calibration: ${calib.what}; quantize int8 ${fmtS(q.ms)} (calibrate ${fmtS(q.value.timings.calibrate ?? NaN)}), int8-weights ${fmtS(qw.ms)}`);
+  const q4 = await timed(() => quantize(o.ckpt, int4w, { to: 'int4-weights' }));
+  const sizes = { fp32: sizeOf(o.fp32), int8: sizeOf(int8), int8Weights: sizeOf(int8w), int4Weights: sizeOf(int4w) };
+  say(`calibration: ${calib.what}; quantize int8 ${fmtS(q.ms)} (calibrate ${fmtS(q.value.timings.calibrate ?? NaN)}), int8-weights ${fmtS(qw.ms)}, int4-weights ${fmtS(q4.ms)}`);
   say(`${q.value.quantizedLayers} layers int8, ${q.value.keptFloat.length} kept float; --target ${target} (this CPU ${vnni ? 'has' : 'lacks'} VNNI)`);
   say(`file size   fp32 ${mib(sizes.fp32)}`);
   say(`            int8 ${mib(sizes.int8)}   int8/fp32 = ${against(sizes.int8 / sizes.fp32, '≤', 0.28)}`);
   say(`    int8-weights ${mib(sizes.int8Weights)}   int8-weights/fp32 = ${against(sizes.int8Weights / sizes.fp32, '≤', 0.28)}`);
+  say(`    int4-weights ${mib(sizes.int4Weights)}   int4-weights/fp32 = ${(sizes.int4Weights / sizes.fp32).toFixed(3)} (reported; made for WebGPU)`);
 
-  const latency: (LatencyResult & { runs: number; ratio: number; weightsRatio: number })[] = [];
+  const latency: (LatencyResult & { runs: number; ratio: number; weightsRatio: number; int4Ratio: number })[] = [];
   for (const [batch, runs] of [[1, o.latencyRuns], [32, Math.max(3, Math.round(o.latencyRuns / 3))]] as const) {
     // int8-weights computes in float32 once onnxruntime has folded its Cast → Mul weights: about 1
-    const [r] = await compareLatency({ fp32: o.fp32, int8, int8Weights: int8w }, [batch], runs);
+    // int4-weights runs onnxruntime's MatMulNBits (CPU: float32 products on weights unpacked per block)
+    const [r] = await compareLatency({ fp32: o.fp32, int8, int8Weights: int8w, int4Weights: int4w }, [batch], runs);
     const ratio = r.medianMs.int8 / r.medianMs.fp32;
     const weightsRatio = r.medianMs.int8Weights / r.medianMs.fp32;
-    latency.push({ ...r, runs, ratio, weightsRatio });
+    const int4Ratio = r.medianMs.int4Weights / r.medianMs.fp32;
+    latency.push({ ...r, runs, ratio, weightsRatio, int4Ratio });
     say(`latency batch ${String(batch).padEnd(2)}  fp32 ${fmtMs(r.medianMs.fp32)}, int8 ${fmtMs(r.medianMs.int8)}   int8/fp32 = ${latencyTarget ? against(ratio, '≤', latencyTarget) : `${ratio.toFixed(3)} (no VNNI: reported, no target)`} (median of ${runs})`);
     say(`                int8-weights ${fmtMs(r.medianMs.int8Weights)}   int8-weights/fp32 = ${weightsRatio.toFixed(3)} (reported)`);
+    say(`                int4-weights ${fmtMs(r.medianMs.int4Weights)}   int4-weights/fp32 = ${int4Ratio.toFixed(3)} (reported)`);
   }
   const json = writeResult('quantize_convnext_tiny', {
     calibration: calib.what,
@@ -107,8 +113,9 @@ export async function benchInt8ConvNextTiny(o: Int8TinyOptions) {
     quantizedLayers: q.value.quantizedLayers,
     keptFloat: q.value.keptFloat,
     int8WeightsQuantizeMs: qw.ms,
+    int4WeightsQuantizeMs: q4.ms,
     sizes,
-    sizeRatios: { int8: sizes.int8 / sizes.fp32, int8Weights: sizes.int8Weights / sizes.fp32 },
+    sizeRatios: { int8: sizes.int8 / sizes.fp32, int8Weights: sizes.int8Weights / sizes.fp32, int4Weights: sizes.int4Weights / sizes.fp32 },
     latency,
     targets: { latencyRatio: latencyTarget ?? null, sizeRatio: 0.28 },
   });
@@ -255,17 +262,22 @@ export async function benchInt8Accuracy(o: { py?: string; skipFx: boolean }) {
     say(`our fp32 ONNX vs the fixture's PyTorch fp32 logits: max |Δ| ${maxAbs.toExponential(2)}, top-1 agreement ${pct(sanity.top1AgreementVsPytorchFp32)}`);
   }
 
-  const variants: { name: string; calib: string; method?: CalibrationMethod }[] = [
-    { name: 'ours int8, default (percentile 99.99)', calib: calibNpy },
-    { name: 'ours int8, entropy', calib: calibNpy, method: 'entropy' },
-    { name: 'ours int8, minmax', calib: calibNpy, method: 'minmax' },
-    { name: 'ours int8, default, calib/ PNG folder', calib: join(fashionDir, 'calib') },
+  const int8 = (calib: string, method?: CalibrationMethod): QuantizeOptions => ({ to: 'int8', calib, method });
+  const variants: { name: string; options: QuantizeOptions }[] = [
+    { name: 'ours int8, default (percentile 99.99)', options: int8(calibNpy) },
+    { name: 'ours int8, entropy', options: int8(calibNpy, 'entropy') },
+    { name: 'ours int8, minmax', options: int8(calibNpy, 'minmax') },
+    { name: 'ours int8, default, calib/ PNG folder', options: int8(join(fashionDir, 'calib')) },
+    // the weight-only forms, no calibration: reported beside the calibrated ones
+    { name: 'ours int8-weights', options: { to: 'int8-weights' } },
+    { name: 'ours int4-weights (blocks of 32)', options: { to: 'int4-weights' } },
+    { name: 'ours int4-weights, blocks of 128', options: { to: 'int4-weights', blockSize: 128 } },
+    { name: 'ours int4-weights --float16', options: { to: 'int4-weights', float16: true } },
   ];
   const rows: Row[] = [];
   for (const [i, v] of variants.entries()) {
-    const path = join(outDir, `fashion.int8.${i}.onnx`);
-    const options: QuantizeOptions = { to: 'int8', calib: v.calib, method: v.method, imageSize: FASHION_SIZE, cropPct: 1 };
-    const q = await timed(() => quantize(FASHION_PTH, path, options));
+    const path = join(outDir, `fashion.q.${i}.onnx`);
+    const q = await timed(() => quantize(FASHION_PTH, path, { ...v.options, imageSize: FASHION_SIZE, cropPct: 1 }));
     const p = await logitsOf(path, test);
     const a = agreement(p.logits, fp32.logits, p.classes);
     const top1 = accuracy(p.logits, p.classes, labels).top1;

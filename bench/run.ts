@@ -8,14 +8,15 @@
 //   memory         peak RSS of quantizing the Fashion model with 100 vs 1,000 calibration images, each
 //                  in a fresh process (bench/quantize.ts)                          → calibration_memory.json
 //   accuracy       int8 top-1 / agreement over the 10,000 Fashion-MNIST test images: ours (default,
-//                  entropy, minmax) vs PyTorch FX PTQ (bench/fx_ptq.py)             → int8_accuracy.json
+//                  entropy, minmax; int8-weights, int4-weights) vs PyTorch FX PTQ (bench/fx_ptq.py) → int8_accuracy.json
 //   tfjs           TF.js wasm, ConvNeXt-T: folder size per weight format, load time, batch-1 latency
 //                  vs onnxruntime-node (bench/tfjs.ts)                              → tfjs_convnext_tiny.json
 //   tfjs-accuracy  TF.js wasm, Fashion model: top-1 on the 1,000 val images per weight format
 //                                                                                   → tfjs_fashion_accuracy.json
 //   tflite         LiteRT.js, ConvNeXt-T: .tflite size per weight format, batch-1 latency vs
 //                  onnxruntime-node (1 thread) and TF.js wasm (bench/tflite.ts)      → tflite_convnext_tiny.json
-//   profile        onnxruntime's profiler: kernel time by op type, fp32 and int8 ConvNeXt-T, batch 1 and 32
+//   profile        onnxruntime's profiler: kernel time by op type, fp32 (ours and torch.onnx.export's) and
+//                  int8 ConvNeXt-T, batch 1 and 32
 //                  (bench/profile.ts; `npm run bench -- profile`)                     → profile_convnext_tiny.json
 // memory, accuracy and tfjs-accuracy need fixtures/fashion/ (made by fixtures/make_fashion.py); they
 // are skipped, saying so, while it is missing. python3-torch makes the ConvNeXt-T checkpoint and runs FX.
@@ -184,6 +185,8 @@ if (wanted('profile')) {
     await quantize(ckpt, int8, { to: 'int8', calib: calib.path, calibSize: envNumber('BENCH_CALIB_IMAGES', 32), cropPct: 1 });
   }
   const { benchProfile } = await import('./profile.js');
-  await benchProfile({ fp32: ours, int8 }, envNumber('BENCH_PROFILE_RUNS', 10));
+  // torch.onnx.export's graph beside ours, when the convert part (or make_convnext_tiny.py) wrote it
+  const torch = join(out, 'convnext_tiny.torch.onnx');
+  await benchProfile({ fp32: ours, ...(existsSync(torch) ? { 'torch.onnx.export fp32': torch } : {}), int8 }, envNumber('BENCH_PROFILE_RUNS', 10));
 }
 say(`\nbench done: ${loadLine()}`);

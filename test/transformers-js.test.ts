@@ -27,7 +27,7 @@ const folder = join(dir, 'fashion-tjs');
 const classes = readFileSync(F('classes.txt'), 'utf8').split('\n').filter(Boolean);
 const valLabels = new Map(readFileSync(F('val/labels.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ') as [string, string]));
 const valFiles = [...valLabels.keys()].map((f) => F(join('val', f)));
-const FILE = { fp32: 'model.onnx', int8: 'model_int8.onnx', q4: 'model_q4.onnx' } as const;
+const FILE = { fp32: 'model.onnx', int8: 'model_int8.onnx', q4: 'model_q4.onnx', q4f16: 'model_q4f16.onnx' } as const;
 let written: { measurements: { dtype: string; top1?: number; agreement?: number; latencyMs?: number }[] };
 // images already at the model's 32×32 input: neither pipeline resizes them, so both see the same pixels
 const exact: string[] = [];
@@ -46,7 +46,7 @@ const classifier = async (dtype: string): Promise<Classify> => {
 before(async () => {
   const c = runCli('convert', F('convnext_fashion.pth'), '-o', fp32, '--image-size', '32', '--crop-pct', '1', '--labels', F('classes.txt'), '-q');
   assert.equal(c.code, 0, c.stderr);
-  const q = runCli('quantize', fp32, '--to', 'int8', '--calib', F('calib'), '--format', 'transformers.js', '--dtypes', 'fp32,int8,q4', '-o', folder, '--data', F('val'), '--json');
+  const q = runCli('quantize', fp32, '--to', 'int8', '--calib', F('calib'), '--format', 'transformers.js', '--dtypes', 'fp32,int8,q4,q4f16', '-o', folder, '--data', F('val'), '--json');
   assert.equal(q.code, 0, q.stderr);
   written = JSON.parse(q.stdout);
   mkdirSync(join(dir, 'exact'));
@@ -60,7 +60,7 @@ before(async () => {
 describe('convert/quantize --format transformers.js', () => {
   it('writes the files, names and keys transformers.js reads', async () => {
     assert.deepEqual(readdirSync(folder).sort(), ['README.md', 'config.json', 'onnx', 'preprocessor_config.json']);
-    assert.deepEqual(readdirSync(join(folder, 'onnx')).sort(), ['model.onnx', 'model_int8.onnx', 'model_q4.onnx']);
+    assert.deepEqual(readdirSync(join(folder, 'onnx')).sort(), ['model.onnx', 'model_int8.onnx', 'model_q4.onnx', 'model_q4f16.onnx']);
     const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
     assert.equal(config.model_type, 'convnext');
     assert.deepEqual(config.id2label, Object.fromEntries(classes.map((c, i) => [String(i), c])));
@@ -81,7 +81,7 @@ describe('convert/quantize --format transformers.js', () => {
     }
   });
 
-  for (const dtype of ['fp32', 'int8', 'q4'] as const) {
+  for (const dtype of ['fp32', 'int8', 'q4', 'q4f16'] as const) {
     it(`${dtype}: transformers.js's top-5 labels and scores are our runner's (≤ 1e-4) on images at the input size`, async () => {
       const model = join(folder, 'onnx', FILE[dtype]);
       const graph = await loadOnnxModel(model);
@@ -139,7 +139,7 @@ describe('convert/quantize --format transformers.js', () => {
     const out = join(dir, 'refused');
     const cases: [string[], RegExp][] = [
       [['convert', pth, '--format', 'transformers.js', '--dtypes', 'fp32,int9', '-o', out], /'int9' is not a transformers\.js dtype/],
-      [['convert', pth, '--format', 'transformers.js', '--dtypes', 'fp32,q4f16', '-o', out], /'q4f16' is a transformers\.js dtype this tool does not write/],
+      [['convert', pth, '--format', 'transformers.js', '--dtypes', 'fp32,q2', '-o', out], /'q2' is a transformers\.js dtype this tool does not write/],
       [['convert', pth, '--format', 'transformers.js', '--dtypes', 'fp16', '-o', out], /must include fp32/],
       [['convert', pth, '--dtypes', 'fp32,fp16', '-o', join(dir, 'refused.onnx')], /--dtypes applies to --format transformers\.js/],
       [['convert', pth, '--format', 'transformers.js', '--dtypes', 'fp32,int8', '-o', out], /int8 model needs calibration images: give --calib/],

@@ -86,6 +86,6 @@ export function outputFormatFlags(command: Command, tfjsNote = '', dtypesDefault
   return command
     .addOption(choice('--format <format>', `onnx | tfjs | tflite${tfjsNote} | transformers.js (a Hugging Face transformers.js model folder) (default onnx)`, ['onnx', 'tfjs', 'tflite', 'transformers.js']))
     .option('--shard-size <bytes>', 'tfjs: bytes per weight shard (default 4 MiB)', positiveInt)
-    .option('--dtypes <list>', `transformers.js: precisions to write, fp32 and any of fp16, q8 (int8 weights), int8 (calibrated; quantize --calib), q4 (4-bit weights, MatMulNBits) (default ${dtypesDefault})`, list)
+    .option('--dtypes <list>', `transformers.js: precisions to write, fp32 and any of fp16, q8 (int8 weights), int8 (calibrated; quantize --calib), q4 (4-bit weights, MatMulNBits), q4f16 (q4 in float16) (default ${dtypesDefault})`, list)
     .option('--force', 'tfjs, transformers.js: write into a folder that holds other files');
 }

@@ -20,6 +20,7 @@ export function quantizeCommand(program: Command): void {
       .requiredOption('-o, --output <path>', 'ONNX file to write (a folder with --format tfjs or transformers.js)')
       .addOption(choice('--to <mode>', "fp16 | int8 | int8-weights | int4-weights (4-bit MatMul/Gemm weights as onnxruntime's MatMulNBits, int8 Conv weights; ONNX for onnxruntime-web's WebGPU)", MODES).makeOptionMandatory())
       .option('--block-size <n>', 'int4-weights: weights per 4-bit block along the input channels, 16 | 32 (default) | 64 | 128 | 256', positiveInt)
+      .option('--float16', "int4-weights: scales and activations float16 as --to fp16 makes them (LayerNorm float32; --fp32-ops, --no-keep-io-types apply): for WebGPU adapters with 'shader-f16'")
       .option('--calib <dir>', 'calibration images (folder of JPEG/PNG/WebP, or a .npy tensor) for int8')
       .option('--calib-size <n>', 'use the first N calibration images', positiveInt)
       .addOption(choice('--method <name>', 'calibration: minmax | percentile (default) | entropy', ['minmax', 'percentile', 'entropy']))
@@ -53,6 +54,7 @@ export function quantizeCommand(program: Command): void {
       await runCommand(reporter, async () => {
         if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
         if (opts.blockSize !== undefined && opts.to !== 'int4-weights') throw new InputError('--block-size applies to --to int4-weights');
+        if (opts.float16 && opts.to !== 'int4-weights') throw new InputError('--float16 applies to --to int4-weights (--to fp16 is float16 throughout)');
         if (opts.io !== undefined && (opts.to !== 'int8' || opts.format !== 'tflite')) throw new InputError('--io applies to full-integer int8 TFLite (--format tflite --to int8)');
         checkDtypesFlag(opts);
         await quietOnnxruntime();
@@ -70,6 +72,7 @@ export function quantizeCommand(program: Command): void {
           opTypes: opts.opTypes,
           exclude: opts.exclude,
           blockSize: opts.blockSize,
+          float16: opts.float16,
           // commander sets --no-reduce-range's default (true): pass it only when given, so that the target chooses
           reduceRange: opts.reduceRange === false ? false : undefined,
           target: opts.target,

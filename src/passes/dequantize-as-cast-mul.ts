@@ -14,9 +14,10 @@ import { onnxDataType } from '../graph/dtypes.js';
 import { numel, reshape, type Tensor } from '../graph/tensor.js';
 import type { Pass, PassContext } from './pass.js';
 
-/** Whether `n` is the Cast this pass writes: an int8 constant's values as float32 (its Mul applies the scale). */
+/** Whether `n` is the Cast this pass writes: an int8 constant's values as float32 (its Mul applies the scale), or float16 once converted. */
 export function castsInt8Weight(n: Node, constant: (value: string) => Tensor | undefined): boolean {
-  return n.op === 'Cast' && attrInt(n, 'to') === onnxDataType('float32') && constant(n.inputs[0])?.dtype === 'int8';
+  const to = n.op === 'Cast' ? attrInt(n, 'to') : undefined;
+  return (to === onnxDataType('float32') || to === onnxDataType('float16')) && constant(n.inputs[0])?.dtype === 'int8';
 }
 
 export const dequantizeAsCastMul: Pass = {

@@ -64,6 +64,10 @@ export interface Int4WeightsOptions extends CommonOptions {
   readonly exclude?: readonly string[];
   /** Weights per 4-bit block along K (default 32). */
   readonly blockSize?: number;
+  /** Scales and activations float16 too, as fp16 makes them (transformers.js's q4f16); with fp16's options. */
+  readonly float16?: boolean;
+  readonly keepIoTypes?: boolean;
+  readonly fp32Ops?: readonly string[];
 }
 
 /** int8 with its calibration (`calib` is required for ONNX output). */
@@ -196,7 +200,7 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
     const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
     makeQuantized = (exclude) => applyPasses(quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] }), castMul);
   } else if (options.to === 'int4-weights') {
-    makeQuantized = int4Weights(float, options);
+    makeQuantized = int4Weights(float, options, warnings);
   } else {
     const int8Model = await calibrateInt8(float, options, images, steps);
     // the accuracy budget measures the form that is written
@@ -230,7 +234,7 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
         weight_bits: options.to === 'fp16' ? null : options.to === 'int4-weights' ? 4 : options.to === 'int8' && weightsReduced(options) ? 7 : 8,
         target: options.to === 'int8' ? options.target ?? DEFAULT_INT8_TARGET : null,
         layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
-        ...(options.to === 'int4-weights' ? { block_size: options.blockSize ?? DEFAULT_NBITS_BLOCK_SIZE, conv_weight_bits: 8 } : {}),
+        ...(options.to === 'int4-weights' ? { block_size: options.blockSize ?? DEFAULT_NBITS_BLOCK_SIZE, conv_weight_bits: 8, activations: options.float16 ? 'float16' : 'float32' } : {}),
       }),
     },
   };
@@ -243,7 +247,7 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
  * stores them: 4 bits there would cost more accuracy for little (a tenth of the weights), and
  * MatMulNBits has no convolution form.
  */
-function int4Weights(float: Graph, options: Int4WeightsOptions): (exclude: readonly string[]) => Graph {
+function int4Weights(float: Graph, options: Int4WeightsOptions, warnings: Warnings): (exclude: readonly string[]) => Graph {
   const opTypes = options.opTypes ?? QUANTIZABLE_OPS;
   const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
   return (more) => {
@@ -251,7 +255,8 @@ function int4Weights(float: Graph, options: Int4WeightsOptions): (exclude: reado
     const nbits = matmulNBits({ blockSize: options.blockSize, exclude, opTypes });
     const dense = skipped(options, nbits) ? float : applyPasses(float, [nbits]);
     // it also records the layers left float: the Convs it skips and the MatMuls excluded above
-    return applyPasses(quantizeWeightsOnly(dense, { opTypes: opTypes.filter((op) => op === 'Conv'), exclude }), castMul);
+    const q = applyPasses(quantizeWeightsOnly(dense, { opTypes: opTypes.filter((op) => op === 'Conv'), exclude }), castMul);
+    return options.float16 ? convertToFloat16(q, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings }) : q;
   };
 }
 

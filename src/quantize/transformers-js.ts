@@ -48,7 +48,7 @@ export interface TransformersJsResult {
 }
 
 // the quantize mode that makes each dtype's model (formats/transformers-js DTYPES says what it holds)
-const MODE = { fp16: 'fp16', q8: 'int8-weights', int8: 'int8', q4: 'int4-weights' } as const;
+const MODE = { fp16: 'fp16', q8: 'int8-weights', int8: 'int8', q4: 'int4-weights', q4f16: 'int4-weights' } as const;
 const LATENCY_RUNS = 20;
 
 export async function exportTransformersJs(input: string, dir: string, options: TransformersJsOptions): Promise<TransformersJsResult> {
@@ -91,7 +91,7 @@ export async function exportTransformersJs(input: string, dir: string, options: 
     }
     const to = MODE[dtype];
     // transformers.js feeds float32 pixel_values and reads float32 logits whatever the dtype
-    const how: QuantizeOptions = to === 'fp16' ? { ...options, to, keepIoTypes: true } : { ...options, to };
+    const how: QuantizeOptions = to === 'fp16' || dtype === 'q4f16' ? { ...options, to, keepIoTypes: true, float16: dtype === 'q4f16' } : { ...options, to };
     const base = inIntLayout(to, options) ? (intFloat ??= await intLayout(float, options, false)) : float;
     const q = await quantizeFloat(base, how, steps, warnings);
     models.push({ dtype, graph: q.graph });

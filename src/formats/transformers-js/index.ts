@@ -34,6 +34,7 @@ export const DTYPES = {
   q8: { suffix: '_quantized', holds: 'int8 weights per output channel, dequantized in the graph; float activations (no calibration)' },
   int8: { suffix: '_int8', holds: 'int8 weights and activations (QDQ), activation ranges calibrated on images' },
   q4: { suffix: '_q4', holds: "4-bit weights in blocks (onnxruntime's MatMulNBits) for the pointwise and head layers, int8 for the convolutions; float activations (no calibration)" },
+  q4f16: { suffix: '_q4f16', holds: 'q4 with float16 scales and activations, LayerNorm in float32, float32 input and output (WebGPU with shader-f16)' },
 } as const;
 export type TjsDtype = keyof typeof DTYPES;
 export const TJS_DTYPES = Object.keys(DTYPES) as TjsDtype[];
