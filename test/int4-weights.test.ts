@@ -161,6 +161,12 @@ describe('quantize --to int4-weights on the Fashion model', () => {
     assert.equal(summary.mode, 'int4-weights');
     assert.ok(summary.bytesWritten < made.bytesWritten, 'larger blocks: fewer scales');
     assert.equal(JSON.parse(loadOnnxModel(out).metadata.quantization).block_size, 64);
+    // a transformers.js folder: --float16 makes the q4f16 model, --block-size reaches it
+    const tjs = join(dir, 'tjs');
+    const t = runCli('quantize', fp32, '-o', tjs, '--to', 'int4-weights', '--float16', '--block-size', '64', '--format', 'transformers.js', '-q');
+    assert.equal(t.code, 0, t.stderr);
+    const info = JSON.parse(loadOnnxModel(join(tjs, 'onnx', 'model_q4f16.onnx')).metadata.quantization);
+    assert.deepEqual([info.block_size, info.activations], [64, 'float16']);
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int8-weights', '--block-size', '64'), /--block-size applies to --to int4-weights/, dir, join(dir, 'x.onnx'));
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int4-weights', '--block-size', '48'), /block size 48/, dir, join(dir, 'x.onnx'));
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'tfjs'), '--to', 'int4-weights', '--format', 'tfjs'), /int4-weights is ONNX only .*--to int8-weights/, dir, join(dir, 'tfjs'));

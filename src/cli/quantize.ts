@@ -113,13 +113,13 @@ export function quantizeCommand(program: Command): void {
 
 // The folder holds fp32 and --to's model, or the --dtypes list, which must name --to's.
 function transformersJs(input: string, opts: Record<string, any>, reporter: Reporter): Promise<void> {
-  const mine = DTYPE_OF[opts.to as QuantizeMode];
+  const mine = opts.to === 'int4-weights' && opts.float16 ? 'q4f16' : DTYPE_OF[opts.to as QuantizeMode];
   const dtypes: string[] = opts.dtypes ?? ['fp32', mine];
   if (!dtypes.includes(mine)) throw new InputError(`--to ${opts.to} makes the ${mine} model, which --dtypes ${dtypes.join(',')} leaves out`);
   if (opts.keepIoTypes === false) throw new InputError('--no-keep-io-types: transformers.js feeds float32 pixel_values to every dtype');
-  const { output, calib, calibSize, method, percentile, opTypes, exclude, reduceRange, equalize, quantizeInputLayer, fp32Ops, data, labels, maxDrop, minAgreement, batchSize, imageSize, stateDictKey, skipPass, force } = opts;
+  const { output, calib, calibSize, method, percentile, opTypes, exclude, reduceRange, equalize, quantizeInputLayer, fp32Ops, blockSize, data, labels, maxDrop, minAgreement, batchSize, imageSize, stateDictKey, skipPass, force } = opts;
   return runTransformersJs(input, output, {
-    dtypes, calib, calibSize, method, percentile, opTypes, exclude, reduceRange, equalize, quantizeInputLayer, fp32Ops, data, labels, maxDrop, minAgreement, batchSize, imageSize, stateDictKey, skip: skipPass, force,
+    dtypes, calib, calibSize, method, percentile, opTypes, exclude, reduceRange, equalize, quantizeInputLayer, fp32Ops, blockSize, data, labels, maxDrop, minAgreement, batchSize, imageSize, stateDictKey, skip: skipPass, force,
     ...preprocessingOverrides(opts),
     onProgress: (what, done, total) => reporter.progress(what, done, total),
   }, reporter);

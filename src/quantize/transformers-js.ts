@@ -27,6 +27,8 @@ export interface TransformersJsOptions extends PrepareOptions, Int8Recipe, Budge
   readonly dtypes?: readonly string[];
   /** fp16: op types kept float32 (default LayerNormalization). */
   readonly fp32Ops?: readonly string[];
+  /** q4, q4f16: weights per 4-bit block (default 32). */
+  readonly blockSize?: number;
   /** Images the model card's accuracy is measured on (default: the calibration images, if any). */
   readonly data?: string;
   /** Labels for `data`. */
