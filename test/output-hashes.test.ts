@@ -105,6 +105,17 @@ describe('output hashes', () => {
     }
   });
 
+  // no calibration and no onnxruntime in the making: the same bytes on every CPU
+  it('quantize --to fp16, int8-weights, int4-weights (Fashion)', async () => {
+    const fp32 = join(dir, 'fashion-weights.onnx');
+    await convert(fashion, fp32, { imageSize: 32, cropPct: 1, labelsFile: fixturePath('fashion/classes.txt') });
+    for (const to of ['fp16', 'int8-weights', 'int4-weights'] as const) {
+      const out = join(dir, `fashion-${to}.onnx`);
+      await quantize(fp32, out, { to });
+      check(`quantize-${to}/fashion`, digest(out));
+    }
+  });
+
   it('convert --format tfjs (v2_timm)', async () => {
     const m = checkpointFixtures.find((f) => f.name === 'v2_timm')!;
     const out = join(dir, 'v2_timm_tfjs');
