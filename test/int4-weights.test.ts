@@ -3,13 +3,14 @@
 // zero points): the rewritten graph must compute x · W' for the W' its codes stand for, which only
 // holds if we and onnxruntime read the bytes alike. Accuracy on the Fashion model's 1,000 images.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import { loadOnnxModel } from '../src/convnext/import-onnx.js';
 import { readNpy } from '../src/formats/npy.js';
+import { onnxBytes } from '../src/formats/onnx.js';
 import { attr, checkGraph, GraphBuilder, type Graph } from '../src/graph/graph.js';
 import { inferShapes } from '../src/graph/shapes.js';
 import { float32, type Tensor } from '../src/graph/tensor.js';
@@ -105,6 +106,40 @@ describe('matmul-nbits', () => {
     assert.ok(relative(got, await runAny(g, x, 'disabled')) < 0.15);
   });
 
+  it('without zero points onnxruntime takes 8, as the read-back does; a shared weight is stored once', async () => {
+    const [k, n] = [64, 8];
+    const q = matmulNBits().run(layers(k, n), recordingContext());
+    const noZero: Graph = { ...q, nodes: q.nodes.map((node) => (node.op === 'MatMulNBits' ? { ...node, inputs: node.inputs.slice(0, 3) } : node)) };
+    const x = float32([2, k], values(2 * k, 5));
+    const got = await runAny(noZero, x, 'disabled');
+    assert.ok(relative(got, await runAny(expandMatMulNBits(noZero), x, 'disabled')) <= 1e-6);
+    assert.ok(relative(got, await runAny(q, x, 'disabled')) > 1e-3, 'the zero points matter');
+    // two MatMuls on one weight: one set of codes
+    const g = new GraphBuilder('t');
+    const w = g.constant('W', float32([k, n], values(k * n, 6)));
+    g.op('Add', 'sum', [g.op('MatMul', 'a', ['x', w]), g.op('MatMul', 'b', ['x', w])], {}, 'y');
+    const shared = matmulNBits().run(g.build([{ name: 'x', dtype: 'float32', shape: [2, k] }], [{ name: 'y', dtype: 'float32', shape: [2, n] }]), recordingContext());
+    assert.deepEqual([...shared.initializers.keys()].filter((name) => name.endsWith('.int4')), ['W.int4']);
+  });
+
+  it("a foreign MatMulNBits it cannot read exactly is refused by name, not expanded wrongly", () => {
+    const q = matmulNBits().run(layers(32, 4), recordingContext());
+    const mm = q.nodes.find((node) => node.name === 'mm')!;
+    const broken = (change: Partial<typeof mm>): Graph => ({ ...q, nodes: q.nodes.map((node) => (node === mm ? { ...node, ...change } : node)) });
+    for (const g of [
+      broken({ attrs: { ...mm.attrs, K: attr.float(32) } }), // an attribute of the wrong kind
+      broken({ attrs: { ...mm.attrs, K: attr.int(64) } }), // K that is not A's last axis (nor the codes')
+      broken({ attrs: { ...mm.attrs, bits: attr.int(8) } }),
+      broken({ inputs: [...mm.inputs, 'b'] }), // a g_idx input
+    ]) {
+      const back = expandMatMulNBits(g);
+      assert.equal(back.nodes.filter((node) => node.op === 'MatMulNBits').length, 1);
+    }
+    const path = join(dir, 'foreign.onnx');
+    writeFileSync(path, onnxBytes(broken({ attrs: { ...mm.attrs, K: attr.float(32) } })));
+    assertCliRefused(runCli('convert', path, '-o', join(dir, 'foreign-out.onnx')), /unsupported ONNX op: com\.microsoft\.MatMulNBits/, dir, join(dir, 'foreign-out.onnx'));
+  });
+
   it('refuses a block size MatMulNBits does not take, and leaves excluded layers float', () => {
     assert.throws(() => matmulNBits({ blockSize: 48 }), /block size 48: MatMulNBits takes 16, 32, 64, 128, 256/);
     const q = matmulNBits({ exclude: ['he*'] }).run(layers(16, 4), recordingContext());
@@ -172,6 +207,16 @@ describe('quantize --to int4-weights on the Fashion model', () => {
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'tfjs'), '--to', 'int4-weights', '--format', 'tfjs'), /int4-weights is ONNX only .*--to int8-weights/, dir, join(dir, 'tfjs'));
   });
 
+  it("an accuracy budget moves MatMuls off 4 bits to int8 weights, not to float", async () => {
+    const out = join(dir, 'q4-budget.onnx');
+    const r = await quantize(fp32, out, { to: 'int4-weights', data: F('val'), maxDrop: 0.1 });
+    assert.ok(r.budget!.met && r.keptFloat.length > 0, `taken off 4 bits: ${r.keptFloat.join(', ')}`);
+    const info = JSON.parse(loadOnnxModel(out).metadata.quantization);
+    assert.deepEqual(info.layers_kept_float, [], 'nothing is float');
+    assert.equal(r.quantizedLayers, made.quantizedLayers, 'every layer still on quantized weights');
+    assert.ok(r.bytesWritten < 0.3 * statSync(fp32).size, `${r.bytesWritten}`);
+  });
+
   it('converts back to a float model computing the same', async () => {
     const back = join(dir, 'back.onnx');
     await convert(q4, back, {});
@@ -179,5 +224,13 @@ describe('quantize --to int4-weights on the Fashion model', () => {
     const [a, b] = [await runFloat(await createSession(q4), input), await runFloat(await createSession(back), input)];
     assert.ok(relative(b.data as Float32Array, a.data as Float32Array) <= 1e-5);
     assert.ok(readFileSync(back).length > 4 * made.bytesWritten, 'the weights are float32 again');
+    // and the float16 form: its Casts of int8 weights to float16 are read back too
+    const h = join(dir, 'q4f16-rt.onnx');
+    await quantize(fp32, h, { to: 'int4-weights', float16: true });
+    const hBack = join(dir, 'q4f16-back.onnx');
+    await convert(h, hBack, {});
+    const [c, d] = [await runFloat(await createSession(h), input), await runFloat(await createSession(hBack), input)];
+    assert.ok(relative(d.data as Float32Array, c.data as Float32Array) <= 1e-2, `${relative(d.data as Float32Array, c.data as Float32Array)}`);
+    assert.deepEqual(loadOnnxModel(hBack).nodes.filter((n) => n.op === 'Cast' && n.inputs.some((v) => v.endsWith('.int8'))), []);
   });
 });

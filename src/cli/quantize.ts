@@ -53,7 +53,8 @@ export function quantizeCommand(program: Command): void {
       const reporter = new Reporter(opts);
       await runCommand(reporter, async () => {
         if (opts.target !== undefined && (opts.to !== 'int8' || (opts.format ?? 'onnx') !== 'onnx')) throw new InputError('--target applies to ONNX int8 (--to int8)');
-        if (opts.blockSize !== undefined && opts.to !== 'int4-weights') throw new InputError('--block-size applies to --to int4-weights');
+        const q4 = opts.to === 'int4-weights' || (opts.format === 'transformers.js' && (opts.dtypes ?? []).some((d: string) => d === 'q4' || d === 'q4f16'));
+        if (opts.blockSize !== undefined && !q4) throw new InputError('--block-size applies to --to int4-weights (and transformers.js q4, q4f16)');
         if (opts.float16 && opts.to !== 'int4-weights') throw new InputError('--float16 applies to --to int4-weights (--to fp16 is float16 throughout)');
         if (opts.io !== undefined && (opts.to !== 'int8' || opts.format !== 'tflite')) throw new InputError('--io applies to full-integer int8 TFLite (--format tflite --to int8)');
         checkDtypesFlag(opts);
@@ -103,7 +104,7 @@ export function quantizeCommand(program: Command): void {
           const b = r.budget;
           lines.push(
             `  accuracy: ${b.top1 !== undefined ? `top-1 ${b.top1.toFixed(2)} % (fp32 ${b.fp32Top1!.toFixed(2)} %, drop ${b.drop!.toFixed(2)}), ` : ''}agreement ${b.agreement.toFixed(2)} %`,
-            `  kept float: ${r.keptFloat.length ? r.keptFloat.join(', ') : 'none'}`,
+            `  ${r.mode === 'int4-weights' ? 'off 4 bits (MatMul, Gemm: int8 weights; Conv: float)' : 'kept float'}: ${r.keptFloat.length ? r.keptFloat.join(', ') : 'none'}`,
           );
         }
         reporter.result(lines.join('\n'), r);

@@ -101,7 +101,7 @@ export function dequantizeBlockwise(q: Omit<BlockwiseWeight, 'zeroPoints'> & { z
   return out;
 }
 
-/** The pass with these options: every float MatMul (and transB Gemm) on a constant weight, unless excluded. */
+/** The pass with these options: every float MatMul (and Gemm) on a constant weight, unless excluded. */
 export function matmulNBits(options: MatMulNBitsOptions = {}): Pass {
   const blockSize = options.blockSize ?? DEFAULT_NBITS_BLOCK_SIZE;
   if (!(NBITS_BLOCK_SIZES as readonly number[]).includes(blockSize)) {
@@ -115,21 +115,32 @@ export function matmulNBits(options: MatMulNBitsOptions = {}): Pass {
     run(graph: Graph, ctx: PassContext): Graph {
       const editor = new GraphEditor(graph);
       const shapes = inferShapes(graph);
+      // a weight two layers read is stored once (keyed by its name and orientation)
+      const stored = new Map<string, { inputs: string[]; block: number }>();
       let rewritten = 0;
       for (const node of graph.nodes) {
         if (node.domain !== '' || !ops.has(node.op) || excluded(node.name)) continue;
         const layer = weightOf(graph, node, shapes);
         if (!layer) continue;
         const [k, n] = layer.kn;
-        const block = blockFor(k, blockSize);
-        const q = quantizeBlockwise(layer.w, k, n, block);
         const name = node.inputs[1];
-        const inputs = [
-          node.inputs[0],
-          editor.addConstant(`${name}.int4`, tensor('uint8', [n, q.blocks, block / 2], q.codes)),
-          editor.addConstant(`${name}.int4.scale`, tensor('float32', [n * q.blocks], q.scales)),
-          editor.addConstant(`${name}.int4.zero_point`, tensor('uint8', [q.zeroPoints.length], q.zeroPoints)),
-        ];
+        const key = `${name}|${layer.transposed}`;
+        let weight = stored.get(key);
+        if (!weight) {
+          const block = blockFor(k, blockSize);
+          const q = quantizeBlockwise(layer.w, k, n, block);
+          weight = {
+            block,
+            inputs: [
+              editor.addConstant(`${name}.int4`, tensor('uint8', [n, q.blocks, block / 2], q.codes)),
+              editor.addConstant(`${name}.int4.scale`, tensor('float32', [n * q.blocks], q.scales)),
+              editor.addConstant(`${name}.int4.zero_point`, tensor('uint8', [q.zeroPoints.length], q.zeroPoints)),
+            ],
+          };
+          stored.set(key, weight);
+        }
+        const { block } = weight;
+        const inputs = [node.inputs[0], ...weight.inputs];
         const attrs = { K: attr.int(k), N: attr.int(n), bits: attr.int(BITS), block_size: attr.int(block) };
         const bias = node.op === 'Gemm' ? node.inputs[2] : undefined;
         const product = bias ? editor.uniqueName(`${node.outputs[0]}.product`) : node.outputs[0];
@@ -144,28 +155,34 @@ export function matmulNBits(options: MatMulNBitsOptions = {}): Pass {
 }
 
 /**
- * The block size for K inputs: the one asked for, or the smallest allowed one that holds all K when
- * that is smaller. Padding is stored like codes, so a 128-block on K = 16 would be 8× the bytes.
+ * The block size for K inputs: the largest allowed one up to the one asked for that divides K, else
+ * the smallest that holds all K when that is smaller than asked. Padding is stored like codes: a
+ * 128-block on K = 96 (ConvNeXt-T's first stage) would spend a quarter of its bytes on it, where
+ * three 32-blocks spend none and fit the weights closer.
  */
 function blockFor(k: number, blockSize: number): number {
-  return NBITS_BLOCK_SIZES.find((b) => b >= Math.min(k, blockSize)) ?? blockSize;
+  const dividing = NBITS_BLOCK_SIZES.filter((b) => b <= blockSize && k % b === 0).pop();
+  return dividing ?? NBITS_BLOCK_SIZES.find((b) => b >= Math.min(k, blockSize)) ?? blockSize;
 }
 
 /**
  * The weight as [K, N] float32 data, if `node` is a MatMul whose second input is a constant float32
- * matrix, or a Gemm computing x·Wᵀ + b with α = β = 1 on a rank-2 x.
+ * matrix, or a Gemm computing x·W + b or x·Wᵀ + b with α = β = 1 on a rank-2 x.
  */
-function weightOf(graph: Graph, node: Node, shapes: ReturnType<typeof inferShapes>): { w: Float32Array; kn: [number, number] } | undefined {
+function weightOf(graph: Graph, node: Node, shapes: ReturnType<typeof inferShapes>): { w: Float32Array; kn: [number, number]; transposed: boolean } | undefined {
   const w = graph.initializers.get(node.inputs[1]);
   const x = shapes.get(node.inputs[0]);
   if (!w || w.dtype !== 'float32' || w.shape.length !== 2 || graph.inputs.some((v) => v.name === node.inputs[1])) return undefined;
   if (!x || x.dtype !== 'float32' || graph.initializers.has(node.inputs[0])) return undefined;
-  if (node.op === 'MatMul' && x.shape.length >= 2) return { w: toFloat32(w), kn: [w.shape[0], w.shape[1]] };
+  const asIs = { w: toFloat32(w), kn: [w.shape[0], w.shape[1]] as [number, number], transposed: false };
+  if (node.op === 'MatMul' && x.shape.length >= 2) return asIs;
   if (node.op !== 'Gemm' || x.shape.length !== 2) return undefined;
-  if (attrInt(node, 'transA', 0) !== 0 || attrInt(node, 'transB', 0) !== 1 || attrFloat(node, 'alpha', 1) !== 1 || attrFloat(node, 'beta', 1) !== 1) return undefined;
+  const transB = attrInt(node, 'transB', 0) === 1;
+  if (attrInt(node, 'transA', 0) !== 0 || attrFloat(node, 'alpha', 1) !== 1 || attrFloat(node, 'beta', 1) !== 1) return undefined;
+  const n = transB ? w.shape[0] : w.shape[1];
   const bias = node.inputs[2] ? graph.initializers.get(node.inputs[2]) : undefined;
-  if (node.inputs[2] && (!bias || bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== w.shape[0])) return undefined;
-  return { w: toFloat32(transpose2d(w)), kn: [w.shape[1], w.shape[0]] };
+  if (node.inputs[2] && (!bias || bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== n)) return undefined;
+  return transB ? { w: toFloat32(transpose2d(w)), kn: [w.shape[1], w.shape[0]], transposed: true } : asIs;
 }
 
 /**
@@ -175,19 +192,26 @@ function weightOf(graph: Graph, node: Node, shapes: ReturnType<typeof inferShape
  * zero points stored as floats) stays, and is refused as an unknown op.
  */
 export function expandMatMulNBits(graph: Graph): Graph {
+  if (!graph.nodes.some((n) => n.op === 'MatMulNBits' && n.domain === MICROSOFT_DOMAIN)) return graph;
   const editor = new GraphEditor(graph);
+  const shapes = inferShapes(graph);
   let expanded = 0;
   for (const node of graph.nodes) {
     if (node.op !== 'MatMulNBits' || node.domain !== MICROSOFT_DOMAIN) continue;
     const [a, bName, sName, zName = '', gIdx = '', bias = ''] = node.inputs;
     const [codes, scales, zeros] = [editor.constant(bName), editor.constant(sName), zName ? editor.constant(zName) : undefined];
-    const k = attrInt(node, 'K', 0);
-    const n = attrInt(node, 'N', 0);
-    const blockSize = attrInt(node, 'block_size', 0);
+    // a foreign file's attributes may be of any kind: one that is not an int leaves the node as it is
+    const int = (name: string, fallback: number) => (node.attrs[name] === undefined ? fallback : node.attrs[name].kind === 'int' ? Number(node.attrs[name].value) : NaN);
+    const [k, n, blockSize, bits] = [int('K', 0), int('N', 0), int('block_size', 0), int('bits', BITS)];
     const blocks = Math.ceil(k / Math.max(1, blockSize));
-    if (attrInt(node, 'bits', BITS) !== BITS || gIdx || !(NBITS_BLOCK_SIZES as readonly number[]).includes(blockSize) || k <= 0 || n <= 0) continue;
+    if (bits !== BITS || gIdx || !(NBITS_BLOCK_SIZES as readonly number[]).includes(blockSize) || !(k > 0) || !(n > 0)) continue;
     if (codes?.dtype !== 'uint8' || codes.data.length !== n * blocks * (blockSize / 2) || !scales || (scales.dtype !== 'float32' && scales.dtype !== 'float16') || scales.data.length !== n * blocks) continue;
     if (zName && (zeros?.dtype !== 'uint8' || zeros.data.length !== n * Math.ceil(blocks / 2))) continue;
+    // A must be of the scales' type (T1) with K last, a bias a constant [N] of that type
+    const x = shapes.get(a);
+    const biasTensor = bias ? editor.constant(bias) : undefined;
+    if (x?.dtype !== scales.dtype || x.shape.length < 2 || (typeof x.shape[x.shape.length - 1] === 'number' && x.shape[x.shape.length - 1] !== k)) continue;
+    if (bias && (biasTensor?.dtype !== scales.dtype || biasTensor.shape.length !== 1 || biasTensor.shape[0] !== n)) continue;
     const w = dequantizeBlockwise({ codes: codes.data as Uint8Array, scales: toFloat32(scales), zeroPoints: zeros?.data as Uint8Array | undefined, blocks }, k, n, blockSize);
     // in A's type, which is the scales' (T1)
     const weight = editor.addConstant(`${bName}.dequantized`, scales.dtype === 'float16' ? tensor('float16', [k, n], Uint16Array.from(w, floatToHalf)) : tensor('float32', [k, n], w));

@@ -6,7 +6,7 @@
 // kernels (TF.js) becomes a plain float32 graph again. What precision it had is returned, so the
 // writer can keep it in the weight storage (int8 per channel, or float16) as far as it can.
 
-import { attrInt, type Graph } from '../graph/graph.js';
+import { attr, attrInt, type Graph } from '../graph/graph.js';
 import { GraphEditor } from '../graph/edit.js';
 import { evaluate } from '../graph/evaluate.js';
 import { inferShapes } from '../graph/shapes.js';
@@ -55,9 +55,12 @@ export function toFloat32Graph(quantized: Graph, ctx?: PassContext): { graph: Gr
       const readers = editor.consumers(n.outputs[0]);
       const [mul] = readers;
       const scale = mul?.op === 'Mul' && mul.inputs.length === 2 ? editor.constant(mul.inputs.find((v) => v !== n.outputs[0]) ?? '') : undefined;
-      if (readers.length !== 1 || scale?.dtype !== 'float32' || editor.isGraphOutput(n.outputs[0])) continue;
+      if (readers.length !== 1 || !scale || !['float32', 'float16'].includes(scale.dtype) || editor.isGraphOutput(n.outputs[0])) continue;
+      // a float16 model's (int4-weights --float16) computed in float32, like the rest of the graph here
       const q = editor.constant(n.inputs[0])!;
-      const weight = evaluate(mul, mul.inputs.map((v) => (v === n.outputs[0] ? evaluate(n, [q]) : scale)));
+      const cast = { ...n, attrs: { ...n.attrs, to: attr.int(FLOAT32) } };
+      const scale32 = scale.dtype === 'float32' ? scale : tensor('float32', scale.shape, toFloat32(scale));
+      const weight = evaluate(mul, mul.inputs.map((v) => (v === n.outputs[0] ? evaluate(cast, [q]) : scale32)));
       if (!weight) continue;
       const value = editor.addConstant(`${n.inputs[0]}.float`, weight);
       editor.removeNode(n);

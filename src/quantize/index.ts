@@ -233,7 +233,8 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
         channel_equalization: calibration.equalization ?? null,
         weight_bits: options.to === 'fp16' ? null : options.to === 'int4-weights' ? 4 : options.to === 'int8' && weightsReduced(options) ? 7 : 8,
         target: options.to === 'int8' ? options.target ?? DEFAULT_INT8_TARGET : null,
-        layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...keptFloat])],
+        // int4-weights records its own: the budget's MatMuls went to int8 weights, not float
+        layers_kept_float: [...new Set([...(recorded.layers_kept_float ?? []), ...(options.to === 'int4-weights' ? [] : keptFloat)])],
         ...(options.to === 'int4-weights' ? { block_size: options.blockSize ?? DEFAULT_NBITS_BLOCK_SIZE, conv_weight_bits: 8, activations: options.float16 ? 'float16' : 'float32' } : {}),
       }),
     },
@@ -245,17 +246,22 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
  * int4-weights: the MatMul/Gemm layers (ConvNeXt's pointwise layers and head, 90 % of its weights)
  * on 4-bit blocks, then the Convs (stem, downsampling, depthwise) on int8 weights as int8-weights
  * stores them: 4 bits there would cost more accuracy for little (a tenth of the weights), and
- * MatMulNBits has no convolution form.
+ * MatMulNBits has no convolution form. A MatMul/Gemm the accuracy budget takes off 4 bits goes to
+ * int8 weights, one step, not to float; a Conv it takes goes to float; --exclude keeps either float.
  */
 function int4Weights(float: Graph, options: Int4WeightsOptions, warnings: Warnings): (exclude: readonly string[]) => Graph {
   const opTypes = options.opTypes ?? QUANTIZABLE_OPS;
   const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
+  if (options.float16 && !castMul.length) throw new UnsupportedError('--float16 with --skip-pass dequantize-as-cast-mul: DequantizeLinear takes float16 scales only from opset 19', undefined, 'quantization');
   return (more) => {
     const exclude = [...(options.exclude ?? []), ...more];
     const nbits = matmulNBits({ blockSize: options.blockSize, exclude, opTypes });
     const dense = skipped(options, nbits) ? float : applyPasses(float, [nbits]);
-    // it also records the layers left float: the Convs it skips and the MatMuls excluded above
-    const q = applyPasses(quantizeWeightsOnly(dense, { opTypes: opTypes.filter((op) => op === 'Conv'), exclude }), castMul);
+    // the MatMul/Gemm layers still float are the ones excluded: the user's stay float, the budget's get int8
+    const budgetDense = dense.nodes.filter((n) => n.op !== 'Conv' && more.includes(n.name)).map((n) => n.name);
+    const userExclude = [...(options.exclude ?? []), ...more.filter((name) => !budgetDense.includes(name))];
+    // it also records the layers left float
+    const q = applyPasses(quantizeWeightsOnly(dense, { opTypes: [...opTypes], exclude: userExclude }), castMul);
     return options.float16 ? convertToFloat16(q, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings }) : q;
   };
 }
