@@ -10,7 +10,8 @@ import { checkGraph } from '../src/graph/graph.js';
 import { toFloat32Graph } from '../src/passes/to-float32.js';
 import { quantize } from '../src/quantize/index.js';
 import { runGraph } from '../src/runtime/onnxruntime.js';
-import { fixturePath, golden, manifest } from './helpers/fixtures.js';
+import { assertClose, fixturePath, golden, manifest } from './helpers/fixtures.js';
+import { runTfliteFile } from './helpers/litert.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'convnext-f32-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,4 +44,15 @@ describe('to-float32', () => {
       assert.ok(stored.includes(precision === 'int8' ? 'uint8' : 'float16'), `TF.js keeps ${precision} weights (${[...new Set(stored)]})`);
     });
   }
+
+  it('fp16 ONNX → TFLite: its GELU, √2 rounded to float16 (1.4140625), is still GELU, and LiteRT computes the model', async () => {
+    // the GELU matcher once wanted √2 within 1e-6, so the Erf stayed, and TFLite has no Erf
+    const q = join(dir, 'fp16-for-tflite.onnx');
+    await quantize(fixturePath(m.path), q, { to: 'fp16', imageSize: 64 });
+    const out = join(dir, 'fp16.tflite');
+    await convert(q, out, { format: 'tflite', tflite: { batch: 2 } });
+    const { input, output } = golden(m);
+    const y = await runTfliteFile(out, input);
+    assertClose(y.data, output, 'fp16 ONNX → TFLite', 1e-2);
+  });
 });
