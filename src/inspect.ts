@@ -88,12 +88,20 @@ function inspectOnnx(path: string, bytes: number): OnnxInfo {
   const graph = decodeOnnx(readInputFileSync(path), { source: path, readExternal: externalDataReader(path) });
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
+  // MatMulNBits packs 8/bits weights into each byte of its uint8 B: counted as weights of that width
+  const packed = new Map<string, number>();
+  for (const n of graph.nodes) {
+    const bits = n.attrs.bits?.kind === 'int' ? Number(n.attrs.bits.value) : 4;
+    if (n.op === 'MatMulNBits' && n.domain === 'com.microsoft' && [2, 4, 8].includes(bits)) packed.set(n.inputs[1], bits);
+  }
   const dtypes: Record<string, number> = {};
   let parameters = 0;
-  for (const t of graph.initializers.values()) {
-    const n = numel(t.shape);
+  for (const [name, t] of graph.initializers) {
+    const bits = t.dtype === 'uint8' ? packed.get(name) : undefined;
+    const n = numel(t.shape) * (bits ? 8 / bits : 1);
+    const dtype = bits ? `int${bits}` : t.dtype;
     parameters += n;
-    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
+    dtypes[dtype] = (dtypes[dtype] ?? 0) + n;
   }
   return {
     kind: 'onnx',

@@ -188,7 +188,7 @@ describe('quantize --to int4-weights on the Fashion model', () => {
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int8-weights', '--float16'), /--float16 applies to --to int4-weights/, dir, join(dir, 'x.onnx'));
   });
 
-  it('the CLI writes it, says what it holds, and refuses what does not apply', () => {
+  it('the CLI writes it, says what it holds, and refuses what does not apply', async () => {
     const out = join(dir, 'cli-q4.onnx');
     const r = runCli('quantize', fp32, '-o', out, '--to', 'int4-weights', '--block-size', '64', '--json');
     assert.equal(r.code, 0, r.stderr);
@@ -196,6 +196,12 @@ describe('quantize --to int4-weights on the Fashion model', () => {
     assert.equal(summary.mode, 'int4-weights');
     assert.ok(summary.bytesWritten < made.bytesWritten, 'larger blocks: fewer scales');
     assert.equal(JSON.parse(loadOnnxModel(out).metadata.quantization).block_size, 64);
+    // inspect counts the packed codes as weights, two per byte: K·N for each layer (no K here pads a block)
+    const inspected = JSON.parse(runCli('inspect', out, '--json').stdout);
+    const { decodeOnnx } = await import('../src/formats/onnx.js');
+    const layers4 = decodeOnnx(readFileSync(out), { source: out }).nodes.filter((n) => n.op === 'MatMulNBits');
+    assert.equal(layers4.length, 19);
+    assert.equal(inspected.dtypes.int4, layers4.reduce((sum, n) => sum + Number(n.attrs.K.value) * Number(n.attrs.N.value), 0));
     // a transformers.js folder: --float16 makes the q4f16 model, --block-size reaches it
     const tjs = join(dir, 'tjs');
     const t = runCli('quantize', fp32, '-o', tjs, '--to', 'int4-weights', '--float16', '--block-size', '64', '--format', 'transformers.js', '-q');
