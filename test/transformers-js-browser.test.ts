@@ -70,7 +70,7 @@ before(async () => {
   const fp32 = join(dir, 'fp32.onnx');
   await convert(F('convnext_fashion.pth'), fp32, { imageSize: 32, cropPct: 1, labelsFile: F('classes.txt') });
   folder = join(dir, 'fashion-tjs');
-  await exportTransformersJs(fp32, folder, { dtypes: ['fp32', 'int8'], calib: F('calib') });
+  await exportTransformersJs(fp32, folder, { dtypes: ['fp32', 'int8', 'q4'], calib: F('calib') });
   // images already at the 32×32 input: no resizer touches them, in Node or in the page
   mkdirSync(join(dir, 'exact'));
   for (const name of valNames.slice(0, EXACT_IMAGES)) {
@@ -150,7 +150,9 @@ describe('the transformers.js folder in Chromium', { skip }, () => {
   });
 
   // top-5 scores of the page against our runner in Node, on images no resizer changes
-  for (const [device, dtype, file] of [['wasm', 'int8', 'model_int8.onnx'], ['wasm', 'fp32', 'model.onnx'], ['webgpu', 'fp32', 'model.onnx']] as const) {
+  // q4: the MatMulNBits of int4-weights in transformers.js's own onnxruntime-web build, on both devices
+  const cases = [['wasm', 'int8', 'model_int8.onnx'], ['wasm', 'fp32', 'model.onnx'], ['webgpu', 'fp32', 'model.onnx'], ['wasm', 'q4', 'model_q4.onnx'], ['webgpu', 'q4', 'model_q4.onnx']] as const;
+  for (const [device, dtype, file] of cases) {
     it(`${device} ${dtype}: the top-5 labels and scores are our runner's (≤ 1e-4) on images at the input size`, async () => {
       const images = exact.slice(0, device === 'webgpu' ? 4 : EXACT_IMAGES);
       const { tops } = await inBrowser(device, dtype, images.map((p) => `${urls.exact}${basename(p)}`), 5);
