@@ -120,6 +120,7 @@ describe('matmul-nbits', () => {
     g.op('Add', 'sum', [g.op('MatMul', 'a', ['x', w]), g.op('MatMul', 'b', ['x', w])], {}, 'y');
     const shared = matmulNBits().run(g.build([{ name: 'x', dtype: 'float32', shape: [2, k] }], [{ name: 'y', dtype: 'float32', shape: [2, n] }]), recordingContext());
     assert.deepEqual([...shared.initializers.keys()].filter((name) => name.endsWith('.int4')), ['W.int4']);
+    assert.deepEqual([...expandMatMulNBits(shared).initializers.keys()].filter((name) => name.endsWith('.dequantized')), ['W.int4.dequantized']);
   });
 
   it("a foreign MatMulNBits it cannot read exactly is refused by name, not expanded wrongly", () => {

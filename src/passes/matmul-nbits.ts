@@ -1,9 +1,10 @@
 // matmul-nbits: MatMul(x, W) of a constant W [K, N]  ⇒  MatMulNBits(x, codes, scales, zero points)
 // with W stored as 4-bit codes in blocks of `blockSize` along K, one scale and zero point per block
-// and output column: W'[k, n] = (q[n, k] − z[n, ⌊k/B⌋]) · s[n, ⌊k/B⌋]. A Gemm with transB = 1 (the
-// classifier head) becomes MatMulNBits and an Add of its bias. MatMulNBits is onnxruntime's contrib
-// op (domain com.microsoft); its WebGPU kernels unpack the codes in the shader, so the weights
-// cross the bus and sit in memory at a little over 4 bits each, and its CPU kernels run it too.
+// and output column: W'[k, n] = (q[n, k] − z[n, ⌊k/B⌋]) · s[n, ⌊k/B⌋]. A Gemm (the classifier head)
+// becomes MatMulNBits and an Add of its bias. MatMulNBits is onnxruntime's contrib op (domain
+// com.microsoft); its WebGPU kernels unpack the codes in the shader, so the weights cross the bus and
+// sit in memory at about 5 bits each (blocks of 32: 4-bit codes, a float32 scale and a 4-bit zero
+// point per block), and its CPU and wasm kernels run it too.
 //
 // The op's layout: B is uint8 [N, ⌈K/B⌉, B/2], element k of a block in the low nibble of byte k/2
 // when k is even, the high nibble when odd; the zero points are packed two per byte the same way,
@@ -47,7 +48,7 @@ export interface BlockwiseWeight {
   readonly blocks: number;
 }
 
-/** Quantizes column n of `w` (row-major [K, N]) block by block; see the header for the layout. */
+/** Quantizes each column of `w` (row-major [K, N]) block by block; see the header for the layout. */
 export function quantizeBlockwise(w: Float32Array, k: number, n: number, blockSize: number): BlockwiseWeight {
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
@@ -195,6 +196,8 @@ export function expandMatMulNBits(graph: Graph): Graph {
   if (!graph.nodes.some((n) => n.op === 'MatMulNBits' && n.domain === MICROSOFT_DOMAIN)) return graph;
   const editor = new GraphEditor(graph);
   const shapes = inferShapes(graph);
+  // codes two layers read (a shared weight) are dequantized once
+  const weights = new Map<string, string>();
   let expanded = 0;
   for (const node of graph.nodes) {
     if (node.op !== 'MatMulNBits' || node.domain !== MICROSOFT_DOMAIN) continue;
@@ -212,9 +215,14 @@ export function expandMatMulNBits(graph: Graph): Graph {
     const biasTensor = bias ? editor.constant(bias) : undefined;
     if (x?.dtype !== scales.dtype || x.shape.length < 2 || (typeof x.shape[x.shape.length - 1] === 'number' && x.shape[x.shape.length - 1] !== k)) continue;
     if (bias && (biasTensor?.dtype !== scales.dtype || biasTensor.shape.length !== 1 || biasTensor.shape[0] !== n)) continue;
-    const w = dequantizeBlockwise({ codes: codes.data as Uint8Array, scales: toFloat32(scales), zeroPoints: zeros?.data as Uint8Array | undefined, blocks }, k, n, blockSize);
-    // in A's type, which is the scales' (T1)
-    const weight = editor.addConstant(`${bName}.dequantized`, scales.dtype === 'float16' ? tensor('float16', [k, n], Uint16Array.from(w, floatToHalf)) : tensor('float32', [k, n], w));
+    const key = [bName, sName, zName, k, n, blockSize].join('|');
+    let weight = weights.get(key);
+    if (!weight) {
+      const w = dequantizeBlockwise({ codes: codes.data as Uint8Array, scales: toFloat32(scales), zeroPoints: zeros?.data as Uint8Array | undefined, blocks }, k, n, blockSize);
+      // in A's type, which is the scales' (T1)
+      weight = editor.addConstant(`${bName}.dequantized`, scales.dtype === 'float16' ? tensor('float16', [k, n], Uint16Array.from(w, floatToHalf)) : tensor('float32', [k, n], w));
+      weights.set(key, weight);
+    }
     const product = bias ? editor.uniqueName(`${node.outputs[0]}.product`) : node.outputs[0];
     editor.replaceNode(node, { name: node.name, op: 'MatMul', domain: '', inputs: [a, weight], outputs: [product], attrs: {} });
     if (bias) editor.insertAfter(editor.node(node.name)!, { name: editor.uniqueName(`${node.name}/bias`), op: 'Add', domain: '', inputs: [product, bias], outputs: [node.outputs[0]], attrs: {} });
