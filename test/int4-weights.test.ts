@@ -211,6 +211,10 @@ describe('quantize --to int4-weights on the Fashion model', () => {
     assert.deepEqual([info.block_size, info.activations], [64, 'float16']);
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int8-weights', '--block-size', '64'), /--block-size applies to --to int4-weights/, dir, join(dir, 'x.onnx'));
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int4-weights', '--block-size', '48'), /block size 48/, dir, join(dir, 'x.onnx'));
+    // another mode's flags are refused, not ignored
+    assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int4-weights', '--method', 'entropy', '--calib-size', '8'), /--calib-size, --method apply to calibrated int8 \(--to int8\), not --to int4-weights/, dir, join(dir, 'x.onnx'));
+    assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int8-weights', '--no-reduce-range'), /--no-reduce-range applies to calibrated int8/, dir, join(dir, 'x.onnx'));
+    assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'x.onnx'), '--to', 'int4-weights', '--fp32-ops', 'Erf'), /--fp32-ops applies to float16 models \(--to fp16, int4-weights --float16\)/, dir, join(dir, 'x.onnx'));
     assertCliRefused(runCli('quantize', fp32, '-o', join(dir, 'tfjs'), '--to', 'int4-weights', '--format', 'tfjs'), /int4-weights is ONNX only .*--to int8-weights/, dir, join(dir, 'tfjs'));
   });
 

@@ -56,6 +56,7 @@ export function quantizeCommand(program: Command): void {
         const q4 = opts.to === 'int4-weights' || (opts.format === 'transformers.js' && (opts.dtypes ?? []).some((d: string) => d === 'q4' || d === 'q4f16'));
         if (opts.blockSize !== undefined && !q4) throw new InputError('--block-size applies to --to int4-weights (and transformers.js q4, q4f16)');
         if (opts.float16 && opts.to !== 'int4-weights') throw new InputError('--float16 applies to --to int4-weights (--to fp16 is float16 throughout)');
+        checkModeFlags(opts);
         if (opts.io !== undefined && (opts.to !== 'int8' || opts.format !== 'tflite')) throw new InputError('--io applies to full-integer int8 TFLite (--format tflite --to int8)');
         checkDtypesFlag(opts);
         await quietOnnxruntime();
@@ -110,6 +111,20 @@ export function quantizeCommand(program: Command): void {
         reporter.result(lines.join('\n'), r);
       });
     });
+}
+
+// Flags of one mode, refused where no model of that mode is made rather than ignored (--calib also
+// names the budget's data, so it is left to the library: every mode with a budget reads it)
+const CALIBRATION_FLAGS: [string, string][] = [['calibSize', '--calib-size'], ['method', '--method'], ['percentile', '--percentile'], ['equalize', '--equalize'], ['quantizeInputLayer', '--quantize-input-layer']];
+function checkModeFlags(opts: Record<string, any>): void {
+  const dtypes: string[] = opts.format === 'transformers.js' ? opts.dtypes ?? [] : [];
+  const int8 = opts.to === 'int8' || dtypes.includes('int8');
+  const float16 = opts.to === 'fp16' || (opts.to === 'int4-weights' && opts.float16) || dtypes.includes('fp16') || dtypes.includes('q4f16');
+  const given = CALIBRATION_FLAGS.filter(([key]) => opts[key] !== undefined).map(([, flag]) => flag);
+  if (opts.reduceRange === false) given.push('--no-reduce-range');
+  if (!int8 && given.length) throw new InputError(`${given.join(', ')} ${given.length > 1 ? 'apply' : 'applies'} to calibrated int8 (--to int8), not --to ${opts.to}`);
+  const half = [opts.fp32Ops !== undefined && '--fp32-ops', opts.keepIoTypes === false && '--no-keep-io-types'].filter(Boolean);
+  if (!float16 && half.length) throw new InputError(`${half.join(', ')} ${half.length > 1 ? 'apply' : 'applies'} to float16 models (--to fp16, int4-weights --float16), not --to ${opts.to}`);
 }
 
 // The folder holds fp32 and --to's model, or the --dtypes list, which must name --to's.
