@@ -143,16 +143,20 @@ export function matmulNBits(options: MatMulNBitsOptions = {}): Pass {
         const { block } = weight;
         const inputs = [node.inputs[0], ...weight.inputs];
         const attrs = { K: attr.int(k), N: attr.int(n), bits: attr.int(BITS), block_size: attr.int(block) };
-        const bias = node.op === 'Gemm' ? node.inputs[2] : undefined;
-        const product = bias ? editor.uniqueName(`${node.outputs[0]}.product`) : node.outputs[0];
-        editor.replaceNode(node, { name: node.name, op: 'MatMulNBits', domain: MICROSOFT_DOMAIN, inputs, outputs: [product], attrs });
-        if (bias) editor.insertAfter(editor.node(node.name)!, { name: editor.uniqueName(`${node.name}/bias`), op: 'Add', domain: '', inputs: [product, bias], outputs: [node.outputs[0]], attrs: {} });
+        replaceAddingBias(editor, node, { op: 'MatMulNBits', domain: MICROSOFT_DOMAIN, inputs, attrs }, node.op === 'Gemm' ? node.inputs[2] : undefined);
         rewritten++;
         ctx.fired('matmul-nbits', node.name);
       }
       return rewritten ? editor.finish({ opsets: { ...graph.opsets, [MICROSOFT_DOMAIN]: 1 } }) : graph;
     },
   };
+}
+
+/** Replaces `node` by a product node of the same name, then an Add of `bias` (if any) writing its output. */
+function replaceAddingBias(editor: GraphEditor, node: Node, product: Pick<Node, 'op' | 'domain' | 'inputs' | 'attrs'>, bias: string | undefined): void {
+  const out = bias ? editor.uniqueName(`${node.outputs[0]}.product`) : node.outputs[0];
+  editor.replaceNode(node, { name: node.name, ...product, outputs: [out] });
+  if (bias) editor.insertAfter(editor.node(node.name)!, { name: editor.uniqueName(`${node.name}/bias`), op: 'Add', domain: '', inputs: [out, bias], outputs: [node.outputs[0]], attrs: {} });
 }
 
 /**
@@ -223,9 +227,7 @@ export function expandMatMulNBits(graph: Graph): Graph {
       weight = editor.addConstant(`${bName}.dequantized`, scales.dtype === 'float16' ? tensor('float16', [k, n], Uint16Array.from(w, floatToHalf)) : tensor('float32', [k, n], w));
       weights.set(key, weight);
     }
-    const product = bias ? editor.uniqueName(`${node.outputs[0]}.product`) : node.outputs[0];
-    editor.replaceNode(node, { name: node.name, op: 'MatMul', domain: '', inputs: [a, weight], outputs: [product], attrs: {} });
-    if (bias) editor.insertAfter(editor.node(node.name)!, { name: editor.uniqueName(`${node.name}/bias`), op: 'Add', domain: '', inputs: [product, bias], outputs: [node.outputs[0]], attrs: {} });
+    replaceAddingBias(editor, node, { op: 'MatMul', domain: '', inputs: [a, weight], attrs: {} }, bias || undefined);
     expanded++;
   }
   return expanded ? editor.finish() : graph;

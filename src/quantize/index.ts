@@ -195,7 +195,7 @@ export async function quantizeFloat(float: Graph, options: QuantizeOptions, step
   let calibration: { calibrationImages?: number; equalization?: string } = {};
   let makeQuantized: (exclude: readonly string[]) => Graph;
   if (options.to === 'fp16') {
-    makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings });
+    makeQuantized = () => convertToFloat16(float, { keepIoTypes: options.keepIoTypes, fp32Ops: options.fp32Ops, warnings });
   } else if (options.to === 'int8-weights') {
     const castMul = skipped(options, dequantizeAsCastMul) ? [] : [dequantizeAsCastMul];
     makeQuantized = (exclude) => applyPasses(quantizeWeightsOnly(float, { opTypes: [...(options.opTypes ?? QUANTIZABLE_OPS)], exclude: [...(options.exclude ?? []), ...exclude] }), castMul);
@@ -262,7 +262,7 @@ function int4Weights(float: Graph, options: Int4WeightsOptions, warnings: Warnin
     const userExclude = [...(options.exclude ?? []), ...more.filter((name) => !budgetDense.includes(name))];
     // it also records the layers left float
     const q = applyPasses(quantizeWeightsOnly(dense, { opTypes: [...opTypes], exclude: userExclude }), castMul);
-    return options.float16 ? convertToFloat16(q, { keepIoTypes: options.keepIoTypes ?? true, fp32Ops: [...(options.fp32Ops ?? ['LayerNormalization'])], warnings }) : q;
+    return options.float16 ? convertToFloat16(q, { keepIoTypes: options.keepIoTypes, fp32Ops: options.fp32Ops, warnings }) : q;
   };
 }
 
